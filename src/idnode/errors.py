@@ -1,0 +1,107 @@
+"""One exception hierarchy for the whole node.
+
+Every error carries the Handle response code that a transport sends on the wire (and maps to
+an HTTP status), plus a human message. Messages must never include a non-public value.
+"""
+
+from __future__ import annotations
+
+from idnode.codes import ResponseCode
+
+
+class IdnodeError(Exception):
+    """Base of every error the node raises on purpose."""
+
+    code: ResponseCode = ResponseCode.ERROR
+
+    def __init__(self, message: str = "", *, code: ResponseCode | None = None) -> None:
+        super().__init__(message or self.__class__.__doc__ or self.__class__.__name__)
+        if code is not None:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class ProtocolError(IdnodeError):
+    """The request broke the protocol."""
+
+    code = ResponseCode.PROTOCOL_ERROR
+
+
+class MalformedMessage(ProtocolError):
+    """Bytes that do not decode: a length past the end, a bad count, invalid UTF-8.
+
+    The one error the wire decoder raises; ``field`` names what was wrong.
+    """
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class OperationNotSupported(IdnodeError):
+    """The operation is not supported by this node."""
+
+    code = ResponseCode.OPERATION_NOT_SUPPORTED
+
+
+class ServerBusy(IdnodeError):
+    """The server is too busy to answer."""
+
+    code = ResponseCode.SERVER_BUSY
+
+
+class HandleNotFound(IdnodeError):
+    """Handle not found."""
+
+    code = ResponseCode.HANDLE_NOT_FOUND
+
+
+class HandleAlreadyExists(IdnodeError):
+    """Handle already exists."""
+
+    code = ResponseCode.HANDLE_ALREADY_EXISTS
+
+
+class InvalidHandle(IdnodeError):
+    """Invalid handle."""
+
+    code = ResponseCode.INVALID_HANDLE
+
+
+class ValueNotFound(IdnodeError):
+    """Value not found."""
+
+    code = ResponseCode.VALUES_NOT_FOUND
+
+
+class ValueAlreadyExists(IdnodeError):
+    """A value with that index already exists."""
+
+    code = ResponseCode.VALUE_ALREADY_EXISTS
+
+
+class InvalidValue(IdnodeError):
+    """Invalid value."""
+
+    code = ResponseCode.INVALID_VALUE
+
+
+class NotResponsible(IdnodeError):
+    """This node does not home the handle's prefix."""
+
+    code = ResponseCode.SERVER_NOT_RESPONSIBLE
+
+
+class NotAuthorized(IdnodeError):
+    """Not authorized."""
+
+    code = ResponseCode.NOT_AUTHORIZED
+
+
+class AuthenticationFailed(IdnodeError):
+    """Authentication failed."""
+
+    code = ResponseCode.AUTHENTICATION_FAILED
