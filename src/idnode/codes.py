@@ -19,11 +19,12 @@ class OpCode(IntEnum):
     REMOVE_VALUE = 103
     MODIFY_VALUE = 104
     LIST_HANDLES = 105
-    LIST_NAS = 106  # list homed prefixes / derived prefixes
+    LIST_NAS = 106  # list derived prefixes (newer Handle.Net, DO-IRP)
     CHALLENGE_RESPONSE = 200
     VERIFY_RESPONSE = 201
     HOME_NA = 300
     UNHOME_NA = 301
+    LIST_HOMED_NAS = 302  # Handle.Net's listing of the prefixes a server homes
     SESSION_SETUP = 400
     SESSION_TERMINATE = 401
     SESSION_EXCHANGEKEY = 402
@@ -57,13 +58,12 @@ class ResponseCode(IntEnum):
     UNABLE_TO_AUTHENTICATE = 406
     SESSION_TIMEOUT = 500
     SESSION_FAILED = 501
-    SESSION_KEY_INVALID = 502
+    NO_SESSION_KEY = 502
     SESSION_NO_SUPPORT = 503
-    SESSION_KEY_INVALID2 = 504
+    SESSION_KEY_INVALID = 504
+    SESSION_MESSAGE_REJECTED = 505
     TRYING = 900
     FORWARDED = 901
-    DUPLICATE_SESSION_ID = 902
-    SESSION_MESSAGE_REJECTED = 903
 
 
 class OpFlag(IntFlag):

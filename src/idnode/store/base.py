@@ -17,7 +17,8 @@ import abc
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from idnode.model import HandleValue
+from idnode.errors import InvalidHandle, InvalidValue
+from idnode.model import HandleValue, ValueReference
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +55,13 @@ class Store(abc.ABC):
         """All values of ``handle`` sorted by index, or None when it does not exist."""
 
     @abc.abstractmethod
-    async def list_handles(self, prefix: str, *, offset: int = 0, limit: int | None = None) -> list[str]:
-        """Handles under ``prefix`` (``prefix/...``), sorted by key."""
+    async def list_handles(
+        self, prefix: str, *, offset: int = 0, limit: int | None = None
+    ) -> list[str]:
+        """Handles under ``prefix`` (``prefix/...``, case-insensitive), sorted by key.
+
+        Only handles with a ``/`` are under a prefix; ``limit=None`` means all.
+        """
 
     @abc.abstractmethod
     async def count_handles(self, prefix: str) -> int: ...
@@ -114,3 +120,86 @@ def open_store(url: str) -> Store:
 
         return SQLiteStore(url.removeprefix("sqlite://"))
     raise ValueError(f"unknown store URL {url!r} (expected sqlite:///path)")
+
+
+# -- input checks every engine shares ----------------------------------------------------------
+# They live here, not in an engine, so SQLite and PostgreSQL reject exactly the same inputs with
+# exactly the same errors. Ranges are the wire's (RFC 3651 3.1): anything stored must be sendable.
+
+_INT32 = range(-(1 << 31), 1 << 31)
+_UINT32 = range(0, 1 << 32)
+
+
+def check_handle(handle: object) -> str:
+    """A handle name an engine may store: a non-empty string."""
+    if not isinstance(handle, str) or not handle:
+        raise InvalidHandle("a handle must be a non-empty string")
+    return handle
+
+
+def check_prefix(prefix: object) -> str:
+    """A homeable prefix: non-empty and without ``/`` (``0.NA/x`` is a handle, ``x`` a prefix)."""
+    if not isinstance(prefix, str) or not prefix or "/" in prefix:
+        raise InvalidHandle("a prefix must be a non-empty string without '/'")
+    return prefix
+
+
+def check_values(values: Iterable[HandleValue], *, allow_empty: bool = True) -> list[HandleValue]:
+    """The values as a list, after checking types, wire ranges and that no index repeats.
+
+    Messages name the index only, never the data (it may not be public).
+    """
+    out = list(values)
+    if not out and not allow_empty:
+        raise InvalidValue("no values given")
+    seen: set[int] = set()
+    for v in out:
+        if not isinstance(v, HandleValue):
+            raise InvalidValue(f"expected HandleValue, got {type(v).__name__}")
+        _check_value(v)
+        if v.index in seen:
+            raise InvalidValue(f"index {v.index} given twice")
+        seen.add(v.index)
+    return out
+
+
+def check_indexes(indexes: Iterable[int]) -> list[int]:
+    """Indexes to remove: int32s, none twice, at least one."""
+    out = list(indexes)
+    if not out:
+        raise InvalidValue("no indexes given")
+    if not all(_is_int(i) and i in _INT32 for i in out):
+        raise InvalidValue("indexes must be 32-bit integers")
+    if len(set(out)) != len(out):
+        raise InvalidValue("an index is given twice")
+    return out
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _check_value(v: HandleValue) -> None:
+    where = f"value {v.index!r}"
+    if not (_is_int(v.index) and v.index in _INT32):
+        raise InvalidValue(f"{where}: index must be a 32-bit integer")
+    if not isinstance(v.type, str):
+        raise InvalidValue(f"{where}: type must be a string")
+    if not isinstance(v.data, bytes | bytearray | memoryview):
+        raise InvalidValue(f"{where}: data must be bytes")
+    if not (_is_int(v.permissions) and 0 <= v.permissions <= 0x0F):
+        raise InvalidValue(f"{where}: permissions must be 4 bits")
+    if v.ttl_type not in (0, 1):
+        raise InvalidValue(f"{where}: ttl_type must be 0 (relative) or 1 (absolute)")
+    if not (_is_int(v.ttl) and v.ttl in _INT32):
+        raise InvalidValue(f"{where}: ttl must be a 32-bit integer")
+    if not (_is_int(v.timestamp) and v.timestamp in _UINT32):
+        raise InvalidValue(f"{where}: timestamp must be an unsigned 32-bit integer")
+    for ref in v.references:
+        if not (
+            isinstance(ref, ValueReference)
+            and isinstance(ref.handle, str)
+            and _is_int(ref.index)
+            and ref.index in _INT32
+        ):
+            raise InvalidValue(f"{where}: references must be ValueReference(handle, int32)")

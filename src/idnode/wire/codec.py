@@ -106,7 +106,8 @@ class Reader:
 
     def expect_end(self, field: str) -> None:
         if self._pos != self._end:
-            raise MalformedMessage(f"{self._end - self._pos} unexpected trailing bytes", field=field)
+            extra = self._end - self._pos
+            raise MalformedMessage(f"{extra} unexpected trailing bytes", field=field)
 
 
 class Writer:

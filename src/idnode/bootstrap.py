@@ -1,0 +1,152 @@
+"""``idnode init``: a new node directory with its configuration, keys, store and prefixes.
+
+Also rebuilds the node's HS_SITE at start-up from the configuration and the server key, so
+the site information answered on the wire can never drift from what the node really serves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from idnode.codes import AdminPermission, Permission
+from idnode.config import CONFIG_NAME, Config, NodeSection, ServerSection, render_config
+from idnode.crypto.keys import (
+    encode_public_key,
+    generate_key,
+    load_private_key_pem,
+    save_private_key_pem,
+)
+from idnode.model import (
+    DEFAULT_PERMISSIONS,
+    DESC,
+    EMAIL,
+    HS_ADMIN,
+    HS_PUBKEY,
+    HS_SITE,
+    NA_PREFIX,
+    URL,
+    HandleValue,
+)
+from idnode.store import open_store
+from idnode.wire.admin import AdminRecord, encode_admin
+from idnode.wire.site import SiteInfo, encode_site
+
+ADMIN_KEY_NAME = "admin_privkey.pem"
+ADMIN_INDEX = 300
+ALL_ADMIN_PERMISSIONS = AdminPermission(0xFFF)
+
+
+class InitError(Exception):
+    """The node directory cannot be initialised as asked."""
+
+
+def load_private_key(config: Config):
+    path = config.private_key_path
+    if not path.exists():
+        raise InitError(f"server key {path} is missing (run `idnode init`)")
+    return load_private_key_pem(path.read_bytes())
+
+
+def build_site(config: Config, public_key) -> bytes:
+    """Our HS_SITE: one primary server answering queries and admin over UDP, TCP and HTTP."""
+    srv = config.server
+    site = SiteInfo.for_single_server(
+        host=config.published_address,
+        udp_port=srv.udp_port,
+        tcp_port=srv.tcp_port,
+        http_port=srv.http_port,
+        public_key=encode_public_key(public_key),
+        serial=config.node.site_serial,
+        protocol_version=(2, 11),
+        attributes=(("desc", config.node.name),),
+    )
+    return encode_site(site)
+
+
+def prefix_handle_values(
+    prefix: str, site: bytes, admin_public_key: bytes, now: int
+) -> list[HandleValue]:
+    """The ``0.NA/<prefix>`` record: where the prefix is served and who administers it."""
+    na_handle = NA_PREFIX + prefix
+    admin = AdminRecord(na_handle, ADMIN_INDEX, ALL_ADMIN_PERMISSIONS)
+    return [
+        HandleValue(1, HS_SITE, site, timestamp=now),
+        HandleValue(100, HS_ADMIN, encode_admin(admin), timestamp=now),
+        HandleValue(ADMIN_INDEX, HS_PUBKEY, admin_public_key, timestamp=now),
+    ]
+
+
+def demo_records(prefix: str, now: int) -> list[tuple[str, list[HandleValue]]]:
+    """A few identifiers to resolve right after ``make serve``."""
+    admin = encode_admin(AdminRecord(NA_PREFIX + prefix, ADMIN_INDEX, ALL_ADMIN_PERMISSIONS))
+    private = Permission.ADMIN_READ | Permission.ADMIN_WRITE
+
+    def record(suffix: str, url: str, desc: str) -> tuple[str, list[HandleValue]]:
+        return (
+            f"{prefix}/{suffix}",
+            [
+                HandleValue(1, URL, url.encode(), timestamp=now),
+                HandleValue(2, DESC, desc.encode(), timestamp=now),
+                HandleValue(3, EMAIL, b"operator@example.com", timestamp=now),
+                HandleValue(5, "INTERNAL_NOTE", b"supplier contract 42", private, timestamp=now),
+                HandleValue(100, HS_ADMIN, admin, DEFAULT_PERMISSIONS, timestamp=now),
+            ],
+        )
+
+    return [
+        record("demo-1", "https://example.com/products/pump-7", "Centrifugal pump, model P7"),
+        record("demo-2", "https://example.com/products/valve-3", "Ball valve, batch 2026-11"),
+        record("demo-3", "https://example.com/parts/bearing-608", "Bearing 608-2RS, serial 1001"),
+    ]
+
+
+async def init_node(
+    directory: str | Path,
+    *,
+    name: str,
+    prefixes: Iterable[str],
+    host: str = "127.0.0.1",
+    udp_port: int = 2641,
+    tcp_port: int = 2641,
+    http_port: int = 8000,
+    demo: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> Config:
+    directory = Path(directory)
+    if (directory / CONFIG_NAME).exists():
+        raise InitError(f"{directory} already holds a node ({CONFIG_NAME} exists)")
+    prefixes = [p.strip() for p in prefixes if p.strip()]
+    for p in prefixes:
+        if "/" in p or not p:
+            raise InitError(f"invalid prefix {p!r}: a prefix has no slash, e.g. 20.500.123")
+    directory.mkdir(parents=True, exist_ok=True)
+    config = Config(
+        directory=directory,
+        node=NodeSection(name=name, prefixes=prefixes),
+        server=ServerSection(host=host, udp_port=udp_port, tcp_port=tcp_port, http_port=http_port),
+    )
+    server_key = generate_key("rsa", 2048)
+    admin_key = generate_key("rsa", 2048)
+    _write_private(config.private_key_path, save_private_key_pem(server_key))
+    _write_private(directory / ADMIN_KEY_NAME, save_private_key_pem(admin_key))
+    site = build_site(config, server_key.public_key())
+    now = int(clock())
+    async with open_store(config.store_url) as store:
+        for prefix in prefixes:
+            await store.home_prefix(prefix)
+            values = prefix_handle_values(
+                prefix, site, encode_public_key(admin_key.public_key()), now
+            )
+            await store.create_handle(NA_PREFIX + prefix, values, overwrite=True)
+            if demo:
+                await store.load(demo_records(prefix, now), overwrite=True)
+    (directory / CONFIG_NAME).write_text(render_config(config), encoding="utf-8")
+    return config
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_bytes(data)

@@ -1,0 +1,156 @@
+"""Node configuration: one ``idnode.toml`` per node directory, overridable by ``IDNODE_*``.
+
+Every setting has a default that runs on one machine with no setup. An environment variable
+``IDNODE_<SECTION>_<KEY>`` (for example ``IDNODE_SERVER_HTTP_PORT=8080``) overrides the file,
+so containers and CI can reconfigure a node without editing it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+CONFIG_NAME = "idnode.toml"
+
+
+@dataclass
+class NodeSection:
+    name: str = "idnode"
+    prefixes: list[str] = field(default_factory=list)
+    site_serial: int = 1
+
+
+@dataclass
+class ServerSection:
+    host: str = "127.0.0.1"
+    udp_port: int = 2641
+    tcp_port: int = 2641
+    http_port: int = 8000
+    # The address published in HS_SITE; defaults to ``host`` (``0.0.0.0`` publishes 127.0.0.1).
+    public_address: str = ""
+
+
+@dataclass
+class StoreSection:
+    url: str = "sqlite:///node.db"
+
+
+@dataclass
+class KeysSection:
+    private_key: str = "server_privkey.pem"
+
+
+@dataclass
+class LogSection:
+    level: str = "INFO"
+    format: str = "auto"  # auto | json | text
+
+
+@dataclass
+class Config:
+    """A node's settings plus the directory they were read from."""
+
+    directory: Path
+    node: NodeSection = field(default_factory=NodeSection)
+    server: ServerSection = field(default_factory=ServerSection)
+    store: StoreSection = field(default_factory=StoreSection)
+    keys: KeysSection = field(default_factory=KeysSection)
+    log: LogSection = field(default_factory=LogSection)
+
+    @property
+    def store_url(self) -> str:
+        """The store URL with a relative SQLite path resolved against the node directory."""
+        url = self.store.url
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            return "sqlite://" + str(self.directory / url.removeprefix("sqlite:///"))
+        return url
+
+    @property
+    def private_key_path(self) -> Path:
+        return self.directory / self.keys.private_key
+
+    @property
+    def published_address(self) -> str:
+        addr = self.server.public_address or self.server.host
+        return "127.0.0.1" if addr in ("0.0.0.0", "", "localhost") else addr
+
+
+_SECTIONS = ("node", "server", "store", "keys", "log")
+
+
+class ConfigError(ValueError):
+    """The configuration file or an override is invalid."""
+
+
+def load_config(directory: str | Path, env: dict[str, str] | None = None) -> Config:
+    directory = Path(directory)
+    path = directory / CONFIG_NAME
+    if not path.exists():
+        raise ConfigError(f"no {CONFIG_NAME} in {directory} (run `idnode init {directory}` first)")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    cfg = Config(directory=directory)
+    for name in _SECTIONS:
+        _apply(getattr(cfg, name), name, raw.get(name, {}), str(path))
+    env = os.environ if env is None else env
+    for name in _SECTIONS:
+        section = getattr(cfg, name)
+        for f in fields(section):
+            key = f"IDNODE_{name.upper()}_{f.name.upper()}"
+            if key in env:
+                _set(section, f.name, _parse_env(env[key], getattr(section, f.name)), key)
+    return cfg
+
+
+def _apply(section: Any, name: str, values: dict[str, Any], origin: str) -> None:
+    known = {f.name for f in fields(section)}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{origin}: unknown setting [{name}] {key}")
+        _set(section, key, value, f"{origin} [{name}] {key}")
+
+
+def _set(section: Any, key: str, value: Any, origin: str) -> None:
+    current = getattr(section, key)
+    if isinstance(current, bool) or type(current) is not type(value):
+        if not (isinstance(current, list) and isinstance(value, list)):
+            raise ConfigError(f"{origin}: expected {type(current).__name__}, got {value!r}")
+    setattr(section, key, value)
+
+
+def _parse_env(text: str, current: Any) -> Any:
+    if isinstance(current, int):
+        try:
+            return int(text)
+        except ValueError:
+            return text
+    if isinstance(current, list):
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return text
+
+
+def render_config(cfg: Config) -> str:
+    """TOML text for ``cfg`` (the subset of TOML our settings need)."""
+    lines = ["# idnode node configuration; IDNODE_<SECTION>_<KEY> overrides any setting."]
+    for name in _SECTIONS:
+        lines.append(f"\n[{name}]")
+        section = getattr(cfg, name)
+        for f in fields(section):
+            lines.append(f"{f.name} = {_toml_value(getattr(section, f.name))}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

@@ -1,0 +1,64 @@
+"""Resolution: the one function every transport calls to answer "what is in this handle?"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from idnode.errors import HandleNotFound, NotResponsible, ValueNotFound
+from idnode.model import HandleValue
+from idnode.service.names import PrefixSet, check_handle
+from idnode.store.base import Store
+
+
+@dataclass(frozen=True, slots=True)
+class ResolutionQuery:
+    """What a client asked for. Empty ``indexes`` and ``types`` mean every value."""
+
+    handle: str
+    indexes: tuple[int, ...] = ()
+    types: tuple[str, ...] = ()
+    public_only: bool = False
+
+
+def select_values(
+    values: list[HandleValue], query: ResolutionQuery, *, may_read_restricted: bool
+) -> list[HandleValue]:
+    """Apply the index/type filters and the read permissions to a record.
+
+    A value matches when its index is asked for or its type is (RFC 3652 section 3.2: the two
+    lists widen, not narrow, the answer). A value without PUBLIC_READ is only ever returned to
+    a reader the caller has already authorised, and never when the client asked for public
+    values only.
+    """
+    wanted_index = set(query.indexes)
+    out = []
+    for v in values:
+        if wanted_index or query.types:
+            if v.index not in wanted_index and not any(v.matches_type(t) for t in query.types):
+                continue
+        if not v.public_read and (query.public_only or not may_read_restricted):
+            continue
+        out.append(v)
+    return out
+
+
+class Resolver:
+    """Answers resolution queries from one store for the prefixes the node homes."""
+
+    def __init__(self, store: Store, homed: PrefixSet) -> None:
+        self.store = store
+        self.homed = homed
+
+    async def resolve(
+        self, query: ResolutionQuery, *, may_read_restricted: bool = False
+    ) -> list[HandleValue]:
+        check_handle(query.handle)
+        if not self.homed.responsible_for(query.handle):
+            raise NotResponsible(f"this node is not responsible for {query.handle}")
+        values = await self.store.get_handle(query.handle)
+        if values is None:
+            raise HandleNotFound(f"handle {query.handle} not found")
+        selected = select_values(values, query, may_read_restricted=may_read_restricted)
+        if not selected and values:
+            raise ValueNotFound(f"no values of {query.handle} match the request")
+        return selected

@@ -1,0 +1,81 @@
+"""``idnode serve``: UDP, TCP and HTTP listeners for one node in one asyncio process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import uvicorn
+
+from idnode.config import Config
+from idnode.service.node import open_node
+from idnode.transport.http import build_app
+from idnode.transport.tcp import serve_tcp
+from idnode.transport.udp import serve_udp
+from idnode.transport.wire_handler import WireHandler
+
+log = logging.getLogger("idnode.server")
+
+
+async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then stop accepting, finish, close the store and return."""
+    node = await open_node(config)
+    handler = WireHandler(node)
+    host, srv = config.server.host, config.server
+    udp_transport, _ = await serve_udp(handler, host, srv.udp_port)
+    tcp_server = await serve_tcp(handler, host, srv.tcp_port)
+    http = uvicorn.Server(
+        uvicorn.Config(
+            build_app(node),
+            host=host,
+            port=srv.http_port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    http_task = asyncio.create_task(http.serve())
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    while not http.started and not http_task.done():
+        await asyncio.sleep(0.01)
+    if http_task.done():
+        http_task.result()  # re-raise a bind failure
+    log.info(
+        "serving",
+        extra={
+            "node": config.node.name,
+            "prefixes": list(node.homed),
+            "udp": f"{host}:{srv.udp_port}",
+            "tcp": f"{host}:{srv.tcp_port}",
+            "http": f"http://{host}:{srv.http_port}",
+        },
+    )
+    print(
+        f"idnode {config.node.name}: UDP {host}:{srv.udp_port}  TCP {host}:{srv.tcp_port}  "
+        f"HTTP http://{host}:{srv.http_port}/  (Ctrl-C to stop)",
+        flush=True,
+    )
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        udp_transport.close()
+        tcp_server.close()
+        http.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(http_task, timeout=5)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(tcp_server.wait_closed(), timeout=2)
+        await node.store.close()
+        log.info("stopped")

@@ -1,0 +1,111 @@
+"""Shared fixtures: free ports and real ``idnode serve`` processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+IDNODE = [sys.executable, "-m", "idnode"]
+
+
+def free_port() -> int:
+    """A port free for both TCP and UDP on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port")
+
+
+@dataclass
+class RunningNode:
+    directory: Path
+    host: str
+    port: int  # UDP and TCP
+    http_port: int
+    process: subprocess.Popen
+    prefix: str
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.http_port}"
+
+
+def wait_http(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            out = process.stdout.read() if process.stdout else ""
+            raise RuntimeError(f"server exited with {process.returncode}:\n{out}")
+        try:
+            if httpx.get(url + "/healthz", timeout=0.5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server at {url} did not become ready")
+
+
+def start_node(directory: Path, prefix: str = "20.500.123", demo: bool = True) -> RunningNode:
+    port, http_port = free_port(), free_port()
+    args = [
+        *IDNODE,
+        "init",
+        str(directory),
+        "--name",
+        "test-node",
+        "--prefix",
+        prefix,
+        "--udp-port",
+        str(port),
+        "--tcp-port",
+        str(port),
+        "--http-port",
+        str(http_port),
+    ]
+    if demo:
+        args.append("--demo")
+    subprocess.run(args, check=True, capture_output=True, text=True)
+    proc = subprocess.Popen(
+        [*IDNODE, "serve", str(directory)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "IDNODE_LOG_FORMAT": "json"},
+    )
+    node = RunningNode(directory, "127.0.0.1", port, http_port, proc, prefix)
+    wait_http(node.http_url, proc)
+    return node
+
+
+def stop_node(node: RunningNode) -> str:
+    node.process.terminate()
+    try:
+        out, _ = node.process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        node.process.kill()
+        out, _ = node.process.communicate()
+    return out
+
+
+@pytest.fixture(scope="module")
+def running_node(tmp_path_factory) -> Iterator[RunningNode]:
+    node = start_node(tmp_path_factory.mktemp("node"))
+    yield node
+    stop_node(node)

@@ -1,0 +1,164 @@
+"""What only the SQLite engine promises: its pragmas, its file, its schema migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from idnode.errors import HandleAlreadyExists, IdnodeError, InvalidValue, ServerBusy
+from idnode.model import HandleValue
+from idnode.store import open_store
+from idnode.store import sqlite as engine
+from idnode.store.sqlite import SCHEMA_VERSION, SQLiteStore
+
+
+def v(index: int, data: bytes = b"x") -> HandleValue:
+    return HandleValue(index, "URL", data, timestamp=1_700_000_000)
+
+
+def checkpointed_bytes(path: Path) -> tuple[bytes, list[str]]:
+    """The main file after folding the WAL into it, plus a logical dump of every row."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        dump = list(conn.iterdump())
+    finally:
+        conn.close()
+    return path.read_bytes(), dump
+
+
+@pytest.fixture
+async def db(tmp_path: Path):
+    store = SQLiteStore(str(tmp_path / "node.db"))
+    async with store:
+        yield store
+
+
+async def test_pragmas_and_schema_version(db: SQLiteStore) -> None:
+    conn = db._wconn
+    assert conn is not None
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert db._rconn is not None
+    assert db._rconn.execute("PRAGMA query_only").fetchone()[0] == 1
+
+
+async def test_failed_writes_leave_file_bytes_unchanged(db: SQLiteStore) -> None:
+    path = Path(db.path)
+    await db.create_handle("20.500.1/a", [v(1), v(2)])
+    await db.home_prefix("20.500.1")
+    before = checkpointed_bytes(path)
+
+    with pytest.raises(HandleAlreadyExists):
+        await db.create_handle("20.500.1/A", [v(1)])
+    # a big load failing at the very end: enough rows that SQLite spills pages to the WAL
+    big = [(f"20.500.1/big{i}", [v(1, b"y" * 2000)]) for i in range(3000)]
+    with pytest.raises(InvalidValue):
+        await db.load([*big, ("20.500.1/bad", [v(1), v(1)])])
+    assert checkpointed_bytes(path) == before
+
+
+async def test_values_are_plain_rows(db: SQLiteStore) -> None:
+    """Other tools (and later migrations) can query values by type with plain SQL."""
+    await db.create_handle("20.500.1/a", [v(1), HandleValue(2, "EMAIL", b"e")])
+    conn = sqlite3.connect(db.path)
+    rows = conn.execute("SELECT key, idx, type FROM handle_values ORDER BY idx").fetchall()
+    conn.close()
+    assert rows == [("20.500.1/A", 1, "URL"), ("20.500.1/A", 2, "EMAIL")]
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(IdnodeError, match="newer"):
+        await SQLiteStore(str(path)).open()
+
+
+async def test_appended_migration_upgrades_existing_file(tmp_path, monkeypatch) -> None:
+    path = str(tmp_path / "node.db")
+    async with SQLiteStore(path) as s:
+        await s.create_handle("20.500.1/kept", [v(1)])
+    step = ("CREATE TABLE extra (x INTEGER)", "INSERT INTO extra VALUES (42)")
+    monkeypatch.setattr(engine, "MIGRATIONS", (*engine.MIGRATIONS, step))
+    monkeypatch.setattr(engine, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    async with SQLiteStore(path) as s:
+        assert await s.get_handle("20.500.1/kept") == [v(1)]
+        assert s._wconn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+        assert s._wconn.execute("SELECT x FROM extra").fetchall() == [(42,)]
+
+
+async def test_failing_migration_changes_nothing(tmp_path, monkeypatch) -> None:
+    path = str(tmp_path / "node.db")
+    async with SQLiteStore(path) as s:
+        await s.create_handle("20.500.1/kept", [v(1)])
+    before = checkpointed_bytes(Path(path))
+    step = ("CREATE TABLE extra (x INTEGER)", "INSERT INTO no_such_table VALUES (1)")
+    monkeypatch.setattr(engine, "MIGRATIONS", (*engine.MIGRATIONS, step))
+    monkeypatch.setattr(engine, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(IdnodeError, match="no_such_table"):
+        await SQLiteStore(path).open()
+    assert checkpointed_bytes(Path(path)) == before
+
+
+async def test_write_lock_held_elsewhere_is_server_busy(tmp_path: Path) -> None:
+    path = tmp_path / "node.db"
+    async with SQLiteStore(str(path), busy_timeout=0.05) as s:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(ServerBusy):
+                await s.create_handle("20.500.1/a", [v(1)])
+            assert await s.get_handle("20.500.1/a") is None  # reads are not blocked
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert await s.create_handle("20.500.1/a", [v(1)]) == 1
+
+
+async def test_sees_writes_of_another_process(tmp_path: Path) -> None:
+    path = str(tmp_path / "node.db")
+    async with SQLiteStore(path) as server, SQLiteStore(path) as importer:
+        assert await server.get_handle("20.500.1/x") is None
+        await importer.load([("20.500.1/x", [v(1)])])
+        assert await server.get_handle("20.500.1/X") == [v(1)]
+        assert await server.serial() == 1
+
+
+async def test_reads_off_the_loop_thread(tmp_path: Path) -> None:
+    async with SQLiteStore(str(tmp_path / "n.db"), inline_reads=False) as s:
+        assert s._rconn is None
+        await s.create_handle("20.500.1/a", [v(1)])
+        assert await s.get_handle("20.500.1/A") == [v(1)]
+        assert await s.serial() == 1
+        await s.home_prefix("20.500.1")
+        assert await s.homed_prefixes() == ["20.500.1"]
+
+
+async def test_open_store_url(tmp_path: Path) -> None:
+    store = open_store(f"sqlite://{tmp_path}/sub/dir/node.db")
+    assert isinstance(store, SQLiteStore)
+    async with store:  # parent directories are created
+        assert await store.serial() == 0
+    assert (tmp_path / "sub/dir/node.db").exists()
+
+
+def test_memory_database_is_refused() -> None:
+    with pytest.raises(ValueError):
+        SQLiteStore(":memory:")
+
+
+async def test_use_when_closed_is_an_error(tmp_path: Path) -> None:
+    s = SQLiteStore(str(tmp_path / "n.db"))
+    with pytest.raises(RuntimeError):
+        await s.create_handle("20.500.1/a", [v(1)])
+    await s.open()
+    await s.close()
+    await s.close()  # closing twice is harmless
+    with pytest.raises(RuntimeError):
+        await s.list_handles("20.500.1")
