@@ -1,4 +1,4 @@
-"""``idnode``: the command line of a node (init, serve, get, load).
+"""``idnode``: the command line of a node (init, serve, get, load, keygen, admin).
 
 Every command fails with a one-line message and a non-zero exit code, never a traceback,
 when the operator's input is wrong.
@@ -7,6 +7,7 @@ when the operator's input is wrong.
 from __future__ import annotations
 
 import asyncio
+import base64
 import sys
 import time
 from pathlib import Path
@@ -208,32 +209,39 @@ def get(
 
 @app.command()
 def load(
-    directory: Annotated[Path, typer.Argument(help="node directory")],
-    file: Annotated[Path, typer.Argument(help='JSON lines: {"handle": ..., "values": [...]}')],
+    directory: Annotated[
+        Path, typer.Argument(help="node directory (or, with --server, the records file)")
+    ],
+    file: Annotated[
+        Path | None, typer.Argument(help='JSON lines: {"handle": ..., "values": [...]}')
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="replace existing handles")] = False,
+    server: Annotated[
+        str | None, typer.Option(help="host:port: create each record over the wire instead")
+    ] = None,
+    protocol: Annotated[str, typer.Option(help="tcp or udp, with --server")] = "tcp",
+    id: Annotated[str | None, typer.Option("--id", help="admin identity index:handle")] = None,
+    key: Annotated[Path | None, typer.Option(help="private key of the identity")] = None,
+    secret_file: Annotated[Path | None, typer.Option(help="secret key of the identity")] = None,
+    secret_alg: Annotated[str, typer.Option(help="secret-key answer kind")] = "HMAC-SHA256",
+    timeout: float = 10.0,
 ) -> None:
-    """Load records from a JSON-lines file into the local store, all or nothing."""
+    """Load records from a JSON-lines file: into the local store, all or nothing, or with
+    --server through the authenticated binary protocol, one session for all records."""
     from idnode.errors import IdnodeError
-    from idnode.service.names import PrefixSet, check_handle
+    from idnode.service.names import PrefixSet
     from idnode.store import open_store
-    from idnode.transport.json_values import value_from_json
 
+    if server is not None:
+        if file is not None:
+            fail("with --server give only the records file, not a node directory", USAGE_ERROR)
+        conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+        _load_remote(conn, directory, overwrite)
+        return
+    if file is None:
+        fail("give the node directory and the records file (or --server)", USAGE_ERROR)
     cfg = _config(directory)
-    if not file.exists():
-        fail(f"{file}: no such file", USAGE_ERROR)
-    now = int(time.time())
-    records = []
-    with file.open("rb") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = orjson.loads(line)
-                handle = check_handle(obj["handle"])
-                values = [value_from_json(v, timestamp=now) for v in obj.get("values", [])]
-            except (orjson.JSONDecodeError, KeyError, TypeError, IdnodeError) as exc:
-                fail(f"{file}:{lineno}: {_describe(exc)}")
-            records.append((handle, values))
+    records = _read_records(file)
 
     async def run() -> int:
         async with open_store(cfg.store_url) as store:
@@ -251,7 +259,464 @@ def load(
     out.print(f"loaded {count} handles")
 
 
+def _read_records(file: Path) -> list[tuple[str, list]]:
+    """(handle, values) per JSON line; the first bad line fails the whole load."""
+    from idnode.errors import IdnodeError
+    from idnode.service.names import check_handle
+    from idnode.transport.json_values import value_from_json
+
+    if not file.exists():
+        fail(f"{file}: no such file", USAGE_ERROR)
+    now = int(time.time())
+    records = []
+    with file.open("rb") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = orjson.loads(line)
+                handle = check_handle(obj["handle"])
+                values = [value_from_json(v, timestamp=now) for v in obj.get("values", [])]
+            except (orjson.JSONDecodeError, KeyError, TypeError, IdnodeError) as exc:
+                fail(f"{file}:{lineno}: {_describe(exc)}")
+            records.append((handle, values))
+    return records
+
+
 def _describe(exc: Exception) -> str:
     if isinstance(exc, KeyError):
         return f"missing field {exc.args[0]!r}"
     return str(exc) or exc.__class__.__name__
+
+
+# --------------------------------------------------------------------------- keygen
+
+
+@app.command()
+def keygen(
+    out_file: Annotated[Path, typer.Argument(help="private key file to write (PEM)")],
+    alg: Annotated[str, typer.Option(help="rsa or dsa")] = "rsa",
+    bits: Annotated[int, typer.Option(help="key size")] = 2048,
+    index: Annotated[int, typer.Option(help="index for the printed HS_PUBKEY value")] = 300,
+) -> None:
+    """Make a key pair: the private key as PEM, its public half as HS_PUBKEY bytes in
+    OUT.pub (the Handle.Net encoding), and the HS_PUBKEY value printed as JSON."""
+    from idnode.crypto.keys import encode_public_key, generate_key, save_private_key_pem
+    from idnode.errors import IdnodeError
+
+    if alg.lower() not in ("rsa", "dsa"):
+        fail(f"unknown algorithm {alg!r}: use rsa or dsa", USAGE_ERROR)
+    if out_file.exists():
+        fail(f"{out_file} exists; not overwriting a key", USAGE_ERROR)
+    try:
+        key = generate_key(alg, bits)
+    except IdnodeError as exc:
+        fail(str(exc), USAGE_ERROR)
+    pub = encode_public_key(key)
+    try:
+        out_file.touch(mode=0o600)
+        out_file.write_bytes(save_private_key_pem(key))
+        _pub_path(out_file).write_bytes(pub)
+    except OSError as exc:
+        fail(f"cannot write the key: {exc}")
+    value = {
+        "index": index,
+        "type": "HS_PUBKEY",
+        "data": {"format": "base64", "value": base64.b64encode(pub).decode()},
+    }
+    sys.stdout.write(orjson.dumps(value).decode() + "\n")
+
+
+def _pub_path(private: Path) -> Path:
+    return private.with_name(private.name + ".pub")
+
+
+# --------------------------------------------------------------------------- admin
+
+admin_app = typer.Typer(
+    help="Administer handles on a Handle server over the authenticated binary protocol.",
+    no_args_is_help=True,
+)
+app.add_typer(admin_app, name="admin")
+
+ServerOpt = Annotated[str, typer.Option(help="host:port of the Handle server")]
+ProtocolOpt = Annotated[str, typer.Option(help="tcp or udp")]
+IdOpt = Annotated[
+    str | None, typer.Option("--id", help="admin identity index:handle, e.g. 300:0.NA/20.500")
+]
+KeyOpt = Annotated[Path | None, typer.Option(help="private key (PEM or HSJ admpriv.bin)")]
+SecretOpt = Annotated[Path | None, typer.Option(help="file holding the identity's secret key")]
+SecretAlgOpt = Annotated[
+    str, typer.Option(help="secret-key answer: HMAC-SHA256, SHA256, SHA1, PBKDF2-HMAC-SHA1")
+]
+ValueOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--value",
+        "-v",
+        help="INDEX:TYPE:DATA; DATA @file reads bytes, {...} is REST JSON data, "
+        "HS_ADMIN takes INDEX:HANDLE (all permissions)",
+    ),
+]
+ValuesFileOpt = Annotated[
+    Path | None, typer.Option(help="JSON file: a list of values in the REST shape")
+]
+
+
+class _Connection:
+    """The options every ``idnode admin`` command shares, checked once."""
+
+    def __init__(self, server, protocol, id, key, secret_file, secret_alg, timeout) -> None:
+        from idnode.auth.identity import Identity
+        from idnode.errors import IdnodeError
+
+        self.host, self.port = _hostport(server, 2641)
+        self.protocol = protocol.lower()
+        if self.protocol not in ("tcp", "udp"):
+            fail(f"unknown protocol {protocol!r}: use tcp or udp", USAGE_ERROR)
+        if id is None:
+            fail("--id is required (the admin identity, e.g. 300:0.NA/20.500)", USAGE_ERROR)
+        try:
+            self.identity = Identity.parse(id)
+        except IdnodeError as exc:
+            fail(str(exc), USAGE_ERROR)
+        if (key is None) == (secret_file is None):
+            fail("give exactly one of --key and --secret-file", USAGE_ERROR)
+        self.private_key = _read_private_key(key) if key is not None else None
+        self.secret = _read_secret(secret_file) if secret_file is not None else None
+        self.secret_alg = secret_alg
+        self.timeout = timeout
+
+    def client(self):
+        from idnode.transport.admin_client import AdminClient
+
+        return AdminClient(
+            self.host,
+            self.port,
+            self.protocol,
+            self.identity,
+            private_key=self.private_key,
+            secret=self.secret,
+            secret_alg=self.secret_alg,
+            timeout=self.timeout,
+        )
+
+    def run(self, action):
+        """Run ``action(client)`` and turn every failure into one line and exit code 1."""
+        from idnode.errors import IdnodeError
+
+        async def go():
+            async with self.client() as c:
+                return await action(c)
+
+        try:
+            return asyncio.run(go())
+        except (IdnodeError, OSError) as exc:
+            fail(str(exc))
+
+
+def _read_private_key(path: Path):
+    from idnode.crypto.keys import decode_private_key_file, load_private_key_pem
+    from idnode.errors import IdnodeError
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read key {path}: {exc.strerror}", USAGE_ERROR)
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return load_private_key_pem(data)
+        return decode_private_key_file(data)
+    except IdnodeError as exc:
+        fail(f"{path}: {exc}", USAGE_ERROR)
+
+
+def _read_secret(path: Path) -> bytes:
+    try:
+        secret = path.read_bytes().rstrip(b"\r\n")
+    except OSError as exc:
+        fail(f"cannot read secret {path}: {exc.strerror}", USAGE_ERROR)
+    if not secret:
+        fail(f"{path} is empty", USAGE_ERROR)
+    return secret
+
+
+def _parse_values(specs: list[str], values_file: Path | None) -> list:
+    """``--value`` strings and a values file -> HandleValues (usage error if malformed)."""
+    from idnode.codes import Permission
+    from idnode.errors import IdnodeError, InvalidValue
+    from idnode.model import HS_ADMIN, HS_SECKEY, HandleValue
+    from idnode.transport.json_values import value_from_json
+    from idnode.wire.admin import AdminRecord, encode_admin
+    from idnode.wire.handlevalues import value_data_from_json
+
+    now = int(time.time())
+    values = []
+    for spec in specs:
+        index_text, _, rest = spec.partition(":")
+        type_, sep, data_text = rest.partition(":")
+        if not sep or not index_text.isdigit() or not type_:
+            fail(f"--value {spec!r}: expected INDEX:TYPE:DATA", USAGE_ERROR)
+        try:
+            if data_text.startswith("@"):
+                data = Path(data_text[1:]).read_bytes()
+                if type_ == HS_SECKEY:  # as --secret-file reads it: no trailing newline
+                    data = data.rstrip(b"\r\n")
+            elif data_text.startswith("{"):
+                data = value_data_from_json(type_, orjson.loads(data_text))
+            elif type_ == HS_ADMIN:
+                ref_index, _, ref_handle = data_text.partition(":")
+                if not ref_index.isdigit() or not ref_handle:
+                    raise InvalidValue("HS_ADMIN data must be INDEX:HANDLE")
+                data = encode_admin(AdminRecord(ref_handle, int(ref_index)))
+            else:
+                data = data_text.encode("utf-8")
+        except (OSError, orjson.JSONDecodeError, IdnodeError) as exc:
+            fail(f"--value {spec!r}: {_describe(exc)}", USAGE_ERROR)
+        perms = Permission.ADMIN_READ | Permission.ADMIN_WRITE
+        if type_ != HS_SECKEY:  # a secret key is never publicly readable
+            perms |= Permission.PUBLIC_READ
+        values.append(HandleValue(int(index_text), type_, data, perms, timestamp=now))
+    if values_file is not None:
+        try:
+            raw = orjson.loads(values_file.read_bytes())
+            items = raw.get("values", []) if isinstance(raw, dict) else raw
+            values += [value_from_json(v, timestamp=now) for v in items]
+        except (OSError, orjson.JSONDecodeError, IdnodeError, AttributeError) as exc:
+            fail(f"{values_file}: {_describe(exc)}", USAGE_ERROR)
+    return values
+
+
+def _with_default_admin(values: list, identity) -> list:
+    """A new handle administered by its creator, unless the values name admins already."""
+    from idnode.model import HS_ADMIN, HandleValue
+    from idnode.wire.admin import AdminRecord, encode_admin
+
+    if any(v.type == HS_ADMIN for v in values):
+        return values
+    used = {v.index for v in values}
+    index = next(i for i in range(100, 1 << 30) if i not in used)
+    admin = encode_admin(AdminRecord(identity.handle, identity.index))
+    return [*values, HandleValue(index, HS_ADMIN, admin, timestamp=int(time.time()))]
+
+
+@admin_app.command("create")
+def admin_create(
+    handle: Annotated[str, typer.Argument(help="handle to create (with --mint: its start)")],
+    value: ValueOpt = [],  # noqa: B006
+    values_file: ValuesFileOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="replace the handle if it exists")] = False,
+    mint: Annotated[bool, typer.Option(help="let the server append a new suffix")] = False,
+    default_admin: Annotated[
+        bool, typer.Option(help="add an HS_ADMIN naming --id when no value is one")
+    ] = True,
+    server: ServerOpt = "127.0.0.1:2641",
+    protocol: ProtocolOpt = "tcp",
+    id: IdOpt = None,
+    key: KeyOpt = None,
+    secret_file: SecretOpt = None,
+    secret_alg: SecretAlgOpt = "HMAC-SHA256",
+    timeout: float = 10.0,
+) -> None:
+    """Create a handle (opcode 100); prints the handle created."""
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+    values = _parse_values(value, values_file)
+    if default_admin:
+        values = _with_default_admin(values, conn.identity)
+    created = conn.run(lambda c: c.create_handle(handle, values, overwrite=overwrite, mint=mint))
+    out.print(created, highlight=False)
+
+
+@admin_app.command("delete")
+def admin_delete(
+    handle: Annotated[str, typer.Argument(help="handle to delete")],
+    server: ServerOpt = "127.0.0.1:2641",
+    protocol: ProtocolOpt = "tcp",
+    id: IdOpt = None,
+    key: KeyOpt = None,
+    secret_file: SecretOpt = None,
+    secret_alg: SecretAlgOpt = "HMAC-SHA256",
+    timeout: float = 10.0,
+) -> None:
+    """Delete a handle (opcode 101)."""
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+    conn.run(lambda c: c.delete_handle(handle))
+    out.print(f"deleted {handle}", highlight=False)
+
+
+@admin_app.command("add-value")
+def admin_add_value(
+    handle: Annotated[str, typer.Argument(help="handle to add values to")],
+    value: ValueOpt = [],  # noqa: B006
+    values_file: ValuesFileOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="replace values at taken indexes")] = False,
+    server: ServerOpt = "127.0.0.1:2641",
+    protocol: ProtocolOpt = "tcp",
+    id: IdOpt = None,
+    key: KeyOpt = None,
+    secret_file: SecretOpt = None,
+    secret_alg: SecretAlgOpt = "HMAC-SHA256",
+    timeout: float = 10.0,
+) -> None:
+    """Add values to a handle (opcode 102)."""
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+    values = _parse_values(value, values_file)
+    if not values:
+        fail("give at least one --value", USAGE_ERROR)
+    conn.run(lambda c: c.add_values(handle, values, overwrite=overwrite))
+    out.print(f"added {len(values)} value(s) to {handle}", highlight=False)
+
+
+@admin_app.command("modify-value")
+def admin_modify_value(
+    handle: Annotated[str, typer.Argument(help="handle whose values to replace")],
+    value: ValueOpt = [],  # noqa: B006
+    values_file: ValuesFileOpt = None,
+    server: ServerOpt = "127.0.0.1:2641",
+    protocol: ProtocolOpt = "tcp",
+    id: IdOpt = None,
+    key: KeyOpt = None,
+    secret_file: SecretOpt = None,
+    secret_alg: SecretAlgOpt = "HMAC-SHA256",
+    timeout: float = 10.0,
+) -> None:
+    """Replace values of a handle by index (opcode 104)."""
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+    values = _parse_values(value, values_file)
+    if not values:
+        fail("give at least one --value", USAGE_ERROR)
+    conn.run(lambda c: c.modify_values(handle, values))
+    out.print(f"modified {len(values)} value(s) of {handle}", highlight=False)
+
+
+@admin_app.command("remove-value")
+def admin_remove_value(
+    handle: Annotated[str, typer.Argument(help="handle to remove values from")],
+    index: Annotated[list[int], typer.Option("--index", "-i", help="index to remove")] = [],  # noqa: B006
+    server: ServerOpt = "127.0.0.1:2641",
+    protocol: ProtocolOpt = "tcp",
+    id: IdOpt = None,
+    key: KeyOpt = None,
+    secret_file: SecretOpt = None,
+    secret_alg: SecretAlgOpt = "HMAC-SHA256",
+    timeout: float = 10.0,
+) -> None:
+    """Remove values of a handle by index (opcode 103)."""
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+    if not index:
+        fail("give at least one --index", USAGE_ERROR)
+    conn.run(lambda c: c.remove_values(handle, index))
+    out.print(f"removed {len(index)} value(s) of {handle}", highlight=False)
+
+
+@admin_app.command("list")
+def admin_list(
+    prefix: Annotated[str, typer.Argument(help="prefix, e.g. 20.500.123 (or 0.NA/20.500.123)")],
+    server: ServerOpt = "127.0.0.1:2641",
+    protocol: ProtocolOpt = "tcp",
+    id: IdOpt = None,
+    key: KeyOpt = None,
+    secret_file: SecretOpt = None,
+    secret_alg: SecretAlgOpt = "HMAC-SHA256",
+    timeout: float = 10.0,
+) -> None:
+    """List the handles under a prefix (opcode 105), one per line."""
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+    for handle in conn.run(lambda c: c.list_handles(prefix)):
+        sys.stdout.write(handle + "\n")
+
+
+@admin_app.command("prefixes")
+def admin_prefixes(
+    prefix: Annotated[
+        str | None, typer.Argument(help="list its derived prefixes (else: homed prefixes)")
+    ] = None,
+    server: ServerOpt = "127.0.0.1:2641",
+    protocol: ProtocolOpt = "tcp",
+    id: IdOpt = None,
+    key: KeyOpt = None,
+    secret_file: SecretOpt = None,
+    secret_alg: SecretAlgOpt = "HMAC-SHA256",
+    timeout: float = 10.0,
+) -> None:
+    """List homed prefixes (opcode 302) or a prefix's derived prefixes (opcode 106)."""
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+    for name in conn.run(lambda c: c.list_prefixes(prefix)):
+        sys.stdout.write(name + "\n")
+
+
+@admin_app.command("home")
+def admin_home(
+    prefix: Annotated[str, typer.Argument(help="prefix this server should home")],
+    server: ServerOpt = "127.0.0.1:2641",
+    protocol: ProtocolOpt = "tcp",
+    id: IdOpt = None,
+    key: KeyOpt = None,
+    secret_file: SecretOpt = None,
+    secret_alg: SecretAlgOpt = "HMAC-SHA256",
+    timeout: float = 10.0,
+) -> None:
+    """Home a prefix on the server (opcode 300; node operators only)."""
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+    conn.run(lambda c: c.home_prefix(prefix))
+    out.print(f"homed {prefix}", highlight=False)
+
+
+@admin_app.command("unhome")
+def admin_unhome(
+    prefix: Annotated[str, typer.Argument(help="prefix this server should stop homing")],
+    server: ServerOpt = "127.0.0.1:2641",
+    protocol: ProtocolOpt = "tcp",
+    id: IdOpt = None,
+    key: KeyOpt = None,
+    secret_file: SecretOpt = None,
+    secret_alg: SecretAlgOpt = "HMAC-SHA256",
+    timeout: float = 10.0,
+) -> None:
+    """Unhome a prefix (opcode 301; node operators only)."""
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+    conn.run(lambda c: c.unhome_prefix(prefix))
+    out.print(f"unhomed {prefix}", highlight=False)
+
+
+@admin_app.command("load")
+def admin_load(
+    file: Annotated[Path, typer.Argument(help='JSON lines: {"handle": ..., "values": [...]}')],
+    overwrite: Annotated[bool, typer.Option(help="replace existing handles")] = False,
+    server: ServerOpt = "127.0.0.1:2641",
+    protocol: ProtocolOpt = "tcp",
+    id: IdOpt = None,
+    key: KeyOpt = None,
+    secret_file: SecretOpt = None,
+    secret_alg: SecretAlgOpt = "HMAC-SHA256",
+    timeout: float = 10.0,
+) -> None:
+    """Create every record of a JSON-lines file over the wire, in one authenticated session."""
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+    _load_remote(conn, file, overwrite)
+
+
+def _load_remote(conn: _Connection, file: Path, overwrite: bool) -> None:
+    """One session, one create per record; stops at the first refusal and says how far."""
+    from idnode.errors import IdnodeError
+
+    records = _read_records(file)
+    done = 0
+
+    async def go(c) -> None:
+        nonlocal done
+        await c.open_session()
+        for handle, values in records:
+            await c.create_handle(handle, values, overwrite=overwrite)
+            done += 1
+
+    async def run() -> None:
+        async with conn.client() as c:
+            await go(c)
+
+    try:
+        asyncio.run(run())
+    except (IdnodeError, OSError) as exc:
+        where = records[done][0] if done < len(records) else "?"
+        fail(f"loaded {done} of {len(records)} handles; {where}: {exc}")
+    out.print(f"loaded {done} handles", highlight=False)

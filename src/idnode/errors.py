@@ -105,3 +105,55 @@ class AuthenticationFailed(IdnodeError):
     """Authentication failed."""
 
     code = ResponseCode.AUTHENTICATION_FAILED
+
+
+# -- authentication and sessions (idnode.auth) ------------------------------------------------
+
+
+class AccessDenied(IdnodeError):
+    """Access denied."""
+
+    code = ResponseCode.ACCESS_DENIED
+
+
+class AuthenticationNeeded(IdnodeError):
+    """Authentication needed: the operation needs an authenticated identity."""
+
+    code = ResponseCode.AUTHENTICATION_NEEDED
+
+
+class InvalidCredential(IdnodeError):
+    """Invalid credential."""
+
+    code = ResponseCode.INVALID_CREDENTIAL
+
+
+class MalformedAuthorization(InvalidCredential):
+    """An Authorization header (Basic or Handle) that does not parse.
+
+    A subclass so HTTP can answer 400 for a broken header while the wire keeps code 404.
+    """
+
+
+class AuthenTimeout(IdnodeError):
+    """The challenge expired or was already answered; authenticate again."""
+
+    code = ResponseCode.AUTHEN_TIMEOUT
+
+
+class UnableToAuthenticate(IdnodeError):
+    """Unable to authenticate: the identity's key cannot be found or used."""
+
+    code = ResponseCode.UNABLE_TO_AUTHENTICATE
+
+
+class SessionTimeout(IdnodeError):
+    """The session expired or does not exist."""
+
+    code = ResponseCode.SESSION_TIMEOUT
+
+
+class SessionFailed(IdnodeError):
+    """The session could not be set up."""
+
+    code = ResponseCode.SESSION_FAILED

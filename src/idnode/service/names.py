@@ -34,7 +34,13 @@ class PrefixSet:
     """
 
     def __init__(self, prefixes: Iterable[str] = ()) -> None:
-        self._keys: frozenset[str] = frozenset(handle_key(p) for p in prefixes)
+        self._keys: set[str] = {handle_key(p) for p in prefixes}
+
+    def add(self, prefix: str) -> None:
+        self._keys.add(handle_key(prefix))
+
+    def discard(self, prefix: str) -> None:
+        self._keys.discard(handle_key(prefix))
 
     def __iter__(self):
         return iter(sorted(self._keys))

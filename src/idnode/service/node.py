@@ -9,7 +9,11 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
+from idnode.auth.acl import AccessControl
+from idnode.auth.identity import Identity
 from idnode.config import Config
+from idnode.model import NA_PREFIX
+from idnode.service.admin import AdminService
 from idnode.service.names import PrefixSet
 from idnode.service.resolve import Resolver
 from idnode.store.base import Store
@@ -23,6 +27,7 @@ class Node:
     private_key: PrivateKeyTypes | None
     homed: PrefixSet
     resolver: Resolver
+    admin: AdminService
 
     @property
     def site_serial(self) -> int:
@@ -39,11 +44,21 @@ async def open_node(config: Config) -> Node:
     homed = PrefixSet(await store.homed_prefixes())
     private_key = load_private_key(config)
     site = build_site(config, private_key.public_key())
+    acl = AccessControl(store, operators=node_operators(config), prefix_admins_inherit=False)
+    admin = AdminService(store, homed, acl)
     return Node(
         config=config,
         store=store,
         site=site,
         private_key=private_key,
         homed=homed,
-        resolver=Resolver(store, homed),
+        resolver=Resolver(store, homed, read_check=admin.may_read_restricted),
+        admin=admin,
     )
+
+
+def node_operators(config: Config) -> frozenset[Identity]:
+    """The identities allowed everything: the admin key ``idnode init`` made for each prefix."""
+    from idnode.bootstrap import ADMIN_INDEX
+
+    return frozenset(Identity(NA_PREFIX + p, ADMIN_INDEX) for p in config.node.prefixes)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
+from idnode.codes import Permission
 from idnode.errors import HandleNotFound, NotResponsible, ValueNotFound
 from idnode.model import HandleValue
 from idnode.service.names import PrefixSet, check_handle
@@ -36,7 +39,11 @@ def select_values(
         if wanted_index or query.types:
             if v.index not in wanted_index and not any(v.matches_type(t) for t in query.types):
                 continue
-        if not v.public_read and (query.public_only or not may_read_restricted):
+        if not v.public_read and (
+            query.public_only
+            or not may_read_restricted
+            or not v.permissions & Permission.ADMIN_READ
+        ):
             continue
         out.append(v)
     return out
@@ -45,19 +52,29 @@ def select_values(
 class Resolver:
     """Answers resolution queries from one store for the prefixes the node homes."""
 
-    def __init__(self, store: Store, homed: PrefixSet) -> None:
+    def __init__(
+        self,
+        store: Store,
+        homed: PrefixSet,
+        read_check: Callable[[Any, list[HandleValue]], Awaitable[bool]] | None = None,
+    ) -> None:
         self.store = store
         self.homed = homed
+        # decides whether an authenticated reader may see values without PUBLIC_READ
+        self.read_check = read_check
 
-    async def resolve(
-        self, query: ResolutionQuery, *, may_read_restricted: bool = False
-    ) -> list[HandleValue]:
+    async def resolve(self, query: ResolutionQuery, *, reader: Any = None) -> list[HandleValue]:
+        """The values of ``query.handle`` that ``reader`` (an Identity, or None) may see."""
         check_handle(query.handle)
         if not self.homed.responsible_for(query.handle):
             raise NotResponsible(f"this node is not responsible for {query.handle}")
         values = await self.store.get_handle(query.handle)
         if values is None:
             raise HandleNotFound(f"handle {query.handle} not found")
+        may_read_restricted = False
+        if reader is not None and self.read_check is not None and not query.public_only:
+            if any(not v.public_read for v in values):
+                may_read_restricted = await self.read_check(reader, values)
         selected = select_values(values, query, may_read_restricted=may_read_restricted)
         if not selected and values:
             raise ValueNotFound(f"no values of {query.handle} match the request")

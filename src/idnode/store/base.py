@@ -130,7 +130,7 @@ _INT32 = range(-(1 << 31), 1 << 31)
 _UINT32 = range(0, 1 << 32)
 
 
-def check_handle(handle: object) -> str:
+def check_handle_name(handle: object) -> str:
     """A handle name an engine may store: a non-empty string."""
     if not isinstance(handle, str) or not handle:
         raise InvalidHandle("a handle must be a non-empty string")

@@ -49,7 +49,7 @@ from idnode.model import HandleValue, ValueReference, handle_key
 from idnode.store.base import (
     Store,
     Transaction,
-    check_handle,
+    check_handle_name,
     check_indexes,
     check_prefix,
     check_values,
@@ -294,7 +294,7 @@ class SQLiteStore(Store):
         overwrite: bool,
         action: str = "create",
     ) -> int:
-        handle = check_handle(handle)
+        handle = check_handle_name(handle)
         values = check_values(values)
         key = handle_key(handle)
         if conn.execute("SELECT 1 FROM handles WHERE key = ?", (key,)).fetchone():
@@ -475,7 +475,7 @@ def _value_fields(v: HandleValue) -> tuple[Any, ...]:
 
 def _existing(conn: sqlite3.Connection, handle: str) -> tuple[str, str]:
     """(key, spelling) of an existing handle, or HandleNotFound."""
-    key = handle_key(check_handle(handle))
+    key = handle_key(check_handle_name(handle))
     row = conn.execute("SELECT handle FROM handles WHERE key = ?", (key,)).fetchone()
     if row is None:
         raise HandleNotFound(f"handle {handle} not found")

@@ -1,11 +1,24 @@
 """The HTTP face of the node: the Handle.Net-shaped REST API and a proxy that redirects.
 
-Requests reach the same service functions the binary protocol uses; only the rendering
-differs. Errors are always JSON ``{"responseCode", "handle", "message"}``.
+Requests reach the same service functions the binary protocol uses (``node.resolver``,
+``node.admin``); only the rendering differs. What Handle.Net clients rely on, and this module
+keeps (technical manual chapter 14; HSJ ``HandleJsonRestApiServlet``; docs/compatibility.md):
+
+* every answer is JSON carrying ``responseCode`` and, on the handles API, the ``handle``;
+  every error adds a ``message``; HTTP status and response code pair as in ``http_status``;
+* ``PUT`` without ``index`` creates or replaces a record (``overwrite`` defaults to true);
+  with ``index=`` it adds or replaces just those values; ``index=various`` lets the server
+  number values sent without an index; 201 when something new was created, else 200;
+* ``pretty`` indents, ``callback`` wraps the answer for JSONP, a boolean parameter given
+  without a value is true.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -15,18 +28,28 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from idnode import __version__
+from idnode.auth.identity import Identity
+from idnode.auth.sessions import SessionTable
 from idnode.codes import ResponseCode
-from idnode.errors import IdnodeError, InvalidHandle
-from idnode.model import URL
+from idnode.errors import AuthenticationNeeded, IdnodeError, InvalidValue, ProtocolError
+from idnode.model import HS_ADMIN, URL, HandleValue, handle_key
 from idnode.service.node import Node
-from idnode.service.resolve import ResolutionQuery
-from idnode.transport.json_values import value_to_json
+from idnode.service.resolve import ResolutionQuery, select_values
+from idnode.transport.http_auth import HttpAuthenticator, HttpAuthFailed, session_routes
+from idnode.transport.json_values import put_entity_values, value_from_json, value_to_json
 
-# HTTP status for each Handle response code, as Handle.Net's REST API pairs them.
+log = logging.getLogger(__name__)
+
+MAX_PUT_ENTITY = 16 * 1024 * 1024  # bytes: 1000 values of 64 KiB fit in base64 with room
+ADMIN_INDEXES = range(100, 200)  # where HS_ADMIN values go when the server numbers them
+
+# HTTP status for each Handle response code, as Handle.Net's REST API pairs them
+# (HSJ BaseHandleRequestProcessingServlet.statusCodeFromResponse).
 _STATUS = {
     ResponseCode.SUCCESS: 200,
     ResponseCode.ERROR: 500,
     ResponseCode.SERVER_BUSY: 503,
+    ResponseCode.SERVER_BACKUP: 503,
     ResponseCode.PROTOCOL_ERROR: 400,
     ResponseCode.OPERATION_NOT_SUPPORTED: 501,
     ResponseCode.HANDLE_NOT_FOUND: 404,
@@ -41,6 +64,7 @@ _STATUS = {
 
 
 def http_status(code: int) -> int:
+    """The HTTP status of a Handle response code: 40x authentication errors are 403."""
     if code in _STATUS:
         return _STATUS[ResponseCode(code)]
     if 400 <= code < 500:
@@ -48,56 +72,286 @@ def http_status(code: int) -> int:
     return 500
 
 
-class JSONResponse(Response):
-    media_type = "application/json"
+def flag(request: Request, name: str, default: bool = False) -> bool:
+    """A boolean query parameter; present without a value means true (manual 14.2)."""
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in ("", "true", "yes", "1")
 
-    def __init__(self, content: Any, status_code: int = 200, pretty: bool = False) -> None:
-        option = orjson.OPT_INDENT_2 if pretty else 0
-        super().__init__(orjson.dumps(content, option=option), status_code=status_code)
+
+def render(request: Request, body: Any, status: int = 200) -> Response:
+    """JSON, indented with ``pretty``, wrapped in ``callback(...)`` for JSONP."""
+    option = orjson.OPT_INDENT_2 if flag(request, "pretty") else 0
+    content = orjson.dumps(body, option=option)
+    callback = request.query_params.get("callback")
+    if callback:
+        wrapped = _scrub_callback(callback).encode("utf-8") + b"(" + content + b");"
+        return Response(wrapped, status_code=status, media_type="application/javascript")
+    return Response(content, status_code=status, media_type="application/json")
 
 
-def error_response(handle: str | None, code: int, message: str, pretty: bool = False) -> Response:
+def _scrub_callback(name: str) -> str:
+    """A JavaScript identifier: anything else becomes ``_`` (HSJ scrubCallbackParameter)."""
+    return "".join(
+        c
+        if c in "_$" or c.isascii() and c.isalpha() or (i and c.isdigit()) or ord(c) >= 0xA0
+        else "_"
+        for i, c in enumerate(name)
+    )
+
+
+def error_body(handle: str | None, code: int, message: str) -> dict[str, Any]:
     body: dict[str, Any] = {"responseCode": int(code)}
     if handle is not None:
         body["handle"] = handle
     body["message"] = message
-    return JSONResponse(body, http_status(code), pretty)
+    return body
 
 
-def _flag(request: Request, name: str) -> bool:
-    return request.query_params.get(name, "false").lower() in ("true", "1", "yes", "")
+def error_response(handle: str | None, code: int, message: str, pretty: bool = False) -> Response:
+    """An error outside a request context (kept for callers that have no Request)."""
+    option = orjson.OPT_INDENT_2 if pretty else 0
+    content = orjson.dumps(error_body(handle, code, message), option=option)
+    return Response(content, status_code=http_status(code), media_type="application/json")
 
 
-def _query(request: Request, handle: str) -> ResolutionQuery:
+def _indexes(request: Request) -> tuple[int, ...]:
     try:
-        indexes = tuple(int(i) for i in request.query_params.getlist("index"))
+        return tuple(int(i) for i in request.query_params.getlist("index"))
     except ValueError:
-        raise InvalidHandle("index must be an integer") from None
-    return ResolutionQuery(
-        handle=handle,
-        indexes=indexes,
-        types=tuple(request.query_params.getlist("type")),
-        public_only=_flag(request, "publicOnly") if "publicOnly" in request.query_params else False,
-    )
+        raise ProtocolError("index must be an integer") from None
 
 
-def build_app(node: Node) -> Starlette:
-    async def get_handle(request: Request) -> Response:
-        handle = request.path_params["handle"]
-        pretty = "pretty" in request.query_params
+def _int_param(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ProtocolError(f"{name} must be an integer") from None
+
+
+class RestApi:
+    """The handlers of ``/api/handles``; each authenticates first, then calls one service."""
+
+    def __init__(self, node: Node, auth: HttpAuthenticator) -> None:
+        self.node = node
+        self.auth = auth
+
+    async def respond(
+        self, request: Request, handle: str | None, work: Callable[[Identity | None], Any]
+    ) -> Response:
+        """Authenticate, run ``work(identity)`` -> (status, body), render errors as JSON."""
         try:
-            values = await node.resolver.resolve(_query(request, handle))
+            caller = await self.auth.caller(request)
+        except HttpAuthFailed as exc:
+            return self._unauthorized(request, handle, f"authentication failed: {exc}", exc)
+        try:
+            status, body = await work(caller.identity)
         except IdnodeError as exc:
-            if exc.code == ResponseCode.VALUES_NOT_FOUND:
-                body = {"responseCode": int(exc.code), "handle": handle, "values": []}
-                return JSONResponse(body, 200, pretty)
-            return error_response(handle, exc.code, exc.message, pretty)
-        body = {
-            "responseCode": 1,
-            "handle": handle,
-            "values": [value_to_json(v) for v in values],
-        }
-        return JSONResponse(body, 200, pretty)
+            if exc.code == ResponseCode.AUTHENTICATION_NEEDED:
+                return self._unauthorized(request, handle, exc.message)
+            return render(request, error_body(handle, exc.code, exc.message), http_status(exc.code))
+        return render(request, body, status)
+
+    def _unauthorized(
+        self,
+        request: Request,
+        handle: str | None,
+        message: str,
+        failure: HttpAuthFailed | None = None,
+    ) -> Response:
+        code = ResponseCode.AUTHENTICATION_NEEDED
+        response = render(request, error_body(handle, code, message), 401)
+        session = failure.session if failure is not None else None
+        for name, value in self.auth.challenge_headers(request, session, message):
+            response.headers.append(name, value)
+        return response
+
+    # -- GET /api/handles/{handle} -------------------------------------------------------
+    async def get(self, request: Request) -> Response:
+        handle = request.path_params["handle"]
+        if not handle:
+            return await self.list_handles(request)
+
+        async def work(who: Identity | None) -> tuple[int, dict]:
+            # publicOnly defaults to true for anonymous and false for authenticated callers
+            explicit = "publicOnly" in request.query_params
+            public_only = flag(request, "publicOnly") if explicit else who is None
+            query = ResolutionQuery(
+                handle=handle,
+                indexes=_indexes(request),
+                types=tuple(request.query_params.getlist("type")),
+                public_only=public_only,
+            )
+            try:
+                values = await self.node.resolver.resolve(query, reader=who)
+            except IdnodeError as exc:
+                if exc.code != ResponseCode.VALUES_NOT_FOUND:
+                    raise
+                values = None  # in resolution "values not found" is a 200 (manual 14.4)
+            if who is None and explicit and not public_only:
+                await self._refuse_hidden(query)
+            if values is None:
+                return 200, {"responseCode": 200, "handle": handle, "values": []}
+            values = sorted(values, key=lambda v: v.index)
+            return 200, {
+                "responseCode": 1,
+                "handle": handle,
+                "values": [value_to_json(v) for v in values],
+            }
+
+        return await self.respond(request, handle, work)
+
+    async def _refuse_hidden(self, query: ResolutionQuery) -> None:
+        """``publicOnly=false`` from an anonymous caller: 401 if restricted values match, as
+        HSJ challenges a resolution that asks for them."""
+        record = await self.node.store.get_handle(query.handle) or []
+        if any(not v.public_read for v in select_values(record, query, may_read_restricted=True)):
+            raise AuthenticationNeeded("authentication needed to read restricted values")
+
+    # -- GET /api/handles?prefix= --------------------------------------------------------
+    async def list_handles(self, request: Request) -> Response:
+        prefix = request.query_params.get("prefix")
+        if prefix is None:
+            body = error_body(None, ResponseCode.INVALID_HANDLE, "empty handle invalid")
+            return render(request, body, 400)
+
+        async def work(who: Identity | None) -> tuple[int, dict]:
+            page = _int_param(request, "page", -1)
+            size = _int_param(request, "pageSize", -1)
+            paged = page >= 0 and size >= 0
+            if not paged:
+                total, handles = await self.node.admin.list_handles(who, prefix)
+            elif size == 0:  # a count and no handles (manual 14.5.4)
+                total, _ = await self.node.admin.list_handles(who, prefix, offset=0, limit=0)
+                handles = []
+            else:
+                total, handles = await self.node.admin.list_handles(
+                    who, prefix, offset=page * size, limit=size
+                )
+            body: dict[str, Any] = {"responseCode": 1, "prefix": prefix}
+            body["totalCount"] = str(total)  # a string, as HSJ writes it
+            if paged:
+                body["page"], body["pageSize"] = page, size
+            body["handles"] = list(handles)
+            return 200, body
+
+        return await self.respond(request, None, work)
+
+    # -- PUT /api/handles/{handle} -------------------------------------------------------
+    async def put(self, request: Request) -> Response:
+        handle = request.path_params["handle"]
+
+        async def work(who: Identity | None) -> tuple[int, dict]:
+            raw_indexes = request.query_params.getlist("index")
+            various = "various" in raw_indexes
+            indexes = None if various or not raw_indexes else _indexes(request)
+            overwrite = flag(request, "overwrite", default=True)
+            mint = flag(request, "mintNewSuffix")
+            entity = put_entity_values(await _json_entity(request), _matches(handle))
+            existing = None if mint else await self.node.store.get_handle(handle)
+            values = _values(entity, existing or [], various)
+            if indexes is None and not various:
+                name = await self.node.admin.create_handle(
+                    who, handle, values, overwrite=overwrite, mint=mint
+                )
+                return (201 if existing is None else 200), {"responseCode": 1, "handle": name}
+            if indexes is not None and set(indexes) != {v.index for v in values}:
+                raise ProtocolError("mismatched indexes in PUT request")
+            await self.node.admin.add_values(who, handle, values, overwrite=overwrite)
+            old = {v.index for v in existing or []}
+            status = 200 if any(v.index in old for v in values) else 201
+            return status, {"responseCode": 1, "handle": handle}
+
+        return await self.respond(request, handle, work)
+
+    # -- DELETE /api/handles/{handle} ----------------------------------------------------
+    async def delete(self, request: Request) -> Response:
+        handle = request.path_params["handle"]
+
+        async def work(who: Identity | None) -> tuple[int, dict]:
+            indexes = _indexes(request)
+            if indexes:
+                await self.node.admin.remove_values(who, handle, indexes)
+            else:
+                await self.node.admin.delete_handle(who, handle)
+            return 200, {"responseCode": 1, "handle": handle}
+
+        return await self.respond(request, handle, work)
+
+
+async def _json_entity(request: Request) -> Any:
+    """The request entity as JSON; HSJ answers 400 / code 4 for anything else."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None:
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media != "application/json":
+            raise ProtocolError(f"unsupported media type {media!r}; send application/json")
+    body = await request.body()
+    if len(body) > MAX_PUT_ENTITY:
+        raise ProtocolError(f"request entity larger than {MAX_PUT_ENTITY} bytes")
+    if not body.strip():
+        raise ProtocolError("PUT needs a JSON entity with the values")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"invalid JSON in PUT request: {exc}") from None
+
+
+def _matches(handle: str) -> Callable[[str], bool]:
+    return lambda named: handle_key(named) == handle_key(handle)
+
+
+def _values(entity: Sequence[Any], existing: Sequence[HandleValue], various: bool) -> list:
+    """Model values from the entity. With ``index=various`` a value without an index gets the
+    lowest free one: 100-199 for HS_ADMIN, elsewhere for the rest (pyhandle's convention)."""
+    taken = {v.index for v in existing}
+    for obj in entity:
+        if isinstance(obj, dict) and "index" in obj:
+            taken.add(_peek_index(obj["index"]))
+    out = []
+    for obj in entity:
+        given = isinstance(obj, dict) and "index" in obj
+        if various and not given:
+            index = _free_index(taken, isinstance(obj, dict) and obj.get("type") == HS_ADMIN)
+            taken.add(index)
+            out.append(value_from_json(obj, timestamp=0, index=index))
+        else:
+            out.append(value_from_json(obj, timestamp=0))
+    return out
+
+
+def _peek_index(raw: object) -> int | None:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().isdigit():
+        return int(raw)
+    return None
+
+
+def _free_index(taken: set[int | None], admin: bool) -> int:
+    candidates = ADMIN_INDEXES if admin else range(1, 2**31)
+    for index in candidates:
+        if index in taken or (not admin and index in ADMIN_INDEXES):
+            continue
+        return index
+    raise InvalidValue("no free index left for a value sent without one")
+
+
+def build_app(
+    node: Node,
+    *,
+    clock: Callable[[], float] = time.time,
+    random_bytes: Callable[[int], bytes] = os.urandom,
+) -> Starlette:
+    """The ASGI app; ``clock`` and ``random_bytes`` drive sessions and nonces (tests pass
+    their own)."""
+    sessions = SessionTable(clock, random_bytes)
+    auth = HttpAuthenticator(node.store, node.homed, sessions, random_bytes, node.private_key)
+    api = RestApi(node, auth)
 
     async def proxy(request: Request) -> Response:
         """``GET /{handle}``: redirect to the record's URL value, as public handle proxies do."""
@@ -105,7 +359,7 @@ def build_app(node: Node) -> Starlette:
         try:
             values = await node.resolver.resolve(ResolutionQuery(handle=handle, public_only=True))
         except IdnodeError as exc:
-            return error_response(handle, exc.code, exc.message)
+            return render(request, error_body(handle, exc.code, exc.message), http_status(exc.code))
         urls = [v for v in values if v.type == URL]
         if not urls:
             body = {
@@ -113,28 +367,66 @@ def build_app(node: Node) -> Starlette:
                 "handle": handle,
                 "values": [value_to_json(v) for v in values],
             }
-            return JSONResponse(body)
+            return render(request, body)
         target = urls[0].data.decode("utf-8", "replace")
         return RedirectResponse(target, status_code=302)
 
     async def root(request: Request) -> Response:
-        return JSONResponse(
+        return render(
+            request,
             {
                 "node": node.config.node.name,
                 "version": __version__,
                 "prefixes": list(node.homed),
                 "api": "/api/handles/{handle}",
-            }
+            },
         )
 
     async def health(request: Request) -> Response:
         serial = await node.store.serial()
-        return JSONResponse({"status": "ok", "serial": serial})
+        return render(request, {"status": "ok", "serial": serial})
 
+    async def handles_collection(request: Request) -> Response:
+        if request.method != "GET":
+            return _not_allowed(request)
+        return await api.list_handles(request)
+
+    async def one_handle(request: Request) -> Response:
+        method = request.method
+        if method in ("GET", "HEAD"):
+            return await api.get(request)
+        if method == "PUT":
+            return await api.put(request)
+        if method == "DELETE":
+            return await api.delete(request)
+        return _not_allowed(request)
+
+    every = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"]
     routes = [
         Route("/", root),
         Route("/healthz", health),
-        Route("/api/handles/{handle:path}", get_handle, methods=["GET"]),
+        *session_routes(auth),
+        Route("/api/handles", handles_collection, methods=every),
+        Route("/api/handles/{handle:path}", one_handle, methods=every),
         Route("/{handle:path}", proxy, methods=["GET"]),
     ]
-    return Starlette(routes=routes)
+    app = Starlette(routes=routes)
+    app.add_exception_handler(Exception, _internal_error)
+    return app
+
+
+def _not_allowed(request: Request) -> Response:
+    message = f"unknown HTTP API endpoint {request.method} {request.url.path}"
+    return render(
+        request, {"responseCode": int(ResponseCode.PROTOCOL_ERROR), "message": message}, 405
+    )
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """A bug, not a client error: log it, answer code 2 without details (they may be private)."""
+    log.exception("unexpected error serving %s %s", request.method, request.url.path)
+    body = {"responseCode": int(ResponseCode.ERROR), "message": "internal server error"}
+    return Response(orjson.dumps(body), status_code=500, media_type="application/json")
+
+
+__all__ = ["build_app", "error_response", "http_status"]

@@ -1,12 +1,17 @@
-"""Handle records as the Handle.Net REST API's JSON shows them."""
+"""Handle records as the Handle.Net REST API's JSON shows them (technical manual 14.8).
+
+Both directions live here so what a GET shows is exactly what a PUT accepts back: pyhandle
+modifies a record by copying values from a GET answer and PUTting them again.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from idnode.codes import Permission, TTLType
-from idnode.errors import InvalidValue
+from idnode.errors import InvalidValue, ProtocolError
 from idnode.model import DEFAULT_PERMISSIONS, DEFAULT_TTL, HandleValue, ValueReference
 from idnode.wire.handlevalues import describe_value, value_data_from_json
 
@@ -16,19 +21,19 @@ def iso_timestamp(seconds: int) -> str:
 
 
 def value_to_json(v: HandleValue) -> dict[str, Any]:
+    # HSJ writes an absolute expiry as an ISO 8601 string in "ttl" itself (manual 14.8)
+    absolute = v.ttl_type == TTLType.ABSOLUTE
     out: dict[str, Any] = {
         "index": v.index,
         "type": v.type,
         "data": describe_value(v),
-        "ttl": v.ttl,
+        "ttl": iso_timestamp(v.ttl & 0xFFFFFFFF) if absolute else v.ttl,
         "timestamp": iso_timestamp(v.timestamp),
     }
-    if v.ttl_type == TTLType.ABSOLUTE:
-        out["ttlType"] = 1
     if v.permissions != DEFAULT_PERMISSIONS:
         out["permissions"] = permissions_to_json(v.permissions)
     if v.references:
-        out["refs"] = [{"index": r.index, "handle": r.handle} for r in v.references]
+        out["references"] = [{"index": r.index, "handle": r.handle} for r in v.references]
     return out
 
 
@@ -61,30 +66,30 @@ def permissions_from_json(text: str) -> Permission:
     return perms
 
 
-def value_from_json(obj: Any, *, timestamp: int) -> HandleValue:
-    """One value from REST/JSON-lines input; ``timestamp`` is the server's time of the write."""
+def value_from_json(obj: Any, *, timestamp: int, index: int | None = None) -> HandleValue:
+    """One value from REST/JSON-lines input; ``timestamp`` is the server's time of the write.
+
+    ``index`` fills in a value sent without one (``PUT ?index=various`` lets the server choose);
+    a value that carries its own index keeps it. Client timestamps are ignored: the server
+    stamps every write, as HSJ does.
+    """
     if not isinstance(obj, dict):
         raise InvalidValue("each value must be a JSON object")
-    try:
-        index = obj["index"]
-        type_ = obj["type"]
-    except KeyError as exc:
-        raise InvalidValue(f"value is missing {exc.args[0]!r}") from None
-    if isinstance(index, str) and index.lstrip("-").isdigit():
-        index = int(index)
-    if not isinstance(index, int) or isinstance(index, bool) or not 0 < index < 2**31:
-        raise InvalidValue(f"value index must be a positive integer, got {index!r}")
-    if not isinstance(type_, str):
-        raise InvalidValue(f"value {index}: type must be a string")
-    ttl = obj.get("ttl", DEFAULT_TTL)
-    if not isinstance(ttl, int) or isinstance(ttl, bool):
-        raise InvalidValue(f"value {index}: ttl must be an integer")
-    ttl_type = TTLType.ABSOLUTE if obj.get("ttlType") in (1, "1", "absolute") else TTLType.RELATIVE
+    if "type" not in obj:
+        raise InvalidValue("value is missing 'type'")
+    if "index" in obj:
+        index = _json_index(obj["index"])
+    elif index is None:
+        raise InvalidValue("value is missing 'index'")
+    type_ = obj["type"]
+    if not isinstance(type_, str) or not type_:
+        raise InvalidValue(f"value {index}: type must be a non-empty string")
+    ttl_type, ttl = _ttl_from_json(obj, index)
     perms = (
         permissions_from_json(obj["permissions"]) if "permissions" in obj else DEFAULT_PERMISSIONS
     )
-    refs = tuple(ValueReference(str(r["handle"]), int(r["index"])) for r in obj.get("refs", ()))
-    data = value_data_from_json(type_, obj.get("data", ""))
+    refs = _refs_from_json(obj.get("references", obj.get("refs", ())), index)
+    data = value_data_from_json(type_, obj.get("data", ""), f"value {index}: data")
     return HandleValue(
         index=index,
         type=type_,
@@ -94,4 +99,80 @@ def value_from_json(obj: Any, *, timestamp: int) -> HandleValue:
         ttl=ttl,
         timestamp=timestamp,
         references=refs,
+    )
+
+
+def _json_index(raw: object) -> int:
+    """A value index: a positive 32-bit integer, also as a decimal string (pyhandle sends both)."""
+    index = raw
+    if isinstance(index, str) and index.strip().isdigit():
+        index = int(index)
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 < index < 2**31:
+        raise InvalidValue(f"value index must be a positive 32-bit integer, got {raw!r}")
+    return index
+
+
+def _ttl_from_json(obj: dict, index: int) -> tuple[TTLType, int]:
+    """(ttl type, ttl): seconds, or an ISO 8601 expiry as HSJ writes absolute ttls.
+
+    ``"ttlType": 1`` with seconds since the epoch is accepted too (idnode's earlier form).
+    """
+    ttl = obj.get("ttl", DEFAULT_TTL)
+    if isinstance(ttl, str):
+        try:
+            when = datetime.fromisoformat(ttl.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidValue(f"value {index}: ttl must be seconds or an ISO 8601 time") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = int(when.timestamp())
+        if not 0 <= seconds < 2**32:
+            raise InvalidValue(f"value {index}: ttl time out of range")
+        return TTLType.ABSOLUTE, seconds if seconds < 2**31 else seconds - 2**32
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or not -(2**31) <= ttl < 2**31:
+        raise InvalidValue(f"value {index}: ttl must be a 32-bit integer")
+    absolute = obj.get("ttlType") in (1, "1", "absolute")
+    return (TTLType.ABSOLUTE if absolute else TTLType.RELATIVE), ttl
+
+
+def _refs_from_json(raw: object, index: int) -> tuple[ValueReference, ...]:
+    if not isinstance(raw, list | tuple):
+        raise InvalidValue(f"value {index}: references must be a list")
+    refs = []
+    for r in raw:
+        if not isinstance(r, dict) or not isinstance(r.get("handle"), str):
+            raise InvalidValue(f"value {index}: each reference needs a handle and an index")
+        ref_index = r.get("index")
+        if isinstance(ref_index, str) and ref_index.strip().lstrip("-").isdigit():
+            ref_index = int(ref_index)
+        if not isinstance(ref_index, int) or isinstance(ref_index, bool):
+            raise InvalidValue(f"value {index}: reference index must be an integer")
+        refs.append(ValueReference(r["handle"], ref_index))
+    return tuple(refs)
+
+
+def put_entity_values(entity: Any, handle_matches: Callable[[str], bool]) -> list[Any]:
+    """The raw value objects of a PUT entity, in the three shapes HSJ accepts (manual 14.5.2).
+
+    An array of values, an object whose ``values`` is that array (its ``handle``, when given,
+    must name the handle being written; other members are ignored), or one bare value.
+    Anything else is a protocol error, as in HSJ's ``getCreateOrAddRequest``.
+    """
+    if isinstance(entity, list):
+        return entity
+    if isinstance(entity, dict):
+        if "values" in entity:
+            named = entity.get("handle")
+            if named is not None and not (isinstance(named, str) and handle_matches(named)):
+                raise ProtocolError("mismatched handle in PUT request")
+            values = entity["values"]
+            if values is None:
+                return []
+            if not isinstance(values, list):
+                raise ProtocolError("'values' must be an array of handle values")
+            return values
+        if {"index", "type", "data"} <= entity.keys():
+            return [entity]
+    raise ProtocolError(
+        "invalid JSON in PUT request: expected an array of values or an object with 'values'"
     )

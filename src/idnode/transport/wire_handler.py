@@ -3,34 +3,87 @@
 UDP and TCP share this: they deliver ``(envelope, payload)`` frames, and get back the encoded
 response message (envelope included). Every failure becomes a Handle error response; nothing
 a client sends can raise out of ``answer``.
+
+Every operation goes through the node's services (``Resolver``, ``AdminService``) with the
+identity the request proved, or None. When a service says an identity is needed
+(``AuthenticationNeeded``) the request is challenged instead; ``wire_auth`` explains how the
+answer finds it again and how sessions spare a bulk client one challenge per request.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
+from idnode.auth.challenge import ChallengeBook
+from idnode.auth.identity import Identity
 from idnode.codes import OpCode, OpFlag, ResponseCode
-from idnode.errors import IdnodeError, MalformedMessage
+from idnode.errors import (
+    AuthenticationNeeded,
+    IdnodeError,
+    InvalidCredential,
+    InvalidHandle,
+    MalformedMessage,
+    NotAuthorized,
+    SessionFailed,
+)
+from idnode.model import NA_PREFIX, handle_key
 from idnode.service.node import Node
-from idnode.service.resolve import ResolutionQuery
+from idnode.service.resolve import ResolutionQuery, select_values
+from idnode.transport.wire_auth import PendingRequests, SessionRegistry, random_id, verify_answer
 from idnode.wire import bodies
-from idnode.wire.envelope import Envelope
+from idnode.wire.envelope import Envelope, reply_version
 from idnode.wire.header import HEADER_SIZE, decode_header
-from idnode.wire.message import Message, decode_message, encode_message, make_error, make_response
+from idnode.wire.message import (
+    Message,
+    decode_message,
+    encode_message,
+    make_challenge,
+    make_error,
+    make_response,
+    request_digest_of,
+)
 
 log = logging.getLogger("idnode.wire")
 
 EXPIRATION_SECONDS = 12 * 3600  # how long an answer stays valid, as Handle.Net servers say
+LIST_HANDLES_PER_MSG = 50  # HSJ HandleServer: handles per message of a streamed listing
+CHALLENGE_TTL = 60.0  # seconds a challenge may wait for its answer
+SESSION_TIMEOUT = 3600.0  # seconds a session may sit idle
+SESSION_MODE_IDENTITY = bodies.KEY_EXCHANGE_NONE  # our session mode: identity binding only
+
+_OW, _MINT, _PO, _CN = OpFlag.OW, OpFlag.MINT, OpFlag.PO, OpFlag.CN
 
 
 class WireHandler:
-    """Answers Handle protocol requests for one node."""
+    """Answers Handle protocol requests for one node.
 
-    def __init__(self, node: Node, clock: Callable[[], float] = time.time) -> None:
+    ``clock`` and ``random_bytes`` reach the challenge book and the session table, so tests
+    can expire a nonce without waiting for it.
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        clock: Callable[[], float] = time.time,
+        *,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+        challenge_ttl: float | None = None,
+        session_timeout: float | None = None,
+    ) -> None:
+        from idnode.auth.sessions import SessionTable
+
         self.node = node
         self.clock = clock
+        self.random_bytes = random_bytes
+        auth = getattr(node.config, "auth", None)  # an [auth] section, once config has one
+        ttl = challenge_ttl or getattr(auth, "challenge_ttl", None) or CHALLENGE_TTL
+        timeout = session_timeout or getattr(auth, "session_timeout", None) or SESSION_TIMEOUT
+        self.pending = PendingRequests(ChallengeBook(clock, random_bytes, ttl=float(ttl)))
+        self.sessions = SessionRegistry(SessionTable(clock, random_bytes, timeout=timeout))
 
     def _expiration(self) -> int:
         return int(self.clock()) + EXPIRATION_SECONDS
@@ -40,8 +93,28 @@ class WireHandler:
             request, body, site_serial=self.node.site_serial, expiration=self._expiration()
         )
 
+    # -- frames in, bytes out ----------------------------------------------------------------
     async def answer(self, envelope: Envelope, payload: bytes, peer: str = "") -> bytes | None:
-        """The encoded response to one request frame, or None when nothing should be sent."""
+        """The encoded response to one request frame, or None when nothing should be sent.
+
+        A listing is answered in one message here (UDP has no stream to continue on); TCP
+        transports may use ``answer_messages`` to stream it in HSJ's 50-handle pieces.
+        """
+        response = await self._answer_message(envelope, payload, peer)
+        return None if response is None else encode_message(response)
+
+    async def answer_messages(
+        self, envelope: Envelope, payload: bytes, peer: str = ""
+    ) -> list[bytes]:
+        """The encoded responses to one frame, a long listing split with the CN flag (HSJ)."""
+        response = await self._answer_message(envelope, payload, peer)
+        if response is None:
+            return []
+        return [encode_message(m) for m in split_listing(response)]
+
+    async def _answer_message(
+        self, envelope: Envelope, payload: bytes, peer: str
+    ) -> Message | None:
         try:
             request = decode_message(envelope, payload)
         except MalformedMessage as exc:
@@ -49,47 +122,213 @@ class WireHandler:
             if header is not None and header.response_code != 0:
                 return None  # a malformed *response* sent to us: never answer answers
             log.info("malformed request from %s: %s", peer, exc)
-            return encode_message(make_error(envelope, header, exc.code, str(exc)))
+            return make_error(envelope, header, exc.code, str(exc))
         except IdnodeError as exc:  # e.g. an unsupported protocol version
-            return encode_message(
-                make_error(envelope, _header_or_none(payload), exc.code, str(exc))
-            )
+            return make_error(envelope, _header_or_none(payload), exc.code, str(exc))
         if request.header.response_code != 0:
             return None
         try:
-            response = await self.dispatch(request)
+            return await self.dispatch(request, peer)
         except IdnodeError as exc:
-            response = make_error(request.envelope, request.header, exc.code, str(exc))
+            return make_error(request.envelope, request.header, exc.code, str(exc))
         except Exception:  # a bug must cost one answer, not the server
             log.exception("internal error answering opcode %s", request.header.opcode)
-            response = make_error(
+            return make_error(
                 request.envelope, request.header, ResponseCode.ERROR, "internal server error"
             )
-        return encode_message(response)
 
-    async def dispatch(self, request: Message) -> Message:
-        body = request.body
+    # -- who is asking ---------------------------------------------------------------------
+    async def dispatch(self, request: Message, peer: str = "") -> Message:
+        """Answer one request: as its session's identity, anonymously, or with a challenge."""
         opcode = request.header.opcode
-        if opcode == OpCode.RESOLUTION and isinstance(body, bodies.ResolutionRequest):
-            return await self._resolve(request, body)
-        if opcode == OpCode.GET_SITEINFO:
-            return self._respond(request, bodies.SiteInfoResponse(self.node.site))
-        return make_error(
-            request.envelope,
-            request.header,
-            ResponseCode.OPERATION_NOT_SUPPORTED,
-            f"operation {opcode} is not supported by this node",
-        )
+        if opcode == OpCode.CHALLENGE_RESPONSE:
+            return await self._answer_challenge(request, peer)
+        session_id = request.envelope.session_id
+        if opcode == OpCode.SESSION_TERMINATE:
+            self.sessions.terminate(session_id, peer)
+            return self._respond(request, bodies.EmptyResponse())
+        who = self.sessions.identity(session_id, peer) if session_id else None
+        try:
+            return await self.execute(request, who, peer)
+        except AuthenticationNeeded:
+            if who is not None:
+                raise
+            return self._challenge(request, peer)
 
-    async def _resolve(self, request: Message, body: bodies.ResolutionRequest) -> Message:
+    def _challenge(self, request: Message, peer: str) -> Message:
+        """A 402 whose envelope session id files the request until the answer arrives."""
+        digest = request_digest_of(request, reply_version(request.envelope))
+        challenge_id = random_id(self.random_bytes)
+        nonce = self.pending.challenge(request, digest, peer, challenge_id)
+        challenge = make_challenge(request, nonce)
+        challenge.envelope = replace(challenge.envelope, session_id=challenge_id)
+        challenge.header = replace(challenge.header, site_serial=self.node.site_serial)
+        return challenge
+
+    async def _answer_challenge(self, answer: Message, peer: str) -> Message:
+        body = answer.body
+        if not isinstance(body, bodies.ChallengeAnswerRequest):
+            raise InvalidCredential("not a challenge answer")
+        pending = self.pending.take(answer.envelope.session_id, peer)  # 405 if none
+        original: Message = pending.request.request  # type: ignore[union-attr]
+        try:
+            who = await verify_answer(self.node.store, self.node.homed, body, pending)
+            log.info("authenticated %s from %s", who, peer)
+            response = await self.execute(original, who, peer)
+        except IdnodeError as exc:  # failures answer the original request, as HSJ does
+            response = make_error(original.envelope, original.header, exc.code, str(exc))
+        response.envelope = replace(response.envelope, request_id=answer.envelope.request_id)
+        return response
+
+    # -- what is asked ---------------------------------------------------------------------
+    async def execute(self, request: Message, who: Identity | None, peer: str = "") -> Message:
+        """Run one operation as ``who`` through the node's services."""
+        body, opcode, flags = request.body, request.header.opcode, request.header.flags
+        admin = self.node.admin
+        match body:
+            case bodies.ResolutionRequest() if opcode == OpCode.RESOLUTION:
+                return await self._resolve(request, body, who)
+            case _ if opcode == OpCode.GET_SITEINFO:
+                return self._respond(request, bodies.SiteInfoResponse(self.node.site))
+            case bodies.CreateHandleRequest():
+                handle = await admin.create_handle(
+                    who,
+                    body.handle,
+                    body.values,
+                    overwrite=bool(flags & _OW),
+                    mint=bool(flags & _MINT),
+                )
+                return self._respond(request, bodies.CreateHandleResponse(handle))
+            case bodies.DeleteHandleRequest():
+                await admin.delete_handle(who, body.handle)
+            case bodies.AddValueRequest():
+                await admin.add_values(who, body.handle, body.values, overwrite=bool(flags & _OW))
+            case bodies.RemoveValueRequest():
+                await admin.remove_values(who, body.handle, body.indexes)
+            case bodies.ModifyValueRequest():
+                await admin.modify_values(who, body.handle, body.values)
+            case bodies.ListHandlesRequest():
+                _total, handles = await admin.list_handles(who, body.prefix)
+                return self._respond(request, bodies.ListHandlesResponse(tuple(handles)))
+            case bodies.ListNAsRequest():
+                return self._respond(request, await self._list_prefixes(request, body, who))
+            case bodies.HomeNARequest():
+                await admin.home_prefix(who, _bare_prefix(body.prefix))
+            case bodies.UnhomeNARequest():
+                await admin.unhome_prefix(who, _bare_prefix(body.prefix))
+            case bodies.SessionSetupRequest():
+                return self._setup_session(request, body, who, peer)
+            case _:
+                return make_error(
+                    request.envelope,
+                    request.header,
+                    ResponseCode.OPERATION_NOT_SUPPORTED,
+                    f"operation {opcode} is not supported by this node",
+                )
+        return self._respond(request, bodies.EmptyResponse())
+
+    async def _resolve(
+        self, request: Message, body: bodies.ResolutionRequest, who: Identity | None
+    ) -> Message:
         query = ResolutionQuery(
             handle=body.handle,
             indexes=tuple(body.indexes),
             types=tuple(body.types),
-            public_only=bool(request.header.flags & OpFlag.PO),
+            public_only=bool(request.header.flags & _PO),
         )
-        values = await self.node.resolver.resolve(query)
+        if not query.public_only:
+            await self._check_restricted_read(query, who)
+        values = await self.node.resolver.resolve(query, reader=who)
         return self._respond(request, bodies.ResolutionResponse(body.handle, tuple(values)))
+
+    async def _check_restricted_read(self, query: ResolutionQuery, who: Identity | None) -> None:
+        """HSJ ``checkReadAccess``: a request without the PO flag that matches values only
+        admins may read is challenged; an identity without AUTHORIZED_READ is refused."""
+        if not self.node.homed.responsible_for(query.handle):
+            return  # the resolver answers SERVER_NOT_RESPONSIBLE
+        record = await self.node.store.get_handle(query.handle)
+        if not record:
+            return
+        wanted = select_values(record, query, may_read_restricted=True)
+        if all(v.public_read for v in wanted):
+            return
+        if who is None:
+            raise AuthenticationNeeded(f"authentication needed to read {query.handle}")
+        if not await self.node.admin.may_read_restricted(who, record):
+            raise NotAuthorized(f"{who} may not read the restricted values of {query.handle}")
+
+    async def _list_prefixes(
+        self, request: Message, body: bodies.ListNAsRequest, who: Identity | None
+    ) -> bodies.ListNAsResponse:
+        """106: derived prefixes of one prefix; 302 (HSJ list-homed-NAs): what we home."""
+        admin = self.node.admin
+        if request.header.opcode == OpCode.LIST_NAS:
+            derived = await admin.list_derived_prefixes(who, _bare_prefix(body.prefix))
+            return bodies.ListNAsResponse(tuple(NA_PREFIX + p for p in derived))
+        if who is None:
+            raise AuthenticationNeeded("authentication needed to list homed prefixes")
+        if not admin.is_operator(who):
+            raise NotAuthorized(f"{who} is not an operator of this node")
+        return bodies.ListNAsResponse(tuple(NA_PREFIX + p for p in self.node.homed))
+
+    def _setup_session(
+        self,
+        request: Message,
+        body: bodies.SessionSetupRequest,
+        who: Identity | None,
+        peer: str,
+    ) -> Message:
+        """Our session mode (0): the setup is challenged, and the identity that answered
+        gets a session id. HSJ's key-exchange modes (1-4) need a session key: not offered."""
+        if body.mode != SESSION_MODE_IDENTITY:
+            raise IdnodeError(
+                f"key exchange mode {body.mode} is not supported; use mode 0 (identity only)",
+                code=ResponseCode.SESSION_NO_SUPPORT,
+            )
+        try:
+            claimed = Identity(body.identity_handle, body.identity_index)
+        except IdnodeError:
+            raise SessionFailed("a session needs an identity index:handle") from None
+        if who is None:
+            raise AuthenticationNeeded("authenticate to set up a session")
+        if who != claimed:
+            raise SessionFailed(f"authenticated as {who}, but the session is for {claimed}")
+        session_id = self.sessions.create(who, peer)
+        response = self._respond(request, bodies.SessionSetupResponse(body.mode, b""))
+        response.envelope = replace(response.envelope, session_id=session_id)
+        return response
+
+
+def split_listing(response: Message, per_message: int = LIST_HANDLES_PER_MSG) -> list[Message]:
+    """A successful listing as HSJ streams it: pieces of ``per_message`` names, CN on all
+    but the last. Anything else is returned as is."""
+    body = response.body
+    if response.header.response_code != ResponseCode.SUCCESS:
+        return [response]
+    if isinstance(body, bodies.ListHandlesResponse):
+        names, make = body.handles, bodies.ListHandlesResponse
+    elif isinstance(body, bodies.ListNAsResponse):
+        names, make = body.prefixes, bodies.ListNAsResponse  # type: ignore[assignment]
+    else:
+        return [response]
+    if len(names) <= per_message:
+        return [response]
+    pieces = [names[i : i + per_message] for i in range(0, len(names), per_message)]
+    out = []
+    for n, piece in enumerate(pieces):
+        flags = response.header.flags | _CN if n < len(pieces) - 1 else response.header.flags
+        header = replace(response.header, flags=flags)
+        out.append(replace(response, header=header, body=make(tuple(piece))))
+    return out
+
+
+def _bare_prefix(prefix: str) -> str:
+    """``0.NA/20.500`` or ``20.500`` -> ``20.500``; any other handle is not a prefix (HSJ)."""
+    if "/" not in prefix:
+        return prefix
+    if handle_key(prefix).startswith(NA_PREFIX.upper()) and len(prefix) > len(NA_PREFIX):
+        return prefix[len(NA_PREFIX) :]
+    raise InvalidHandle(f"{prefix!r} is not a prefix handle (0.NA/...)")
 
 
 def _header_or_none(payload: bytes):

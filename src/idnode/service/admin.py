@@ -1,0 +1,277 @@
+"""Administration: create, change, delete and list identifiers under the HS_ADMIN rules.
+
+Every write path (wire, REST, CLI) calls these functions with the identity its transport
+authenticated, so a permission is decided in one place. Rules (RFC 3651 section 3.2.1):
+
+* creating a handle needs ADD_HANDLE from an admin of its prefix handle ``0.NA/<prefix>``;
+* every other change to a handle is decided by the handle's own HS_ADMIN values: ADD_VALUE /
+  MODIFY_VALUE / REMOVE_VALUE for ordinary values, ADD_ADMIN / MODIFY_ADMIN / REMOVE_ADMIN
+  when an HS_ADMIN value is touched, DELETE_HANDLE to delete it;
+* listing the handles of a prefix needs LIST_HANDLES from an admin of the prefix handle;
+* homing and unhoming prefixes is for the node's operators;
+* a value without ADMIN_WRITE cannot be changed by an admin (only PUBLIC_WRITE opens it).
+
+Node operators (the admins of the prefixes the node was initialised with) may do everything.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from idnode.auth.acl import AccessControl, is_prefix_handle
+from idnode.auth.identity import Identity
+from idnode.codes import AdminPermission as P
+from idnode.codes import Permission
+from idnode.errors import (
+    AuthenticationNeeded,
+    HandleAlreadyExists,
+    HandleNotFound,
+    InvalidHandle,
+    InvalidValue,
+    NotAuthorized,
+    NotResponsible,
+    ValueAlreadyExists,
+    ValueNotFound,
+)
+from idnode.model import HS_ADMIN, NA_PREFIX, HandleValue, handle_key, prefix_of
+from idnode.service.names import PrefixSet, check_handle
+from idnode.service.validate import check_record
+from idnode.store.base import Store
+
+
+@dataclass
+class AdminService:
+    store: Store
+    homed: PrefixSet
+    acl: AccessControl  # holds the node operators, who may do everything
+    clock: Callable[[], float] = time.time
+    new_suffix: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+
+    # -- permission helpers ----------------------------------------------------------------
+    def is_operator(self, who: Identity | None) -> bool:
+        return who is not None and self.acl.is_operator(who)
+
+    async def _require(
+        self,
+        who: Identity | None,
+        handle: str,
+        record: Sequence[HandleValue] | None,
+        needed: P,
+        what: str,
+    ) -> None:
+        """Raise unless ``who`` holds ``needed``; ``record`` None means ``handle`` is new."""
+        if who is None:
+            raise AuthenticationNeeded(f"authentication needed to {what}")
+        try:
+            await self.acl.authorize(who, handle, needed, record=record)
+        except NotAuthorized:
+            raise NotAuthorized(f"{who} may not {what}") from None
+
+    async def _record(self, handle: str) -> list[HandleValue]:
+        values = await self.store.get_handle(handle)
+        if values is None:
+            raise HandleNotFound(f"handle {handle} not found")
+        return values
+
+    def _check_target(self, handle: str) -> str:
+        check_handle(handle)
+        if not self.homed.responsible_for(handle):
+            raise NotResponsible(f"this node is not responsible for {handle}")
+        return handle
+
+    def _stamp(self, values: Iterable[HandleValue]) -> list[HandleValue]:
+        now = int(self.clock())
+        return [replace(v, timestamp=now) for v in values]
+
+    async def may_read_restricted(
+        self, who: Identity | None, record: Sequence[HandleValue]
+    ) -> bool:
+        """Whether ``who`` may see values without PUBLIC_READ (AUTHORIZED_READ admins)."""
+        if who is None:
+            return False
+        return self.is_operator(who) or await self.acl.is_admin(
+            who, list(record), P.AUTHORIZED_READ
+        )
+
+    # -- operations ------------------------------------------------------------------------
+    async def create_handle(
+        self,
+        who: Identity | None,
+        handle: str,
+        values: Sequence[HandleValue],
+        *,
+        overwrite: bool = False,
+        mint: bool = False,
+    ) -> str:
+        """Create ``handle`` (or ``handle`` + a fresh suffix when minting); returns its name."""
+        if mint:  # Handle.Net appends the new suffix to what the client sent: "P/" or "P/base-"
+            handle = (handle if "/" in handle else handle + "/") + self.new_suffix()
+        self._check_target(handle)
+        values = self._stamp(check_record(values))
+        existing = await self.store.get_handle(handle)
+        if existing is not None:
+            if not overwrite:
+                raise HandleAlreadyExists(f"handle {handle} already exists")
+            await self._require_replace(who, handle, existing, values)
+        else:
+            if is_prefix_handle(handle):  # a derived prefix: ADD_NA from the parent's admins
+                await self._require(who, handle, None, P.ADD_NA, f"add prefix {handle}")
+            else:
+                what = f"create handles under {prefix_of(handle)}"
+                await self._require(who, handle, None, P.ADD_HANDLE, what)
+        await self.store.create_handle(handle, values, overwrite=existing is not None)
+        return handle
+
+    async def _require_replace(
+        self, who: Identity | None, handle: str, old: list[HandleValue], new: list[HandleValue]
+    ) -> None:
+        old_by = {v.index: v for v in old}
+        new_by = {v.index: v for v in new}
+        added = [v for i, v in new_by.items() if i not in old_by]
+        removed = [v for i, v in old_by.items() if i not in new_by]
+        changed = [(old_by[i], v) for i, v in new_by.items() if i in old_by and old_by[i] != v]
+        await self._require_add(who, handle, old, added)
+        await self._require_remove(who, handle, old, removed)
+        await self._require_modify(who, handle, old, changed)
+
+    async def _require_add(self, who, handle, record, values) -> None:
+        if any(v.type == HS_ADMIN for v in values):
+            await self._require(who, handle, record, P.ADD_ADMIN, f"add admins to {handle}")
+        if any(v.type != HS_ADMIN for v in values):
+            await self._require(who, handle, record, P.ADD_VALUE, f"add values to {handle}")
+
+    async def _require_remove(self, who, handle, record, values) -> None:
+        _writable(values)
+        if any(v.type == HS_ADMIN for v in values):
+            await self._require(who, handle, record, P.REMOVE_ADMIN, f"remove admins of {handle}")
+        if any(v.type != HS_ADMIN for v in values):
+            await self._require(who, handle, record, P.REMOVE_VALUE, f"remove values of {handle}")
+
+    async def _require_modify(self, who, handle, record, pairs) -> None:
+        _writable([old for old, _ in pairs])
+        if any(HS_ADMIN in (old.type, new.type) for old, new in pairs):
+            await self._require(who, handle, record, P.MODIFY_ADMIN, f"modify admins of {handle}")
+        if any(HS_ADMIN not in (old.type, new.type) for old, new in pairs):
+            await self._require(who, handle, record, P.MODIFY_VALUE, f"modify values of {handle}")
+
+    async def delete_handle(self, who: Identity | None, handle: str) -> None:
+        self._check_target(handle)
+        record = await self._record(handle)
+        needed = P.DELETE_NA if is_prefix_handle(handle) else P.DELETE_HANDLE
+        await self._require(who, handle, record, needed, f"delete {handle}")
+        await self.store.delete_handle(handle)
+
+    async def add_values(
+        self,
+        who: Identity | None,
+        handle: str,
+        values: Sequence[HandleValue],
+        *,
+        overwrite: bool = False,
+    ) -> None:
+        """Add values; with ``overwrite`` an existing index is replaced instead of refused."""
+        self._check_target(handle)
+        values = self._stamp(check_record(values))
+        if not values:
+            raise InvalidValue("no values given")
+        record = await self._record(handle)
+        old_by = {v.index: v for v in record}
+        clashes = [v for v in values if v.index in old_by]
+        if clashes and not overwrite:
+            raise ValueAlreadyExists(f"{handle} already has a value at index {clashes[0].index}")
+        fresh = [v for v in values if v.index not in old_by]
+        await self._require_add(who, handle, record, fresh)
+        await self._require_modify(who, handle, record, [(old_by[v.index], v) for v in clashes])
+        check_record([*record, *fresh])
+        if clashes:
+            by_new = {v.index: v for v in values}
+            merged = [by_new.get(v.index, v) for v in record] + fresh
+            await self.store.create_handle(handle, merged, overwrite=True)
+        else:
+            await self.store.add_values(handle, fresh)
+
+    async def modify_values(
+        self, who: Identity | None, handle: str, values: Sequence[HandleValue]
+    ) -> None:
+        self._check_target(handle)
+        values = self._stamp(check_record(values))
+        if not values:
+            raise InvalidValue("no values given")
+        record = await self._record(handle)
+        old_by = {v.index: v for v in record}
+        missing = [v.index for v in values if v.index not in old_by]
+        if missing:
+            raise ValueNotFound(f"{handle} has no value at index {missing[0]}")
+        await self._require_modify(who, handle, record, [(old_by[v.index], v) for v in values])
+        await self.store.modify_values(handle, values)
+
+    async def remove_values(
+        self, who: Identity | None, handle: str, indexes: Sequence[int]
+    ) -> None:
+        self._check_target(handle)
+        if not indexes:
+            raise InvalidValue("no indexes given")
+        record = await self._record(handle)
+        old_by = {v.index: v for v in record}
+        missing = [i for i in indexes if i not in old_by]
+        if missing:
+            raise ValueNotFound(f"{handle} has no value at index {missing[0]}")
+        await self._require_remove(who, handle, record, [old_by[i] for i in indexes])
+        await self.store.remove_values(handle, list(indexes))
+
+    async def list_handles(
+        self, who: Identity | None, prefix: str, *, offset: int = 0, limit: int | None = None
+    ) -> tuple[int, list[str]]:
+        """(total, page of handles) under ``prefix`` (given bare or as ``0.NA/prefix``)."""
+        prefix = prefix[len(NA_PREFIX) :] if handle_key(prefix).startswith("0.NA/") else prefix
+        if not prefix or "/" in prefix:
+            raise InvalidHandle(f"invalid prefix {prefix!r}")
+        if not self.homed.homes_prefix(prefix):
+            raise NotResponsible(f"this node does not home prefix {prefix}")
+        na = NA_PREFIX + prefix
+        admins = await self.store.get_handle(na) or []
+        await self._require(who, na, admins, P.LIST_HANDLES, f"list handles under {prefix}")
+        total = await self.store.count_handles(prefix)
+        return total, await self.store.list_handles(prefix, offset=offset, limit=limit)
+
+    async def list_derived_prefixes(self, who: Identity | None, prefix: str) -> list[str]:
+        """Derived prefixes of ``prefix`` that have prefix handles here (``0.NA/prefix.x``)."""
+        prefix = prefix[len(NA_PREFIX) :] if handle_key(prefix).startswith("0.NA/") else prefix
+        if not self.homed.homes_prefix(prefix):
+            raise NotResponsible(f"this node does not home prefix {prefix}")
+        na = NA_PREFIX + prefix
+        admins = await self.store.get_handle(na) or []
+        what = f"list derived prefixes of {prefix}"
+        await self._require(who, na, admins, P.LIST_HANDLES, what)
+        handles = await self.store.list_handles("0.NA")
+        wanted = handle_key(prefix) + "."
+        return [
+            h[len(NA_PREFIX) :]
+            for h in handles
+            if handle_key(h[len(NA_PREFIX) :]).startswith(wanted)
+        ]
+
+    async def home_prefix(self, who: Identity | None, prefix: str) -> None:
+        if who is None:
+            raise AuthenticationNeeded("authentication needed to home a prefix")
+        if not self.is_operator(who):
+            raise NotAuthorized(f"{who} is not an operator of this node")
+        await self.store.home_prefix(prefix)
+        self.homed.add(prefix)
+
+    async def unhome_prefix(self, who: Identity | None, prefix: str) -> None:
+        if who is None:
+            raise AuthenticationNeeded("authentication needed to unhome a prefix")
+        if not self.is_operator(who):
+            raise NotAuthorized(f"{who} is not an operator of this node")
+        await self.store.unhome_prefix(prefix)
+        self.homed.discard(prefix)
+
+
+def _writable(values: Iterable[HandleValue]) -> None:
+    for v in values:
+        if not v.permissions & (Permission.ADMIN_WRITE | Permission.PUBLIC_WRITE):
+            raise NotAuthorized(f"value {v.index} is not writable (no ADMIN_WRITE permission)")

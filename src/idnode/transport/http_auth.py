@@ -1,0 +1,382 @@
+"""Who is calling over HTTP, and the sessions API (Handle.Net technical manual 14.6-14.7).
+
+The HTTP face of RFC 3652 authentication, decided once per request before any operation runs,
+as HSJ's ``StandardHandleAuthenticationFilter`` does:
+
+* ``Authorization: Basic base64("300%3A0.NA/P" ":" secret)`` -- checked against the HS_SECKEY
+  value at that index (raw, HSJ's hex SHA-1 form, or our PBKDF2 form);
+* ``Authorization: Handle sessionId="..."`` -- a session authenticated earlier through
+  ``PUT /api/sessions/this``; with ``id``, ``type``, ``cnonce``, ``alg`` and ``signature`` the
+  same header authenticates the session on the spot (challenge-response over the session's
+  nonce and the client's cnonce);
+* the session cookie ``JSESSIONID`` (HSJ's servlet container sets it) -- HttpOnly,
+  SameSite=Strict, so a cross-site page cannot ride on it.
+
+Credentials that are presented but do not verify stop the request with 401 and a fresh
+challenge (``WWW-Authenticate: Basic realm="handle"`` and ``Handle sessionId, nonce``), never
+falling back to anonymous: that is HSJ's rule and what pyhandle recognises as
+``HandleAuthenticationError``. Messages name the identity, never the secret.
+
+Where we differ from HSJ: it refuses authentication over plain HTTP (403) and asks the server
+homing a key to verify it; idnode accepts it until TLS arrives, and only verifies keys stored
+on this node.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from idnode.auth.headers import (
+    handle_identity,
+    parse_basic_authorization,
+    parse_handle_authorization,
+    quote_param,
+)
+from idnode.auth.identity import Identity
+from idnode.auth.rest import verify_rest_session_answer
+from idnode.auth.secrets import verify_plain_secret
+from idnode.auth.sessions import REST_NONCE_SIZE, Session, SessionTable
+from idnode.codes import ResponseCode
+from idnode.crypto.keys import PrivateKey, sign
+from idnode.errors import IdnodeError
+from idnode.model import HS_SECKEY, HandleValue
+from idnode.service.names import PrefixSet
+from idnode.store.base import Store
+
+SESSION_COOKIE = "JSESSIONID"
+SESSIONS_PATH = "/api/sessions"
+SERVER_ALG = "SHA256"
+# fields of a challenge answer; any of them in a request means "authenticate now"
+ANSWER_FIELDS = ("id", "type", "cnonce", "alg", "signature", "salt", "iterations", "length")
+MAX_SESSION_ENTITY = 64 * 1024
+
+
+class HttpAuthFailed(Exception):
+    """Credentials were presented and did not verify (HTTP 401, response code 402).
+
+    ``session`` is the session the client used, so the 401 can carry its fresh nonce.
+    """
+
+    def __init__(self, message: str, session: Session | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.session = session
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The outcome of authentication: who (None = anonymous) and through which session."""
+
+    identity: Identity | None = None
+    session: Session | None = None
+
+
+class HttpAuthenticator:
+    """Verifies HTTP credentials against keys in the local store; owns the REST sessions."""
+
+    def __init__(
+        self,
+        store: Store,
+        homed: PrefixSet,
+        sessions: SessionTable,
+        random_bytes: Callable[[int], bytes],
+        server_key: PrivateKey | None = None,
+    ) -> None:
+        self.store = store
+        self.homed = homed
+        self.sessions = sessions
+        self.random_bytes = random_bytes
+        self.server_key = server_key
+
+    # -- per request ---------------------------------------------------------------------
+    async def caller(self, request: Request) -> Caller:
+        """Who sent ``request``; raises ``HttpAuthFailed`` for credentials that fail."""
+        header = request.headers.get("authorization")
+        if header is None:
+            session = self.sessions.by_token(request.cookies.get(SESSION_COOKIE, ""))
+            return Caller(session.identity if session else None, session)
+        scheme = header.strip().split(None, 1)[0].lower() if header.strip() else ""
+        if scheme == "basic":
+            return Caller(await self.verify_basic(header))
+        if scheme == "handle":
+            return await self._handle_scheme(_parse_handle(header))
+        raise HttpAuthFailed("unsupported Authorization scheme; use Basic or Handle")
+
+    async def _handle_scheme(self, params: Mapping[str, str]) -> Caller:
+        token = params.get("sessionId")
+        answering = any(name in params for name in ANSWER_FIELDS)
+        if token is None:
+            if answering:
+                raise HttpAuthFailed("Authorization: Handle answer needs the sessionId")
+            return Caller()  # clientCert="true" (no TLS yet) or a bare cnonce: anonymous
+        session = self.sessions.by_token(token)
+        if session is None:
+            raise HttpAuthFailed("unknown or expired session")
+        if answering:
+            return Caller(await self.answer(session, params), session)
+        return Caller(session.identity, session)
+
+    async def verify_basic(self, header: str) -> Identity:
+        """The identity of a Basic header whose secret matches its HS_SECKEY value."""
+        try:
+            identity, secret = parse_basic_authorization(header)
+        except IdnodeError as exc:
+            raise HttpAuthFailed(f"malformed Basic credentials: {exc.message}") from None
+        value = await self._key_value(identity)
+        try:
+            ok = value is not None and value.type == HS_SECKEY
+            ok = ok and verify_plain_secret(value.data, secret)
+        except IdnodeError:
+            ok = False
+        if not ok:
+            raise HttpAuthFailed(f"identity {identity} not verified")
+        return identity
+
+    async def answer(self, session: Session, params: Mapping[str, str]) -> Identity:
+        """Authenticate ``session`` with a challenge answer over its nonce.
+
+        A session already bound to the same identity needs no new answer (HSJ's "seen
+        before"): its id is the bearer credential. Otherwise the nonce is single use: it is
+        spent by a success and replaced after a failure, so an answer cannot be replayed.
+        """
+        try:
+            identity = handle_identity(dict(params))
+        except IdnodeError as exc:
+            raise HttpAuthFailed(exc.message, session) from None
+        if session.identity is not None and session.identity == identity:
+            return identity
+        nonce = session.nonce
+        if nonce is None:
+            raise HttpAuthFailed("this session's nonce was spent; open a new session", session)
+        session.nonce = bytes(self.random_bytes(REST_NONCE_SIZE))  # single use, whatever comes
+        try:
+            ok = verify_rest_session_answer(params, nonce, await self._key_value(identity))
+        except IdnodeError as exc:
+            msg = f"identity {identity} not verified: {exc.message}"
+            raise HttpAuthFailed(msg, session) from None
+        if not ok:
+            raise HttpAuthFailed(f"identity {identity} not verified", session)
+        self.sessions.authenticate(session.id, identity)
+        return identity
+
+    async def _key_value(self, identity: Identity) -> HandleValue | None:
+        """The key value an identity names, if this node holds it."""
+        if not self.homed.responsible_for(identity.handle):
+            return None
+        values = await self.store.get_handle(identity.handle) or []
+        return next((v for v in values if v.index == identity.index), None)
+
+    # -- challenges ----------------------------------------------------------------------
+    def challenge_headers(
+        self, request: Request, session: Session | None = None, error: str | None = None
+    ) -> list[tuple[str, str]]:
+        """``WWW-Authenticate`` headers of a 401, as HSJ's ``HeaderFixingResponseWrapper``:
+        Basic (unless the client chose the Handle scheme or is a script), then a Handle
+        challenge naming a session with a fresh nonce to answer."""
+        headers = []
+        auth = request.headers.get("authorization", "")
+        wants_basic = auth.lower().startswith("basic") or (
+            not auth and request.headers.get("x-requested-with") != "XMLHttpRequest"
+        )
+        if wants_basic:
+            headers.append(("WWW-Authenticate", 'Basic realm="handle"'))
+        if session is None or session.authenticated:
+            session = self.sessions.open_rest()
+        elif session.nonce is None:
+            session.nonce = bytes(self.random_bytes(REST_NONCE_SIZE))
+        parts = [
+            f"sessionId={quote_param(session.token)}",
+            f"nonce={quote_param(_b64(session.nonce))}",
+        ]
+        if error:
+            parts.append(f"error={quote_param(_header_text(error))}")
+        headers.append(("WWW-Authenticate", "Handle " + ", ".join(parts)))
+        return headers
+
+    def server_signature(self, session: Session, cnonce: bytes) -> dict[str, str]:
+        """``serverAlg`` / ``serverSignature`` over nonce || cnonce (manual 14.6.8)."""
+        if self.server_key is None or session.nonce is None:
+            return {}
+        signature = sign(self.server_key, session.nonce + cnonce, SERVER_ALG)
+        return {"serverAlg": SERVER_ALG, "serverSignature": _b64(signature)}
+
+
+# -- the sessions API -------------------------------------------------------------------------
+
+
+def session_routes(auth: HttpAuthenticator) -> list[Route]:
+    """``/api/sessions`` and ``/api/sessions/this`` (manual 14.7; HSJ ``SessionsServlet``)."""
+
+    async def collection(request: Request) -> Response:
+        if request.method != "POST":
+            return _error(405, ResponseCode.PROTOCOL_ERROR, "use POST to open a session")
+        try:
+            params = await _params(request)
+        except _BadRequest as exc:
+            return _error(400, ResponseCode.PROTOCOL_ERROR, str(exc))
+        if "sessionId" in params:
+            return _error(400, ResponseCode.PROTOCOL_ERROR, "POST opens a new session")
+        session = auth.sessions.open_rest()
+        extra = _signature_fields(auth, session, params)
+        error = None
+        if request.headers.get("authorization", "").lower().startswith("basic"):
+            try:
+                identity = await auth.verify_basic(request.headers["authorization"])
+                auth.sessions.authenticate(session.id, identity)
+            except HttpAuthFailed as exc:
+                error = exc.message
+        response = _session_json(session, 201, extra, error)
+        response.headers["Location"] = SESSIONS_PATH + "/this"
+        _set_cookie(response, session)
+        return response
+
+    async def this(request: Request) -> Response:
+        try:
+            params = await _params(request)
+        except _BadRequest as exc:
+            return _error(400, ResponseCode.PROTOCOL_ERROR, str(exc))
+        token = params.get("sessionId") or request.cookies.get(SESSION_COOKIE)
+        session = auth.sessions.by_token(token) if token else None
+        if request.method == "DELETE":
+            if session is None:
+                return _no_session()
+            auth.sessions.terminate(session.id)
+            response = Response(status_code=204)
+            response.delete_cookie(SESSION_COOKIE, path="/")
+            return response
+        if session is None:
+            if token or request.method != "GET":
+                return _no_session()
+            return _json({"authenticated": False}, 200)
+        extra = _signature_fields(auth, session, params)
+        try:
+            if any(name in params for name in ANSWER_FIELDS):
+                await auth.answer(session, params)
+            elif request.headers.get("authorization", "").lower().startswith("basic"):
+                identity = await auth.verify_basic(request.headers["authorization"])
+                auth.sessions.authenticate(session.id, identity)
+        except HttpAuthFailed as exc:
+            return _session_json(session, 401, extra, exc.message)
+        return _session_json(session, 200, extra)
+
+    return [
+        Route(SESSIONS_PATH, collection, methods=["GET", "POST", "PUT", "DELETE"]),
+        Route(SESSIONS_PATH + "/", collection, methods=["GET", "POST", "PUT", "DELETE"]),
+        Route(SESSIONS_PATH + "/this", this, methods=["GET", "POST", "PUT", "DELETE"]),
+    ]
+
+
+class _BadRequest(Exception):
+    pass
+
+
+async def _params(request: Request) -> dict[str, str]:
+    """Session fields from the Authorization: Handle header and a JSON entity (the entity's
+    ``id`` is not percent-encoded, the header's is; HSJ ``fromHeaderAndParameters``)."""
+    params: dict[str, str] = {}
+    header = request.headers.get("authorization", "")
+    if header.strip().lower().startswith("handle"):
+        try:
+            params.update(parse_handle_authorization(header))
+        except IdnodeError as exc:
+            raise _BadRequest(f"malformed Authorization header: {exc.message}") from None
+    body = await request.body()
+    if body.strip():
+        if len(body) > MAX_SESSION_ENTITY:
+            raise _BadRequest("session request entity too large")
+        try:
+            entity = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise _BadRequest("session request entity is not JSON") from None
+        if not isinstance(entity, dict):
+            raise _BadRequest("session request entity must be a JSON object")
+        for name, value in entity.items():
+            if name in ("sessionId", *ANSWER_FIELDS) and value is not None:
+                if isinstance(value, bool) or not isinstance(value, str | int):
+                    raise _BadRequest(f"session field {name} must be a string")
+                params[name] = str(value)
+    return params
+
+
+def _signature_fields(
+    auth: HttpAuthenticator, session: Session, params: Mapping[str, str]
+) -> dict[str, str]:
+    """The server's signature when the client sent a cnonce before answering (14.6.8)."""
+    if "cnonce" not in params or "signature" in params:
+        return {}
+    try:
+        cnonce = base64.b64decode(params["cnonce"], validate=True)
+    except ValueError:
+        return {}
+    return auth.server_signature(session, cnonce)
+
+
+def session_representation(
+    session: Session, extra: Mapping[str, str] | None = None, error: str | None = None
+) -> dict[str, Any]:
+    """HSJ's session object: sessionId, nonce (while one is open), authenticated and id."""
+    out: dict[str, Any] = {"sessionId": session.token}
+    if session.nonce is not None:
+        out["nonce"] = _b64(session.nonce)
+    out.update(extra or {})
+    if session.identity is not None:
+        out["authenticated"] = True
+        out["id"] = str(session.identity)
+    else:
+        out["authenticated"] = False
+    if error:
+        out["error"] = error
+    return out
+
+
+def _session_json(
+    session: Session,
+    status: int,
+    extra: Mapping[str, str] | None = None,
+    error: str | None = None,
+) -> Response:
+    body = session_representation(session, extra, error)
+    if status == 401:
+        body["responseCode"] = int(ResponseCode.AUTHENTICATION_NEEDED)
+        body["message"] = error or "authentication failed"
+    return _json(body, status)
+
+
+def _set_cookie(response: Response, session: Session) -> None:
+    response.set_cookie(SESSION_COOKIE, session.token, path="/", httponly=True, samesite="strict")
+
+
+def _no_session() -> Response:
+    return _error(403, ResponseCode.INVALID_CREDENTIAL, "no such session (expired or deleted)")
+
+
+def _error(status: int, code: ResponseCode, message: str) -> Response:
+    return _json({"responseCode": int(code), "message": message}, status)
+
+
+def _json(body: Mapping[str, Any], status: int) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _parse_handle(header: str) -> dict[str, str]:
+    try:
+        return parse_handle_authorization(header)
+    except IdnodeError as exc:
+        raise HttpAuthFailed(f"malformed Authorization: Handle header: {exc.message}") from None
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _header_text(text: str) -> str:
+    """Header-safe ASCII: HTTP headers cannot carry control or non-ASCII characters."""
+    return "".join(c if " " <= c < "\x7f" else "?" for c in text)[:300]
