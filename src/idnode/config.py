@@ -44,6 +44,12 @@ class KeysSection:
 
 
 @dataclass
+class AuthSection:
+    challenge_ttl: int = 60  # seconds a challenge nonce stays answerable (once)
+    session_timeout: int = 3600  # idle seconds before an authenticated session ends
+
+
+@dataclass
 class LogSection:
     level: str = "INFO"
     format: str = "auto"  # auto | json | text
@@ -58,6 +64,7 @@ class Config:
     server: ServerSection = field(default_factory=ServerSection)
     store: StoreSection = field(default_factory=StoreSection)
     keys: KeysSection = field(default_factory=KeysSection)
+    auth: AuthSection = field(default_factory=AuthSection)
     log: LogSection = field(default_factory=LogSection)
 
     @property
@@ -78,7 +85,7 @@ class Config:
         return "127.0.0.1" if addr in ("0.0.0.0", "", "localhost") else addr
 
 
-_SECTIONS = ("node", "server", "store", "keys", "log")
+_SECTIONS = ("node", "server", "store", "keys", "auth", "log")
 
 
 class ConfigError(ValueError):

@@ -74,10 +74,11 @@ class HandleTCPProtocol(asyncio.Protocol):
                 self._close()
                 return
             envelope, payload = frame
-            response = await self.handler.answer(envelope, payload, peer=self.peer)
+            # a long listing arrives as several messages chained with the CN flag
+            responses = await self.handler.answer_messages(envelope, payload, peer=self.peer)
             if self.transport is None:
                 return
-            if response is not None:
+            for response in responses:
                 self.transport.write(response)
 
 

@@ -79,9 +79,9 @@ class WireHandler:
         self.node = node
         self.clock = clock
         self.random_bytes = random_bytes
-        auth = getattr(node.config, "auth", None)  # an [auth] section, once config has one
-        ttl = challenge_ttl or getattr(auth, "challenge_ttl", None) or CHALLENGE_TTL
-        timeout = session_timeout or getattr(auth, "session_timeout", None) or SESSION_TIMEOUT
+        auth = node.config.auth
+        ttl = challenge_ttl or auth.challenge_ttl or CHALLENGE_TTL
+        timeout = session_timeout or auth.session_timeout or SESSION_TIMEOUT
         self.pending = PendingRequests(ChallengeBook(clock, random_bytes, ttl=float(ttl)))
         self.sessions = SessionRegistry(SessionTable(clock, random_bytes, timeout=timeout))
 
