@@ -133,6 +133,8 @@ class AdminService:
         added = [v for i, v in new_by.items() if i not in old_by]
         removed = [v for i, v in old_by.items() if i not in new_by]
         changed = [(old_by[i], v) for i, v in new_by.items() if i in old_by and old_by[i] != v]
+        if not (added or removed or changed):  # a same-second rewrite still needs rights
+            await self._require(who, handle, old, P.MODIFY_VALUE, f"modify values of {handle}")
         await self._require_add(who, handle, old, added)
         await self._require_remove(who, handle, old, removed)
         await self._require_modify(who, handle, old, changed)
