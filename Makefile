@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 NODE   := var
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test install lint clean
+.PHONY: serve test install lint clean fuzz bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,19 @@ serve: $(STAMP) $(NODE)/idnode.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Reproduces the figures in docs/performance.md (a throw-away node in var-bench/).
+bench: $(STAMP)
+	$(BIN)/idnode bench run --seed-node var-bench --count 10000 --protocol udp,tcp,http \
+		--duration 10 --json-out bench/results/bench.json --html-out bench/results/bench.html
+
+# Long fuzz run (issue 7): Atheris (coverage-guided) over every decoder, FUZZ_RUNS inputs;
+# crashes land in tests/fuzz/crashes/ and become regressions of `make test`.
+FUZZ_RUNS ?= 1000000
+FUZZ_SEED ?= 1
+fuzz: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[fuzz]' || echo "atheris unavailable: Python mutation loop"
+	$(BIN)/python -m tests.fuzz.driver --atheris --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -1,21 +1,29 @@
-"""How fast the SQLite store resolves: get_handle per second over N stored handles.
+"""How fast a store loads and resolves: get_handle per second over N stored handles.
 
 Reproduce:  .venv/bin/python bench/store_read.py [N=100000] [LOOKUPS=50000]
+            .venv/bin/python bench/store_read.py [N] [LOOKUPS] --engine postgres [--dsn DSN]
+
+The PostgreSQL run uses a throw-away schema ``bench_<pid>`` in the database of ``--dsn``
+(default: trust auth on 127.0.0.1, database ``test``) and drops it at the end.
 
 Prints figures; asserts nothing (timings belong in docs/performance.md, not in tests).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from idnode.model import HandleValue
+from idnode.store.base import Store
 from idnode.store.sqlite import SQLiteStore
+
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def record(i: int) -> list[HandleValue]:
@@ -29,7 +37,7 @@ def record(i: int) -> list[HandleValue]:
     ]
 
 
-async def rate(label: str, store: SQLiteStore, names: list[str], concurrent: bool) -> None:
+async def rate(label: str, store: Store, names: list[str], concurrent: bool) -> None:
     start = time.perf_counter()
     if concurrent:
         for i in range(0, len(names), 1000):
@@ -41,33 +49,76 @@ async def rate(label: str, store: SQLiteStore, names: list[str], concurrent: boo
     print(f"  {label:38s} {len(names) / dt:10,.0f}/s  {dt / len(names) * 1e6:7.1f} us/lookup")
 
 
-async def main(n: int, lookups: int) -> None:
+async def fill(store: Store, n: int) -> None:
+    """Load n handles in loads of 10,000, then time single creates."""
+    start = time.perf_counter()
+    for i in range(0, n, 10_000):
+        top = min(i + 10_000, n)
+        await store.load((f"20.500.1/item{j}", record(j)) for j in range(i, top))
+    dt = time.perf_counter() - start
+    print(f"load: {n:,} handles x 4 values in {dt:.2f}s ({n / dt:,.0f} handles/s)")
+
+    start = time.perf_counter()
+    for i in range(1000):
+        await store.create_handle(f"20.500.1/single{i}", record(i))
+    dt = time.perf_counter() - start
+    print(f"create_handle, one at a time: {1000 / dt:,.0f}/s")
+
+    start = time.perf_counter()
+    await asyncio.gather(*(store.create_handle(f"20.500.1/par{i}", record(i)) for i in range(1000)))
+    dt = time.perf_counter() - start
+    print(f"create_handle, 1000 concurrent (gather): {1000 / dt:,.0f}/s")
+
+
+async def reads(store: Store, label: str, n: int, lookups: int) -> None:
+    hits = [f"20.500.1/ITEM{random.randrange(n)}" for _ in range(lookups)]
+    misses = [f"20.500.1/none{i}" for i in range(lookups)]
+    print(f"get_handle, {label}, {n:,} handles:")
+    await rate("hit, sequential", store, hits, concurrent=False)
+    await rate("miss, sequential", store, misses, concurrent=False)
+    await rate("hit, 1000 concurrent (gather)", store, hits, concurrent=True)
+
+
+async def bench_sqlite(n: int, lookups: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "bench.db")
         async with SQLiteStore(path) as store:
-            start = time.perf_counter()
-            for i in range(0, n, 10_000):
-                top = min(i + 10_000, n)
-                await store.load((f"20.500.1/item{j}", record(j)) for j in range(i, top))
-            dt = time.perf_counter() - start
-            print(f"load: {n:,} handles x 4 values in {dt:.2f}s ({n / dt:,.0f} handles/s)")
-
-            start = time.perf_counter()
-            for i in range(1000):
-                await store.create_handle(f"20.500.1/single{i}", record(i))
-            dt = time.perf_counter() - start
-            print(f"create_handle, one at a time: {1000 / dt:,.0f}/s")
-
-        hits = [f"20.500.1/ITEM{random.randrange(n)}" for _ in range(lookups)]
-        misses = [f"20.500.1/none{i}" for i in range(lookups)]
+            await fill(store, n)
         for inline in (True, False):
             async with SQLiteStore(path, inline_reads=inline) as store:
-                print(f"get_handle, inline_reads={inline}, {n:,} handles:")
-                await rate("hit, sequential", store, hits, concurrent=False)
-                await rate("miss, sequential", store, misses, concurrent=False)
-                await rate("hit, 1000 concurrent (gather)", store, hits, concurrent=True)
+                await reads(store, f"sqlite, inline_reads={inline}", n, lookups)
+
+
+async def bench_postgres(n: int, lookups: int, dsn: str, pool: int) -> None:
+    from idnode.store.postgres import PostgresStore
+
+    schema = f"bench_{os.getpid()}"
+    store = PostgresStore(dsn, schema=schema, max_size=pool)
+    try:
+        async with store:
+            await fill(store, n)
+            await reads(store, f"postgres, pool of {pool}", n, lookups)
+    finally:
+        import asyncpg
+
+        conn = await asyncpg.connect(dsn)
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n", nargs="?", type=int, default=100_000, help="handles stored")
+    parser.add_argument("lookups", nargs="?", type=int, default=50_000, help="reads per run")
+    parser.add_argument("--engine", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--dsn", default=PG_DSN, help="PostgreSQL server (--engine postgres)")
+    parser.add_argument("--pool", type=int, default=10, help="PostgreSQL pool size")
+    args = parser.parse_args()
+    if args.engine == "sqlite":
+        asyncio.run(bench_sqlite(args.n, args.lookups))
+    else:
+        asyncio.run(bench_postgres(args.n, args.lookups, args.dsn, args.pool))
 
 
 if __name__ == "__main__":
-    args = [int(a) for a in sys.argv[1:3]]
-    asyncio.run(main(*(args + [100_000, 50_000][len(args) :])))
+    main()

@@ -29,11 +29,11 @@ from idnode.model import (
     URL,
     HandleValue,
 )
-from idnode.store import open_store
 from idnode.wire.admin import AdminRecord, encode_admin
 from idnode.wire.site import SiteInfo, encode_site
 
 ADMIN_KEY_NAME = "admin_privkey.pem"
+STORAGE_KEY_NAME = "storage_keys.json"  # SM4 keys for values without PUBLIC_READ
 ADMIN_INDEX = 300
 ALL_ADMIN_PERMISSIONS = AdminPermission(0xFFF)
 
@@ -113,6 +113,10 @@ async def init_node(
     http_port: int = 8000,
     demo: bool = False,
     clock: Callable[[], float] = time.time,
+    self_signed: bool = False,
+    https_port: int = 8443,
+    tls_tcp_port: int = 0,
+    encrypt_at_rest: bool = True,
 ) -> Config:
     directory = Path(directory)
     if (directory / CONFIG_NAME).exists():
@@ -133,7 +137,14 @@ async def init_node(
     _write_private(directory / ADMIN_KEY_NAME, save_private_key_pem(admin_key))
     site = build_site(config, server_key.public_key())
     now = int(clock())
-    async with open_store(config.store_url) as store:
+    if encrypt_at_rest:  # before the first write, so no non-public value is ever stored clear
+        from idnode.crypto.keyring import create_key_file
+
+        config.security.storage_key_file = STORAGE_KEY_NAME
+        create_key_file(directory / STORAGE_KEY_NAME)
+    from idnode.store.encrypted import configured_store
+
+    async with configured_store(config) as store:
         for prefix in prefixes:
             await store.home_prefix(prefix)
             values = prefix_handle_values(
@@ -142,8 +153,24 @@ async def init_node(
             await store.create_handle(NA_PREFIX + prefix, values, overwrite=True)
             if demo:
                 await store.load(demo_records(prefix, now), overwrite=True)
+    if self_signed:
+        _self_signed_tls(config, admin_key, https_port, tls_tcp_port)
     (directory / CONFIG_NAME).write_text(render_config(config), encoding="utf-8")
     return config
+
+
+def _self_signed_tls(config: Config, admin_key, https_port: int, tcp_port: int) -> None:
+    """``--self-signed``: a development CA, server certificate and the operator's client
+    certificate (``300:0.NA/<first prefix>``), wired into ``[tls]``."""
+    from idnode.crypto.certs import write_dev_pki
+
+    prefixes = config.node.prefixes
+    identity = f"{ADMIN_INDEX}:{NA_PREFIX}{prefixes[0]}" if prefixes else None
+    hosts = dict.fromkeys(["127.0.0.1", "localhost", config.published_address])
+    pki = write_dev_pki(config.directory, identity, admin_key, hosts)
+    tls = config.tls
+    tls.cert_file, tls.key_file, tls.client_ca_file = pki.server_cert, pki.server_key, pki.ca_cert
+    tls.https_port, tls.tcp_port = https_port, tcp_port
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -64,6 +64,14 @@ def init(
     tcp_port: int = 2641,
     http_port: int = 8000,
     demo: Annotated[bool, typer.Option(help="add a few demo identifiers")] = False,
+    self_signed: Annotated[
+        bool, typer.Option("--self-signed", help="make a development CA and TLS certificates")
+    ] = False,
+    https_port: Annotated[int, typer.Option(help="HTTPS port with --self-signed")] = 8443,
+    tls_port: Annotated[int, typer.Option(help="TCP+TLS port with --self-signed (0: off)")] = 0,
+    encrypt_at_rest: Annotated[
+        bool, typer.Option(help="SM4-GCM for values without PUBLIC_READ (storage key file)")
+    ] = True,
 ) -> None:
     """Create a node: idnode.toml, server and admin keys, the store, homed prefixes."""
     from idnode.bootstrap import InitError, init_node
@@ -79,6 +87,10 @@ def init(
                 tcp_port=tcp_port,
                 http_port=http_port,
                 demo=demo,
+                self_signed=self_signed,
+                https_port=https_port,
+                tls_tcp_port=tls_port,
+                encrypt_at_rest=encrypt_at_rest,
             )
         )
     except InitError as exc:
@@ -111,8 +123,12 @@ def serve(
             setattr(cfg.server, attr, value)
     setup_logging(cfg.log.level, cfg.log.format)
     _install_uvloop()
+    from idnode.crypto.keyring import KeyringError
+
     try:
         asyncio.run(run_server(cfg))
+    except KeyringError as exc:  # missing/unreadable storage keys: say so, no traceback
+        fail(str(exc), USAGE_ERROR)
     except OSError as exc:
         fail(f"cannot listen: {exc}")
     except KeyboardInterrupt:
@@ -144,6 +160,21 @@ def _hostport(text: str, default_port: int) -> tuple[str, int]:
         fail(f"invalid address {text!r}: expected host:port", USAGE_ERROR)
 
 
+def _sender(protocol: str, ca_file: Path | None):
+    """``client.request_udp`` / ``request_tcp``, the latter inside TLS for ``tls``."""
+    from functools import partial
+
+    from idnode.transport import client
+
+    if protocol == "udp":
+        return client.request_udp
+    if protocol == "tls":
+        from idnode.transport.tls import client_context
+
+        return partial(client.request_tcp, ssl=client_context(ca_file))
+    return client.request_tcp
+
+
 @app.command()
 def get(
     handle: Annotated[str, typer.Argument(help="handle to resolve, e.g. 20.500.123/demo-1")],
@@ -158,15 +189,26 @@ def get(
     ] = [],  # noqa: B006
     json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     timeout: float = 3.0,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="ask for a signed answer and refuse it unverified")
+    ] = False,
+    site: Annotated[
+        Path | None, typer.Option(help="HS_SITE file or server public key PEM for --verify")
+    ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option(help="CA for --protocol tls (TCP inside TLS)")
+    ] = None,
 ) -> None:
-    """Resolve a handle against a server over UDP, TCP or HTTP."""
+    """Resolve a handle against a server over UDP, TCP (also inside TLS) or HTTP."""
     from idnode.errors import IdnodeError
     from idnode.transport import client
     from idnode.transport.json_values import value_to_json
 
     protocol = protocol.lower()
-    if protocol not in ("udp", "tcp", "http"):
-        fail(f"unknown protocol {protocol!r}: use udp, tcp or http", USAGE_ERROR)
+    if protocol not in ("udp", "tcp", "tls", "http"):
+        fail(f"unknown protocol {protocol!r}: use udp, tcp, tls or http", USAGE_ERROR)
+    if verify and protocol == "http":
+        fail("--verify needs the Handle protocol (udp, tcp or tls)", USAGE_ERROR)
     try:
         if protocol == "http":
             status, body = asyncio.run(
@@ -178,9 +220,17 @@ def get(
             message = body.get("message", "")
         else:
             host, port = _hostport(server, 2641)
-            request = client.resolution_request(handle, indexes=tuple(index), types=tuple(type))
-            send = client.request_udp if protocol == "udp" else client.request_tcp
-            reply = asyncio.run(send(host, port, request, timeout=timeout))
+            request = client.resolution_request(
+                handle, indexes=tuple(index), types=tuple(type), certify=verify
+            )
+            send = _sender(protocol, ca_file)
+            if verify:
+                from idnode.transport.signing import certified_request
+
+                call = certified_request(send, host, port, request, timeout=timeout, site_file=site)
+                reply = asyncio.run(call)
+            else:
+                reply = asyncio.run(send(host, port, request, timeout=timeout))
             code = reply.header.response_code
             body_obj = reply.body
             values = [value_to_json(v) for v in getattr(body_obj, "values", ())]
@@ -230,7 +280,7 @@ def load(
     --server through the authenticated binary protocol, one session for all records."""
     from idnode.errors import IdnodeError
     from idnode.service.names import PrefixSet
-    from idnode.store import open_store
+    from idnode.store.encrypted import configured_store
 
     if server is not None:
         if file is not None:
@@ -244,7 +294,7 @@ def load(
     records = _read_records(file)
 
     async def run() -> int:
-        async with open_store(cfg.store_url) as store:
+        async with configured_store(cfg) as store:
             homed = PrefixSet(await store.homed_prefixes())
             for handle, _ in records:
                 if not homed.responsible_for(handle):
@@ -295,8 +345,8 @@ def _describe(exc: Exception) -> str:
 @app.command()
 def keygen(
     out_file: Annotated[Path, typer.Argument(help="private key file to write (PEM)")],
-    alg: Annotated[str, typer.Option(help="rsa or dsa")] = "rsa",
-    bits: Annotated[int, typer.Option(help="key size")] = 2048,
+    alg: Annotated[str, typer.Option(help="rsa, dsa, sm2 or ed25519")] = "rsa",
+    bits: Annotated[int, typer.Option(help="key size (rsa, dsa)")] = 2048,
     index: Annotated[int, typer.Option(help="index for the printed HS_PUBKEY value")] = 300,
 ) -> None:
     """Make a key pair: the private key as PEM, its public half as HS_PUBKEY bytes in
@@ -304,8 +354,8 @@ def keygen(
     from idnode.crypto.keys import encode_public_key, generate_key, save_private_key_pem
     from idnode.errors import IdnodeError
 
-    if alg.lower() not in ("rsa", "dsa"):
-        fail(f"unknown algorithm {alg!r}: use rsa or dsa", USAGE_ERROR)
+    if alg.lower() not in ("rsa", "dsa", "sm2", "ed25519"):
+        fail(f"unknown algorithm {alg!r}: use rsa, dsa, sm2 or ed25519", USAGE_ERROR)
     if out_file.exists():
         fail(f"{out_file} exists; not overwriting a key", USAGE_ERROR)
     try:
@@ -332,6 +382,18 @@ def _pub_path(private: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- admin
+
+from idnode.cli_keys import keys_app  # noqa: E402  (idnode keys status|rotate)
+
+app.add_typer(keys_app, name="keys")
+
+from idnode.verify.bench_cli import bench_app  # noqa: E402  (idnode bench run|prepare)
+
+app.add_typer(bench_app, name="bench")
+
+from idnode.verify.conformance.cli import verify_app  # noqa: E402  (idnode verify)
+
+app.add_typer(verify_app, name="verify")
 
 admin_app = typer.Typer(
     help="Administer handles on a Handle server over the authenticated binary protocol.",
@@ -720,3 +782,9 @@ def _load_remote(conn: _Connection, file: Path, overwrite: bool) -> None:
         where = records[done][0] if done < len(records) else "?"
         fail(f"loaded {done} of {len(records)} handles; {where}: {exc}")
     out.print(f"loaded {done} handles", highlight=False)
+
+
+# --------------------------------------------------------------------------- registry (issue 6)
+from idnode.registry.cli import register as _register_registry  # noqa: E402
+
+_register_registry(app)

@@ -50,6 +50,52 @@ class AuthSection:
 
 
 @dataclass
+class LimitsSection:
+    """Abuse limits (``idnode.transport.limits``); a rate of 0 switches that limit off.
+
+    Generous for real clients; loopback is exempt so the test suite and benchmarks run on
+    one machine unthrottled (set ``exempt = []`` to limit it too, as the limit tests do).
+    """
+
+    exempt: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])  # hosts or CIDRs
+    resolve_rate: int = 1000  # requests per second per client IP, every transport
+    resolve_burst: int = 2000
+    auth_rate_per_minute: int = 30  # failed proofs and session setups per client IP
+    auth_burst: int = 10
+    max_clients: int = 100_000  # client addresses tracked per limiter (LRU beyond)
+    udp_amplification: int = 3  # UDP answer <= this x request, else truncated (0 = off)
+    tcp_read_deadline: int = 10  # seconds to finish a message once its first byte arrived
+    tcp_max_connections_per_ip: int = 64
+    http_keep_alive: int = 5  # seconds an idle keep-alive HTTP connection stays open
+    http_max_concurrency: int = 1000  # connections + requests at once; beyond: 503
+    http_max_body: int = 16 * 1024 * 1024  # bytes of a request entity; beyond: 413
+
+
+@dataclass
+class TlsSection:
+    """TLS (``idnode.transport.tls``); a port of 0 leaves that listener off.
+
+    Paths are relative to the node directory. ``client_ca_file`` makes HTTPS ask for client
+    certificates issued by that CA (``Authorization: Handle clientCert="true"``).
+    """
+
+    cert_file: str = ""
+    key_file: str = ""
+    client_ca_file: str = ""
+    https_port: int = 0  # HTTPS for the REST API
+    tcp_port: int = 0  # the Handle binary protocol inside TLS (not a Handle.Net standard)
+
+
+@dataclass
+class SecuritySection:
+    """Encryption at rest (``idnode.store.encrypted``): the storage key file, relative to the
+    node directory; empty = off unless ``IDNODE_STORAGE_KEY`` is set. ``idnode init`` makes
+    one."""
+
+    storage_key_file: str = ""
+
+
+@dataclass
 class LogSection:
     level: str = "INFO"
     format: str = "auto"  # auto | json | text
@@ -66,6 +112,9 @@ class Config:
     keys: KeysSection = field(default_factory=KeysSection)
     auth: AuthSection = field(default_factory=AuthSection)
     log: LogSection = field(default_factory=LogSection)
+    tls: TlsSection = field(default_factory=TlsSection)
+    limits: LimitsSection = field(default_factory=LimitsSection)
+    security: SecuritySection = field(default_factory=SecuritySection)
 
     @property
     def store_url(self) -> str:
@@ -79,13 +128,17 @@ class Config:
     def private_key_path(self) -> Path:
         return self.directory / self.keys.private_key
 
+    def path(self, name: str) -> Path | None:
+        """A file setting resolved against the node directory; None when unset."""
+        return self.directory / name if name else None
+
     @property
     def published_address(self) -> str:
         addr = self.server.public_address or self.server.host
         return "127.0.0.1" if addr in ("0.0.0.0", "", "localhost") else addr
 
 
-_SECTIONS = ("node", "server", "store", "keys", "auth", "log")
+_SECTIONS = ("node", "server", "store", "keys", "auth", "log", "limits", "tls", "security")
 
 
 class ConfigError(ValueError):

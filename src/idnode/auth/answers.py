@@ -14,12 +14,18 @@ HS_SECKEY answers (HSJ ``SecretKeyAuthenticationInfo.authenticate``, ``Util.doMa
     0x01  MD5                MD5(secret || nonce || digest || secret)
     0x02  SHA1               SHA-1(secret || nonce || digest || secret)     HSJ 2.1 .. 2.6
     0x03  SHA256             SHA-256(secret || nonce || digest || secret)
+    0x04  SM3                SM3(secret || nonce || digest || secret)         ours
     0x12  HMAC-SHA1          HMAC-SHA1(key=secret, nonce || digest)
     0x13  HMAC-SHA256        HMAC-SHA256(key=secret, nonce || digest)
+    0x14  HMAC-SM3           HMAC-SM3(key=secret, nonce || digest)            ours
     0x22  PBKDF2-HMAC-SHA1   salt (4-byte length + bytes) || iterations (4) || key bits (4)
                              || mac (4-byte length + bytes), where
                              mac = HMAC-SHA1(key=PBKDF2-SHA1(secret, salt, iterations, bits),
                                              nonce || digest)                 HSJ 2.7+
+
+0x04 and 0x14 are ours: neither HSJ nor the Teleinfo IDIS SDK (which names SM3 only as a
+signature hash) numbers an SM3 MAC, so they follow HSJ's pattern (0x0N a digest, 0x1N its
+HMAC); an HSJ server answers them "unknown", which is the honest failure.
 
 HSJ clients pick 0x22 (16-byte random salt, 10000 iterations, 160 bits) when both sides
 speak 2.7+, SHA1 for 2.1 to 2.6 and the old format below 2.1. A server verifies a 0x22
@@ -33,7 +39,10 @@ with the signature over ``nonce || digest``. HSJ writes the hash id ``SHA1`` or 
 (``Common.HASH_ALG_*``) and reads also ``SHA-1``, ``SHA256`` and the one-byte codes 2 / 3.
 The key type comes from the HS_PUBKEY value: SHA1withRSA, SHA256withRSA (PKCS#1 v1.5),
 SHA1withDSA, SHA256withDSA (DER r, s). HSJ signs with SHA256 from protocol 2.7, except
-DSA, which stays SHA1 below 2.11. MD5 signatures are refused.
+DSA, which stays SHA1 below 2.11. MD5 signatures are refused. SM2 keys answer with hash id
+``SM3`` (the Teleinfo SDK's ``Common.HASH_ALG_SM3``) and an SM3withSM2 signature (DER r, s,
+default user id); Ed25519 keys with hash id ``Ed25519`` (ours) and a pure Ed25519 signature.
+For those two key types only their own hash id is accepted.
 
 Verification never raises for a bad or malformed *answer* (it returns False: the client gets
 AUTHENTICATION_FAILED); it raises ``UnableToAuthenticate`` when the *stored* key cannot be
@@ -48,13 +57,24 @@ import os
 from collections.abc import Callable, Collection
 from enum import IntEnum
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
+
 from idnode.auth.secrets import (
     HSJ_ANSWER_ITERATIONS,
     is_hashed,
     parse_hashed,
     pbkdf2,
 )
-from idnode.crypto.keys import PrivateKey, decode_public_key, sign, verify
+from idnode.crypto.keys import (
+    PrivateKey,
+    decode_public_key,
+    default_hash,
+    key_algorithm,
+    sign,
+    verify,
+)
+from idnode.crypto.sm2 import sm3
 from idnode.errors import IdnodeError, InvalidValue, UnableToAuthenticate
 from idnode.wire.bodies import RequestDigest
 from idnode.wire.codec import Reader, Writer
@@ -71,8 +91,10 @@ class MacCode(IntEnum):
     MD5 = 0x01
     SHA1 = 0x02
     SHA256 = 0x03
+    SM3 = 0x04  # ours
     HMAC_SHA1 = 0x12
     HMAC_SHA256 = 0x13
+    HMAC_SM3 = 0x14  # ours
     PBKDF2_HMAC_SHA1 = 0x22
 
 
@@ -87,6 +109,8 @@ _MAC_NAMES = {
     "SHA256": MacCode.SHA256,
     "HMACSHA1": MacCode.HMAC_SHA1,
     "HMACSHA256": MacCode.HMAC_SHA256,
+    "SM3": MacCode.SM3,
+    "HMACSM3": MacCode.HMAC_SM3,
     "PBKDF2": MacCode.PBKDF2_HMAC_SHA1,
     "PBKDF2HMACSHA1": MacCode.PBKDF2_HMAC_SHA1,
     "PBKDF2WITHHMACSHA1": MacCode.PBKDF2_HMAC_SHA1,
@@ -103,6 +127,9 @@ _SIG_HASHES = {
     bytes([MacCode.SHA1]): "SHA1",
     bytes([MacCode.SHA256]): "SHA256",
 }
+HASH_ID_SM3 = b"SM3"  # Teleinfo id-pointer-sdk Common.HASH_ALG_SM3
+HASH_ID_ED25519 = b"Ed25519"  # ours
+_FIXED_HASH_IDS = {"SM2": (HASH_ID_SM3,), "Ed25519": (HASH_ID_ED25519,)}
 
 
 def mac_code(alg: str | int) -> MacCode:
@@ -159,6 +186,12 @@ def compute_mac(code: MacCode, data: bytes, key: bytes) -> bytes:
         return hmac.new(key, data, hashlib.sha1).digest()
     if code == MacCode.HMAC_SHA256:
         return hmac.new(key, data, hashlib.sha256).digest()
+    if code == MacCode.SM3:
+        return sm3(key, data, key)
+    if code == MacCode.HMAC_SM3:
+        mac = crypto_hmac.HMAC(key, hashes.SM3())
+        mac.update(data)
+        return mac.finalize()
     raise InvalidValue(f"compute_mac does not do {code.name}")
 
 
@@ -279,9 +312,15 @@ def make_public_key_answer(
     request_digest: RequestDigest | bytes,
     hash_name: str = "SHA256",
 ) -> bytes:
-    """A client's HS_PUBKEY answer: hash id then signature over ``nonce || digest``."""
-    short = _hash_short(hash_name)
+    """A client's HS_PUBKEY answer: hash id then signature over ``nonce || digest``.
+
+    SM2 and Ed25519 keys ignore ``hash_name``: their algorithm fixes the hash id.
+    """
     data = bytes(nonce) + digest_bytes(request_digest)
+    if key_algorithm(private_key) in _FIXED_HASH_IDS:
+        hash_id = default_hash(private_key).encode("ascii")
+        return Writer().bytes32(hash_id).bytes32(sign(private_key, data)).getvalue()
+    short = _hash_short(hash_name)
     signature = sign(private_key, data, short)
     hash_id = HASH_ID_SHA1 if short == "SHA1" else HASH_ID_SHA256
     return Writer().bytes32(hash_id).bytes32(signature).getvalue()
@@ -312,10 +351,13 @@ def verify_public_key_answer(
         hash_id, signature = parse_public_key_answer(answer)
     except IdnodeError:
         return False
+    data = bytes(nonce) + digest_bytes(request_digest)
+    fixed = _FIXED_HASH_IDS.get(key_algorithm(public_key))
+    if fixed is not None:
+        return hash_id in fixed and verify(public_key, signature, data)
     short = _SIG_HASHES.get(hash_id) or _SIG_HASHES.get(hash_id.upper())
     if short is None:
         return False  # MD5withRSA and unknown hashes are refused
-    data = bytes(nonce) + digest_bytes(request_digest)
     return verify(public_key, signature, data, short)
 
 

@@ -2,10 +2,14 @@
 
 HS_PUBKEY data (HSJ ``Util.getBytesFromPublicKey``; RFC 3651 section 3.2.4)::
 
-    KeyType    UTF8-String  "RSA_PUB_KEY" | "DSA_PUB_KEY" (| "DH_PUB_KEY", not supported)
+    KeyType    UTF8-String  "RSA_PUB_KEY" | "DSA_PUB_KEY" | "SM2_PUB_KEY" | "ED25519_PUB_KEY"
+                            (| "DH_PUB_KEY", not supported)
     Flags      2 bytes      reserved, written as 0, ignored when read
     RSA:       e, n         each a 4-byte length + big-endian bytes
     DSA:       q, p, g, y   idem
+    SM2:       spki         4-byte length + X.509 SubjectPublicKeyInfo DER (id-ecPublicKey,
+                            sm2p256v1, 04||X||Y): the Teleinfo IDIS SDK's layout
+    Ed25519:   key          4-byte length + the 32-byte RFC 8032 public key (ours; HSJ has none)
 
 Numbers are written like Java's ``BigInteger.toByteArray()`` (two's complement, so a leading
 zero byte when the top bit is set) and read as unsigned, so our bytes equal HSJ's bytes.
@@ -15,6 +19,8 @@ Private key bytes (HSJ ``Util.getBytesFromPrivateKey``; no flags field)::
     "DSA_PRIV_KEY"     x, p, q, g
     "RSA_PRIVCRT_KEY"  n, e, d, p, q, d mod (p-1), d mod (q-1), q^-1 mod p
     "RSA_PRIV_KEY"     n, d         (read only: the primes are recovered trying common e)
+    "SM2_PRIV_KEY"     PKCS#8 DER   (one 4-byte-length field; the SDK's PKCS8EncodedKeySpec)
+    "ED25519_PRIV_KEY" seed         (the 32-byte RFC 8032 private key; ours)
 
 Private key files (``admpriv.bin``, ``privkey.bin``) wrap those bytes (HSJ ``Util.encrypt``)::
 
@@ -28,7 +34,11 @@ A file whose first 4-byte number is above 9 is a bare key encoding (HSJ's ``MAX_
 rule: every key-type string is longer than 9 bytes).
 
 Signatures follow Java's ``SHA1withRSA`` / ``SHA256withRSA`` (PKCS#1 v1.5) and
-``SHA1withDSA`` / ``SHA256withDSA`` (DER-encoded ``SEQUENCE {r, s}``).
+``SHA1withDSA`` / ``SHA256withDSA`` (DER-encoded ``SEQUENCE {r, s}``). SM2 keys always sign
+``SM3withSM2`` (DER ``r, s``, user id ``1234567812345678``; ``idnode.crypto.sm2``) and
+Ed25519 keys pure Ed25519: their key type fixes the algorithm, so the hash name passed to
+``sign``/``verify`` is not consulted for them (``default_hash`` names the right one to write).
+See ``docs/crypto.md``.
 """
 
 from __future__ import annotations
@@ -40,16 +50,20 @@ from collections.abc import Callable
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, padding, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
+from idnode.crypto import sm2
+from idnode.crypto.sm2 import SM2PrivateKey, SM2PublicKey
 from idnode.errors import IdnodeError, InvalidValue
 from idnode.wire.codec import Reader, Writer
 
-PublicKey = rsa.RSAPublicKey | dsa.DSAPublicKey
-PrivateKey = rsa.RSAPrivateKey | dsa.DSAPrivateKey
+PublicKey = rsa.RSAPublicKey | dsa.DSAPublicKey | SM2PublicKey | ed25519.Ed25519PublicKey
+PrivateKey = rsa.RSAPrivateKey | dsa.DSAPrivateKey | SM2PrivateKey | ed25519.Ed25519PrivateKey
+_PUBLIC_TYPES = (rsa.RSAPublicKey, dsa.DSAPublicKey, SM2PublicKey, ed25519.Ed25519PublicKey)
+_PRIVATE_TYPES = (rsa.RSAPrivateKey, dsa.DSAPrivateKey, SM2PrivateKey, ed25519.Ed25519PrivateKey)
 
 RSA_PUB_KEY = "RSA_PUB_KEY"
 DSA_PUB_KEY = "DSA_PUB_KEY"
@@ -57,6 +71,11 @@ DH_PUB_KEY = "DH_PUB_KEY"
 RSA_PRIV_KEY = "RSA_PRIV_KEY"
 RSA_PRIVCRT_KEY = "RSA_PRIVCRT_KEY"
 DSA_PRIV_KEY = "DSA_PRIV_KEY"
+SM2_PUB_KEY = "SM2_PUB_KEY"  # Teleinfo id-pointer-sdk Common.KEY_ENCODING_SM2_PUB_KEY
+SM2_PRIV_KEY = "SM2_PRIV_KEY"  # idem KEY_ENCODING_SM2_PRIV_KEY
+ED25519_PUB_KEY = "ED25519_PUB_KEY"  # ours: neither HSJ nor the IDIS SDKs define one
+ED25519_PRIV_KEY = "ED25519_PRIV_KEY"
+MAX_SPKI = 1024  # an SM2 SubjectPublicKeyInfo is 91 bytes; refuse anything absurd
 
 ENCRYPT_DES_ECB_PKCS5 = 0  # legacy, refused
 ENCRYPT_NONE = 1
@@ -99,17 +118,22 @@ def _key_type(r: Reader, field: str) -> str:
 
 
 def _as_public(key: PublicKey | PrivateKey) -> PublicKey:
-    if isinstance(key, rsa.RSAPrivateKey | dsa.DSAPrivateKey):
+    if isinstance(key, _PRIVATE_TYPES):
         return key.public_key()
-    if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey):
+    if isinstance(key, _PUBLIC_TYPES):
         return key
-    raise InvalidValue(f"unsupported key type {type(key).__name__}; RSA and DSA only")
+    raise InvalidValue(f"unsupported key type {type(key).__name__}; RSA, DSA, SM2, Ed25519 only")
 
 
 def encode_public_key(key: PublicKey | PrivateKey) -> bytes:
-    """HS_PUBKEY data for an RSA or DSA key (a private key contributes its public half)."""
+    """HS_PUBKEY data for a key of any type we sign with (a private key gives its public half)."""
     pub = _as_public(key)
     w = Writer()
+    if isinstance(pub, SM2PublicKey):
+        return w.utf8(SM2_PUB_KEY).u16(0).bytes32(pub.spki_der()).getvalue()
+    if isinstance(pub, ed25519.Ed25519PublicKey):
+        raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return w.utf8(ED25519_PUB_KEY).u16(0).bytes32(raw).getvalue()
     if isinstance(pub, rsa.RSAPublicKey):
         nums = pub.public_numbers()
         w.utf8(RSA_PUB_KEY).u16(0).bytes32(java_bytes(nums.e)).bytes32(java_bytes(nums.n))
@@ -143,7 +167,26 @@ def decode_public_key(data: bytes) -> PublicKey:
         y = _number(r, "pubkey.y")
         r.expect_end("pubkey")
         return dsa_public_key(p, q, g, y)
+    if ktype == SM2_PUB_KEY:
+        spki = r.bytes32("pubkey.spki")
+        r.expect_end("pubkey")
+        if len(spki) > MAX_SPKI:
+            raise InvalidValue("SM2 public key: SubjectPublicKeyInfo too long")
+        return SM2PublicKey.from_spki_der(spki)
+    if ktype == ED25519_PUB_KEY:
+        raw = r.bytes32("pubkey.ed25519")
+        r.expect_end("pubkey")
+        return ed25519_public_key(raw)
     raise InvalidValue(f"unsupported public key type {ktype!r}")
+
+
+def ed25519_public_key(raw: bytes) -> ed25519.Ed25519PublicKey:
+    if len(raw) != 32:
+        raise InvalidValue(f"Ed25519 public key must be 32 bytes, got {len(raw)}")
+    try:
+        return ed25519.Ed25519PublicKey.from_public_bytes(bytes(raw))
+    except ValueError as exc:
+        raise InvalidValue(f"invalid Ed25519 public key: {exc}") from None
 
 
 def rsa_public_key(n: int, e: int) -> rsa.RSAPublicKey:
@@ -172,9 +215,18 @@ def dsa_public_key(p: int, q: int, g: int, y: int) -> dsa.DSAPublicKey:
 
 
 def encode_private_key(key: PrivateKey) -> bytes:
-    """HSJ private key bytes: ``RSA_PRIVCRT_KEY`` or ``DSA_PRIV_KEY``."""
+    """HSJ private key bytes: ``RSA_PRIVCRT_KEY``, ``DSA_PRIV_KEY``, ``SM2_PRIV_KEY``, ..."""
     w = Writer()
-    if isinstance(key, rsa.RSAPrivateKey):
+    if isinstance(key, SM2PrivateKey):
+        w.utf8(SM2_PRIV_KEY).bytes32(key.pkcs8_der())
+    elif isinstance(key, ed25519.Ed25519PrivateKey):
+        raw = key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        w.utf8(ED25519_PRIV_KEY).bytes32(raw)
+    elif isinstance(key, rsa.RSAPrivateKey):
         nums = key.private_numbers()
         pub = nums.public_numbers
         w.utf8(RSA_PRIVCRT_KEY)
@@ -215,6 +267,16 @@ def decode_private_key(data: bytes) -> PrivateKey:
             y = pow(g, x, p) if p > 1 else 0
             pub = dsa.DSAPublicNumbers(y, dsa.DSAParameterNumbers(p, q, g))
             return dsa.DSAPrivateNumbers(x, pub).private_key()
+        if ktype == SM2_PRIV_KEY:
+            der = r.bytes32("privkey.pkcs8")
+            r.expect_end("privkey")
+            return SM2PrivateKey.from_pkcs8_der(der)
+        if ktype == ED25519_PRIV_KEY:
+            seed = r.bytes32("privkey.ed25519")
+            r.expect_end("privkey")
+            if len(seed) != 32:
+                raise InvalidValue(f"Ed25519 private key must be 32 bytes, got {len(seed)}")
+            return ed25519.Ed25519PrivateKey.from_private_bytes(seed)
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise InvalidValue(f"invalid {ktype} private key: {exc}") from None
     raise InvalidValue(f"unsupported private key type {ktype!r}")
@@ -343,15 +405,29 @@ def _file_cipher(kind: int, bits: int, iv: bytes) -> Callable[[bytes], object]:
 
 
 def _check_private(key: object) -> PrivateKey:
-    if not isinstance(key, rsa.RSAPrivateKey | dsa.DSAPrivateKey):
-        raise InvalidValue(f"unsupported private key type {type(key).__name__}; RSA and DSA only")
+    if not isinstance(key, _PRIVATE_TYPES):
+        raise InvalidValue(
+            f"unsupported private key type {type(key).__name__}; RSA, DSA, SM2, Ed25519 only"
+        )
     if isinstance(key, rsa.RSAPrivateKey) and key.key_size < MIN_RSA_BITS:
         raise InvalidValue(f"RSA key of {key.key_size} bits is too weak")
     return key
 
 
 def private_key_to_pem(key: PrivateKey, passphrase: bytes | str | None = None) -> bytes:
-    """PKCS#8 PEM, encrypted with the library's best available scheme if a passphrase is set."""
+    """PKCS#8 PEM, encrypted with the library's best available scheme if a passphrase is set.
+
+    SM2 keys are written by ``idnode.crypto.sm2`` (``cryptography`` cannot serialise them) and
+    only without a passphrase; protect one with the HSJ key file form instead
+    (``encode_private_key_file``), which encrypts any key type.
+    """
+    if isinstance(key, SM2PrivateKey):
+        if passphrase:
+            raise InvalidValue(
+                "SM2 keys are not written as encrypted PEM; use the HSJ key file form "
+                "(PBKDF2 + AES) to protect one with a passphrase"
+            )
+        return key.to_pem()
     if passphrase:
         pw = passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
         enc: serialization.KeySerializationEncryption = serialization.BestAvailableEncryption(pw)
@@ -362,6 +438,8 @@ def private_key_to_pem(key: PrivateKey, passphrase: bytes | str | None = None) -
 
 def private_key_from_pem(data: bytes, passphrase: bytes | str | None = None) -> PrivateKey:
     pw = passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
+    if _is_sm2_pem(data):
+        return sm2.private_key_from_pem(data)
     try:
         key = serialization.load_pem_private_key(data, password=pw or None)
     except TypeError as exc:  # encrypted without passphrase, or the reverse
@@ -371,14 +449,28 @@ def private_key_from_pem(data: bytes, passphrase: bytes | str | None = None) -> 
     return _check_private(key)
 
 
+def _is_sm2_pem(data: bytes) -> bool:
+    """An unencrypted PEM whose DER names the SM2 curve (``cryptography`` would refuse it)."""
+    try:
+        body = b"".join(bytes(data).strip().splitlines()[1:-1])
+        return b"ENCRYPTED" not in bytes(data)[:40] and sm2.is_sm2_der(base64.b64decode(body))
+    except (binascii.Error, ValueError):
+        return False
+
+
 def public_key_to_pem(key: PublicKey | PrivateKey) -> bytes:
-    return _as_public(key).public_bytes(
+    pub = _as_public(key)
+    if isinstance(pub, SM2PublicKey):
+        return pub.to_pem()
+    return pub.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
 
 def public_key_from_pem(data: bytes | str) -> PublicKey:
     raw = data.encode("ascii", "replace") if isinstance(data, str) else data
+    if _is_sm2_pem(raw):
+        return sm2.public_key_from_pem(raw)
     try:
         key = serialization.load_pem_public_key(raw)
     except (ValueError, UnsupportedAlgorithm) as exc:
@@ -400,7 +492,12 @@ load_public_key_pem = public_key_from_pem
 
 
 def generate_key(alg: str = "rsa", bits: int = 2048) -> PrivateKey:
+    """A new key: ``rsa`` / ``dsa`` of ``bits``; ``sm2`` (sm2p256v1) and ``ed25519`` ignore it."""
     alg = alg.lower()
+    if alg == "sm2":
+        return SM2PrivateKey.generate()
+    if alg == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
     if alg == "rsa":
         if bits < MIN_RSA_BITS:
             raise InvalidValue(f"RSA keys need at least {MIN_RSA_BITS} bits")
@@ -409,7 +506,7 @@ def generate_key(alg: str = "rsa", bits: int = 2048) -> PrivateKey:
         if bits not in (1024, 2048, 3072, 4096):
             raise InvalidValue("DSA keys are 1024, 2048, 3072 or 4096 bits")
         return dsa.generate_private_key(key_size=bits)
-    raise InvalidValue(f"unknown key algorithm {alg!r}; use 'rsa' or 'dsa'")
+    raise InvalidValue(f"unknown key algorithm {alg!r}; use rsa, dsa, sm2 or ed25519")
 
 
 def hash_algorithm(hash_name: str) -> hashes.HashAlgorithm:
@@ -421,18 +518,40 @@ def hash_algorithm(hash_name: str) -> hashes.HashAlgorithm:
 
 
 def key_algorithm(key: PublicKey | PrivateKey) -> str:
-    """``RSA`` or ``DSA``: the suffix of Java's signature algorithm names."""
-    return "RSA" if isinstance(_as_public(key), rsa.RSAPublicKey) else "DSA"
+    """``RSA``, ``DSA``, ``SM2`` or ``Ed25519``: the suffix of Java's signature names."""
+    pub = _as_public(key)
+    if isinstance(pub, SM2PublicKey):
+        return "SM2"
+    if isinstance(pub, ed25519.Ed25519PublicKey):
+        return "Ed25519"
+    return "RSA" if isinstance(pub, rsa.RSAPublicKey) else "DSA"
+
+
+def default_hash(key: PublicKey | PrivateKey) -> str:
+    """The hash id to write next to a signature by ``key``: ``SM3`` for SM2 (as the Teleinfo
+    SDK's ``Common.HASH_ALG_SM3``), ``Ed25519`` for Ed25519 (ours), ``SHA-256`` otherwise."""
+    alg = key_algorithm(key)
+    return {"SM2": "SM3", "Ed25519": "Ed25519"}.get(alg, "SHA-256")
 
 
 def signature_algorithm(key: PublicKey | PrivateKey, hash_name: str) -> str:
-    """Java's name for the signature, e.g. ``SHA256withRSA``."""
+    """Java's name for the signature, e.g. ``SHA256withRSA``, ``SM3withSM2``, ``Ed25519``."""
+    alg = key_algorithm(key)
+    if alg == "SM2":
+        return "SM3withSM2"
+    if alg == "Ed25519":
+        return "Ed25519"
     short = "SHA1" if isinstance(hash_algorithm(hash_name), hashes.SHA1) else "SHA256"
-    return f"{short}with{key_algorithm(key)}"
+    return f"{short}with{alg}"
 
 
 def sign(private_key: PrivateKey, data: bytes, hash_name: str = "SHA256") -> bytes:
-    """RSA PKCS#1 v1.5 or DSA (DER ``r, s``) over ``data``, as Java's ``Signature`` does."""
+    """RSA PKCS#1 v1.5 or DSA (DER ``r, s``) over ``data``, as Java's ``Signature`` does;
+    SM3withSM2 for SM2 and pure Ed25519 whatever ``hash_name`` says (see module notes)."""
+    if isinstance(private_key, SM2PrivateKey):
+        return private_key.sign(data)
+    if isinstance(private_key, ed25519.Ed25519PrivateKey):
+        return private_key.sign(bytes(data))
     algo = hash_algorithm(hash_name)
     if isinstance(private_key, rsa.RSAPrivateKey):
         return private_key.sign(data, PKCS1v15(), algo)
@@ -443,6 +562,14 @@ def sign(private_key: PrivateKey, data: bytes, hash_name: str = "SHA256") -> byt
 
 def verify(public_key: PublicKey, signature: bytes, data: bytes, hash_name: str = "SHA256") -> bool:
     """True when ``signature`` is valid; False for any bad or malformed signature."""
+    if isinstance(public_key, SM2PublicKey):
+        return public_key.verify(signature, data)
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        try:
+            public_key.verify(bytes(signature), bytes(data))
+        except InvalidSignature:
+            return False
+        return True
     algo = hash_algorithm(hash_name)
     try:
         if isinstance(public_key, rsa.RSAPublicKey):
@@ -481,8 +608,21 @@ def _unsigned_bytes(n: int) -> bytes:
 
 
 def public_key_to_jwk(key: PublicKey | PrivateKey) -> dict:
-    """``{"kty": "RSA", "n", "e"}`` or ``{"kty": "DSA", "y", "p", "q", "g"}``, base64url."""
+    """``{"kty": "RSA", "n", "e"}`` or ``{"kty": "DSA", "y", "p", "q", "g"}``, base64url;
+    Ed25519 as RFC 8037 ``{"kty": "OKP", "crv": "Ed25519", "x"}`` and SM2 as
+    ``{"kty": "EC", "crv": "SM2", "x", "y"}`` (no standard names one; HSJ knows neither)."""
     pub = _as_public(key)
+    if isinstance(pub, SM2PublicKey):
+        n = pub.curve.size
+        return {
+            "kty": "EC",
+            "crv": "SM2",
+            "x": b64url(pub.x.to_bytes(n, "big")),
+            "y": b64url(pub.y.to_bytes(n, "big")),
+        }
+    if isinstance(pub, ed25519.Ed25519PublicKey):
+        raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw)}
     if isinstance(pub, rsa.RSAPublicKey):
         nums = pub.public_numbers()
         return {
@@ -513,4 +653,11 @@ def public_key_from_jwk(obj: object, field: str = "key") -> PublicKey:
         return rsa_public_key(num("n"), num("e"))
     if isinstance(kty, str) and kty.upper() == "DSA":
         return dsa_public_key(num("p"), num("q"), num("g"), num("y"))
+    crv = obj.get("crv")
+    if kty == "OKP" and crv == "Ed25519":
+        return ed25519_public_key(b64decode_any(obj.get("x"), f"{field}.x"))
+    if kty == "EC" and crv == "SM2":
+        return SM2PublicKey(num("x"), num("y"))
+    if kty == "EC":  # named by .kty like any other refusal, the curve in the message
+        raise InvalidValue(f"{field}.kty: EC key on curve {crv!r}; only crv SM2 is supported")
     raise InvalidValue(f"{field}.kty: unsupported key type {kty!r}")

@@ -49,6 +49,22 @@ class AdminService:
     acl: AccessControl  # holds the node operators, who may do everything
     clock: Callable[[], float] = time.time
     new_suffix: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+    # Registry hooks (idnode.registry): ``record_validator(handle, final values)`` runs before
+    # every write that leaves a record (templates, lifecycle) and raises to refuse it;
+    # ``record_observer(who, action, handle, before, after)`` runs after each committed write
+    # (history, audit). Both live here so wire, REST, CLI and import obey them alike.
+    record_validator: Callable[[str, list[HandleValue]], None] | None = None
+    record_observer: (
+        Callable[[Identity | None, str, str, list | None, list | None], None] | None
+    ) = None
+
+    def _validate(self, handle: str, values: list[HandleValue]) -> None:
+        if self.record_validator is not None:
+            self.record_validator(handle, values)
+
+    def _observe(self, who, action: str, handle: str, before, after) -> None:
+        if self.record_observer is not None:
+            self.record_observer(who, action, handle, before, after)
 
     # -- permission helpers ----------------------------------------------------------------
     def is_operator(self, who: Identity | None) -> bool:
@@ -122,7 +138,9 @@ class AdminService:
             else:
                 what = f"create handles under {prefix_of(handle)}"
                 await self._require(who, handle, None, P.ADD_HANDLE, what)
+        self._validate(handle, values)
         await self.store.create_handle(handle, values, overwrite=existing is not None)
+        self._observe(who, "create", handle, existing, values)
         return handle
 
     async def _require_replace(
@@ -165,6 +183,7 @@ class AdminService:
         needed = P.DELETE_NA if is_prefix_handle(handle) else P.DELETE_HANDLE
         await self._require(who, handle, record, needed, f"delete {handle}")
         await self.store.delete_handle(handle)
+        self._observe(who, "delete", handle, record, None)
 
     async def add_values(
         self,
@@ -188,12 +207,14 @@ class AdminService:
         await self._require_add(who, handle, record, fresh)
         await self._require_modify(who, handle, record, [(old_by[v.index], v) for v in clashes])
         check_record([*record, *fresh])
+        by_new = {v.index: v for v in values}
+        merged = [by_new.get(v.index, v) for v in record] + fresh
+        self._validate(handle, merged)
         if clashes:
-            by_new = {v.index: v for v in values}
-            merged = [by_new.get(v.index, v) for v in record] + fresh
             await self.store.create_handle(handle, merged, overwrite=True)
         else:
             await self.store.add_values(handle, fresh)
+        self._observe(who, "add", handle, record, merged)
 
     async def modify_values(
         self, who: Identity | None, handle: str, values: Sequence[HandleValue]
@@ -208,7 +229,11 @@ class AdminService:
         if missing:
             raise ValueNotFound(f"{handle} has no value at index {missing[0]}")
         await self._require_modify(who, handle, record, [(old_by[v.index], v) for v in values])
+        by_new = {v.index: v for v in values}
+        final = [by_new.get(v.index, v) for v in record]
+        self._validate(handle, final)
         await self.store.modify_values(handle, values)
+        self._observe(who, "modify", handle, record, final)
 
     async def remove_values(
         self, who: Identity | None, handle: str, indexes: Sequence[int]
@@ -222,7 +247,10 @@ class AdminService:
         if missing:
             raise ValueNotFound(f"{handle} has no value at index {missing[0]}")
         await self._require_remove(who, handle, record, [old_by[i] for i in indexes])
+        final = [v for v in record if v.index not in set(indexes)]
+        self._validate(handle, final)
         await self.store.remove_values(handle, list(indexes))
+        self._observe(who, "remove", handle, record, final)
 
     async def list_handles(
         self, who: Identity | None, prefix: str, *, offset: int = 0, limit: int | None = None

@@ -6,6 +6,7 @@ Transports receive a ``Node`` and call its services; they never reach for global
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
@@ -28,6 +29,7 @@ class Node:
     homed: PrefixSet
     resolver: Resolver
     admin: AdminService
+    registry: Any = None  # idnode.registry.service.Registry: governance (issue 6)
 
     @property
     def site_serial(self) -> int:
@@ -37,16 +39,16 @@ class Node:
 async def open_node(config: Config) -> Node:
     """Open the store and build the services of the node described by ``config``."""
     from idnode.bootstrap import build_site, load_private_key
-    from idnode.store import open_store
+    from idnode.store.encrypted import configured_store
 
-    store = open_store(config.store_url)
+    store = configured_store(config)  # SM4-GCM at rest when a storage key is configured
     await store.open()
     homed = PrefixSet(await store.homed_prefixes())
     private_key = load_private_key(config)
     site = build_site(config, private_key.public_key())
     acl = AccessControl(store, operators=node_operators(config), prefix_admins_inherit=False)
     admin = AdminService(store, homed, acl)
-    return Node(
+    node = Node(
         config=config,
         store=store,
         site=site,
@@ -55,6 +57,10 @@ async def open_node(config: Config) -> Node:
         resolver=Resolver(store, homed, read_check=admin.may_read_restricted),
         admin=admin,
     )
+    from idnode.registry.service import attach
+
+    node.registry = await attach(node)
+    return node
 
 
 def node_operators(config: Config) -> frozenset[Identity]:

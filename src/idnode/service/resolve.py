@@ -62,12 +62,17 @@ class Resolver:
         self.homed = homed
         # decides whether an authenticated reader may see values without PUBLIC_READ
         self.read_check = read_check
+        # registry hook (idnode.registry.lifecycle): counts the request in memory and raises
+        # the tombstone for a revoked or suspended identifier; no I/O on this hot path
+        self.gate: Callable[[str], None] | None = None
 
     async def resolve(self, query: ResolutionQuery, *, reader: Any = None) -> list[HandleValue]:
         """The values of ``query.handle`` that ``reader`` (an Identity, or None) may see."""
         check_handle(query.handle)
         if not self.homed.responsible_for(query.handle):
             raise NotResponsible(f"this node is not responsible for {query.handle}")
+        if self.gate is not None:
+            self.gate(query.handle)
         values = await self.store.get_handle(query.handle)
         if values is None:
             raise HandleNotFound(f"handle {query.handle} not found")

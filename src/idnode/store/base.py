@@ -14,11 +14,13 @@ Rules every engine keeps:
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from idnode.errors import InvalidHandle, InvalidValue
 from idnode.model import HandleValue, ValueReference
+
+SerialCallback = Callable[[int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def unhome_prefix(self, prefix: str) -> int: ...
 
+    async def subscribe(self, callback: SerialCallback) -> None:
+        """Call ``callback(serial)`` on the event loop after every write committed from now on,
+        by this process or any other sharing the store, so caches can be invalidated.
+
+        Engines deliver it their own way (SQLite: at once for its own writes and by polling
+        for other processes'; PostgreSQL: LISTEN/NOTIFY). Callbacks must be quick.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot announce writes")
+
     @abc.abstractmethod
     async def load(
         self, records: Iterable[tuple[str, Sequence[HandleValue]]], *, overwrite: bool = False
@@ -119,7 +130,13 @@ def open_store(url: str) -> Store:
         from idnode.store.sqlite import SQLiteStore
 
         return SQLiteStore(url.removeprefix("sqlite://"))
-    raise ValueError(f"unknown store URL {url!r} (expected sqlite:///path)")
+    if url.startswith(("postgresql://", "postgres://")):
+        from idnode.store.postgres import PostgresStore
+
+        return PostgresStore.from_url(url)
+    raise ValueError(
+        f"unknown store URL {url!r} (expected sqlite:///path or postgresql://user@host/db)"
+    )
 
 
 # -- input checks every engine shares ----------------------------------------------------------

@@ -27,6 +27,7 @@ figures for this engine.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -47,6 +48,7 @@ from idnode.errors import (
 )
 from idnode.model import HandleValue, ValueReference, handle_key
 from idnode.store.base import (
+    SerialCallback,
     Store,
     Transaction,
     check_handle_name,
@@ -56,6 +58,7 @@ from idnode.store.base import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("idnode.store")
 
 # -- schema --------------------------------------------------------------------------------------
 # MIGRATIONS[i] takes the schema from version i to i + 1 (PRAGMA user_version). Never edit a
@@ -142,6 +145,10 @@ class SQLiteStore(Store):
         self._wconn: sqlite3.Connection | None = None
         self._sconn: sqlite3.Connection | None = None
         self._rconn: sqlite3.Connection | None = None  # inline point reads; None if not inline
+        self._subscribers: list[SerialCallback] = []
+        self._announced = 0  # highest serial told to subscribers
+        self._poller: asyncio.Task | None = None
+        self.poll_interval = 0.05  # seconds between checks for other processes' writes
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -182,6 +189,9 @@ class SQLiteStore(Store):
         so nothing is closed under a running statement. The last close checkpoints the WAL.
         """
         loop = asyncio.get_running_loop()
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
         if self._rconn is not None:
             self._rconn.close()
         pairs = ((self._writer, self._wconn), (self._scanner, self._sconn))
@@ -236,7 +246,47 @@ class SQLiteStore(Store):
                 raise _translate(exc) from exc
             return serial
 
-        return await asyncio.get_running_loop().run_in_executor(self._writer, run)
+        serial = await asyncio.get_running_loop().run_in_executor(self._writer, run)
+        self._announce(serial)
+        return serial
+
+    # -- announcing writes -----------------------------------------------------------------------
+    async def subscribe(self, callback: SerialCallback) -> None:
+        """Own writes are announced as they commit; other processes' within ``poll_interval``.
+
+        Polling reads ``PRAGMA data_version``, which changes only when another connection
+        commits, so an idle store costs one tiny query per interval.
+        """
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        if self._poller is None:
+            # version first, then serial, both before returning: a commit landing in between
+            # or right after we return is then either counted in the serial or seen as a change
+            version = await self._point(_data_version)
+            self._announced = max(self._announced, await self.serial())
+            self._poller = asyncio.get_running_loop().create_task(self._poll(version))
+        self._subscribers.append(callback)
+
+    def _announce(self, serial: int) -> None:
+        if serial <= self._announced:
+            return
+        self._announced = serial
+        for callback in list(self._subscribers):
+            try:
+                callback(serial)
+            except Exception:
+                log.exception("store subscriber failed")
+
+    async def _poll(self, version: int) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                now = await self._point(_data_version)
+                if now != version:
+                    version = now
+                    self._announce(await self.serial())
+            except IdnodeError as exc:  # a busy file: try again next interval
+                log.debug("store poll: %s", exc)
 
     def _log(self, conn: sqlite3.Connection, action: str, handle: str) -> int:
         cur = conn.execute(
@@ -426,6 +476,10 @@ def _translate(exc: sqlite3.Error) -> IdnodeError:
     if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
         return ServerBusy(f"sqlite store busy: {exc}")
     return IdnodeError(f"sqlite store: {exc}")
+
+
+def _data_version(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA data_version").fetchone()[0]
 
 
 def _last_serial(conn: sqlite3.Connection) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import ssl as ssl_module
 import time
 from typing import Any
 
@@ -15,10 +16,11 @@ import httpx
 
 from idnode.codes import OpCode, OpFlag
 from idnode.errors import IdnodeError
+from idnode.transport.limits import is_truncated_answer
 from idnode.wire import bodies
 from idnode.wire.envelope import ENVELOPE_SIZE, Envelope
 from idnode.wire.framing import TcpFramer, UdpReassembler, split_datagrams
-from idnode.wire.header import Header
+from idnode.wire.header import Header, decode_header
 from idnode.wire.message import Message, decode_message, encode_message
 
 
@@ -33,8 +35,13 @@ def resolution_request(
     types: tuple[str, ...] = (),
     public_only: bool = True,
     request_id: int | None = None,
+    certify: bool = False,
 ) -> Message:
+    """A resolution request; ``certify`` asks for a signed answer carrying a digest of this
+    request (CT + RD), which ``signing.verify_answer`` checks."""
     flags = OpFlag.PO if public_only else OpFlag(0)
+    if certify:
+        flags |= OpFlag.CT | OpFlag.RD
     return Message(
         header=Header(opcode=OpCode.RESOLUTION, flags=flags),
         body=bodies.ResolutionRequest(handle, tuple(indexes), tuple(types)),
@@ -72,9 +79,20 @@ class _UDPClient(asyncio.DatagramProtocol):
 
 
 async def request_udp(
-    host: str, port: int, message: Message, *, timeout: float = 2.0, attempts: int = 2
+    host: str,
+    port: int,
+    message: Message,
+    *,
+    timeout: float = 2.0,
+    attempts: int = 2,
+    tcp_fallback: bool = True,
 ) -> Message:
-    """Send one request over UDP and wait for its answer, retrying on loss."""
+    """Send one request over UDP and wait for its answer, retrying on loss.
+
+    A truncated answer (the server's anti-amplification bound: TC set, no body) is asked
+    again over TCP on the same port, as HSJ clients move on to TCP; ``tcp_fallback=False``
+    returns the truncated header-only message instead (tests look at it).
+    """
     raw = encode_message(message)
     datagrams = split_datagrams(message.envelope, raw[ENVELOPE_SIZE:])
     loop = asyncio.get_running_loop()
@@ -84,6 +102,10 @@ async def request_udp(
             for d in datagrams:
                 transport.sendto(d)
             envelope, payload = await asyncio.wait_for(proto.done, timeout)
+            if is_truncated_answer(envelope):
+                if tcp_fallback:
+                    return await request_tcp(host, port, message, timeout=max(timeout, 5.0))
+                return Message(decode_header(payload), bodies.RawBody(b""), envelope)
             return decode_message(envelope, payload)
         except TimeoutError:
             continue
@@ -92,10 +114,19 @@ async def request_udp(
     raise ClientTimeout(f"no answer from udp:{host}:{port} after {attempts} attempts")
 
 
-async def request_tcp(host: str, port: int, message: Message, *, timeout: float = 5.0) -> Message:
-    """Send one request over a new TCP connection and read its (possibly multi-part) answer."""
+async def request_tcp(
+    host: str,
+    port: int,
+    message: Message,
+    *,
+    timeout: float = 5.0,
+    ssl: ssl_module.SSLContext | None = None,
+) -> Message:
+    """Send one request over a new TCP connection (inside TLS with ``ssl``) and read its
+    (possibly multi-part) answer."""
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        connect = asyncio.open_connection(host, port, ssl=ssl)
+        reader, writer = await asyncio.wait_for(connect, timeout)
     except (OSError, TimeoutError) as exc:
         raise ClientTimeout(f"cannot connect to tcp:{host}:{port}: {exc}") from None
     try:

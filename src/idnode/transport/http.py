@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -33,10 +34,12 @@ from idnode.auth.sessions import SessionTable
 from idnode.codes import ResponseCode
 from idnode.errors import AuthenticationNeeded, IdnodeError, InvalidValue, ProtocolError
 from idnode.model import HS_ADMIN, URL, HandleValue, handle_key
+from idnode.registry.api import routes as registry_routes
 from idnode.service.node import Node
 from idnode.service.resolve import ResolutionQuery, select_values
 from idnode.transport.http_auth import HttpAuthenticator, HttpAuthFailed, session_routes
 from idnode.transport.json_values import put_entity_values, value_from_json, value_to_json
+from idnode.transport.limits import HttpLimits, Limits
 
 log = logging.getLogger(__name__)
 
@@ -346,9 +349,11 @@ def build_app(
     *,
     clock: Callable[[], float] = time.time,
     random_bytes: Callable[[int], bytes] = os.urandom,
+    limits: Limits | None = None,
 ) -> Starlette:
     """The ASGI app; ``clock`` and ``random_bytes`` drive sessions and nonces (tests pass
-    their own)."""
+    their own). ``limits`` (default: from ``[limits]``) rate-limits clients and bounds
+    request bodies; ``serve`` passes the wire handler's, so one client has one budget."""
     sessions = SessionTable(clock, random_bytes)
     auth = HttpAuthenticator(node.store, node.homed, sessions, random_bytes, node.private_key)
     api = RestApi(node, auth)
@@ -406,12 +411,17 @@ def build_app(
         Route("/", root),
         Route("/healthz", health),
         *session_routes(auth),
+        *registry_routes(node),  # /api/mgmt, /api/docs, /metrics, .../history (issue 6)
         Route("/api/handles", handles_collection, methods=every),
         Route("/api/handles/{handle:path}", one_handle, methods=every),
         Route("/{handle:path}", proxy, methods=["GET"]),
     ]
     app = Starlette(routes=routes)
     app.add_exception_handler(Exception, _internal_error)
+    app.add_exception_handler(StarletteHTTPException, _routing_error)
+    if limits is None:
+        limits = Limits.from_settings(node.config.limits)
+    app.add_middleware(HttpLimits, limits=limits)
     return app
 
 
@@ -420,6 +430,16 @@ def _not_allowed(request: Request) -> Response:
     return render(
         request, {"responseCode": int(ResponseCode.PROTOCOL_ERROR), "message": message}, 405
     )
+
+
+async def _routing_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (405 on the proxy route, 404) as JSON, like every error."""
+    status = getattr(exc, "status_code", 400)
+    message = str(getattr(exc, "detail", "") or "bad request")
+    body = {"responseCode": int(ResponseCode.PROTOCOL_ERROR), "message": message}
+    headers = getattr(exc, "headers", None)
+    content = orjson.dumps(body)
+    return Response(content, status, headers=headers, media_type="application/json")
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

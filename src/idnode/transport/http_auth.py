@@ -10,7 +10,10 @@ as HSJ's ``StandardHandleAuthenticationFilter`` does:
   same header authenticates the session on the spot (challenge-response over the session's
   nonce and the client's cnonce);
 * the session cookie ``JSESSIONID`` (HSJ's servlet container sets it) -- HttpOnly,
-  SameSite=Strict, so a cross-site page cannot ride on it.
+  SameSite=Strict, so a cross-site page cannot ride on it;
+* over HTTPS, a TLS client certificate naming ``index:handle`` whose key is that identity's
+  HS_PUBKEY, when nothing above authenticates (``Authorization: Handle clientCert="true"``
+  or no header at all, as pyhandle sends it); see ``transport/tls.py``.
 
 Credentials that are presented but do not verify stop the request with 401 and a fresh
 challenge (``WWW-Authenticate: Basic realm="handle"`` and ``Handle sessionId, nonce``), never
@@ -50,6 +53,7 @@ from idnode.errors import IdnodeError
 from idnode.model import HS_SECKEY, HandleValue
 from idnode.service.names import PrefixSet
 from idnode.store.base import Store
+from idnode.transport.tls import CertificateRefused, certificate_caller, peer_certificate
 
 SESSION_COOKIE = "JSESSIONID"
 SESSIONS_PATH = "/api/sessions"
@@ -102,27 +106,46 @@ class HttpAuthenticator:
         header = request.headers.get("authorization")
         if header is None:
             session = self.sessions.by_token(request.cookies.get(SESSION_COOKIE, ""))
-            return Caller(session.identity if session else None, session)
+            if session is not None and session.identity is not None:
+                return Caller(session.identity, session)
+            return Caller(await self._certificate(request), session)
         scheme = header.strip().split(None, 1)[0].lower() if header.strip() else ""
         if scheme == "basic":
             return Caller(await self.verify_basic(header))
         if scheme == "handle":
-            return await self._handle_scheme(_parse_handle(header))
+            return await self._handle_scheme(_parse_handle(header), request)
         raise HttpAuthFailed("unsupported Authorization scheme; use Basic or Handle")
 
-    async def _handle_scheme(self, params: Mapping[str, str]) -> Caller:
+    async def _handle_scheme(self, params: Mapping[str, str], request: Request) -> Caller:
         token = params.get("sessionId")
         answering = any(name in params for name in ANSWER_FIELDS)
+        wants_cert = params.get("clientCert", "").lower() == "true"
         if token is None:
             if answering:
                 raise HttpAuthFailed("Authorization: Handle answer needs the sessionId")
-            return Caller()  # clientCert="true" (no TLS yet) or a bare cnonce: anonymous
+            return Caller(await self._certificate(request, required=wants_cert))
         session = self.sessions.by_token(token)
         if session is None:
             raise HttpAuthFailed("unknown or expired session")
         if answering:
             return Caller(await self.answer(session, params), session)
+        if session.identity is None:
+            return Caller(await self._certificate(request, required=wants_cert), session)
         return Caller(session.identity, session)
+
+    async def _certificate(self, request: Request, required: bool = False) -> Identity | None:
+        """HSJ ``authenticateViaClientSideCert``: a TLS client certificate, when no other
+        credential is presented, names the caller (transport/tls.py checks what it proves).
+        ``clientCert="true"`` without a certificate is refused rather than anonymous."""
+        cert = peer_certificate(request.scope)
+        if cert is None:
+            if required:
+                raise HttpAuthFailed('clientCert="true" but no client certificate over HTTPS')
+            return None
+        try:
+            return await certificate_caller(cert, self.store, self.homed)
+        except CertificateRefused as exc:
+            raise HttpAuthFailed(f"client certificate refused: {exc}") from None
 
     async def verify_basic(self, header: str) -> Identity:
         """The identity of a Basic header whose secret matches its HS_SECKEY value."""

@@ -13,6 +13,7 @@ from idnode.config import Config
 from idnode.service.node import open_node
 from idnode.transport.http import build_app
 from idnode.transport.tcp import serve_tcp
+from idnode.transport.tls import start_tls
 from idnode.transport.udp import serve_udp
 from idnode.transport.wire_handler import WireHandler
 
@@ -28,12 +29,16 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     tcp_server = await serve_tcp(handler, host, srv.tcp_port)
     http = uvicorn.Server(
         uvicorn.Config(
-            build_app(node),
+            build_app(node, limits=handler.limits),
             host=host,
             port=srv.http_port,
             log_level="warning",
             access_log=False,
             lifespan="off",
+            # slow and greedy clients: see [limits] and docs/security.md
+            timeout_keep_alive=config.limits.http_keep_alive,
+            limit_concurrency=config.limits.http_max_concurrency or None,
+            h11_max_incomplete_event_size=16 * 1024,
         )
     )
     http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
@@ -49,6 +54,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
         await asyncio.sleep(0.01)
     if http_task.done():
         http_task.result()  # re-raise a bind failure
+    tls = await start_tls(config, handler, http.config)  # [tls]: TCP+TLS and HTTPS ports
     log.info(
         "serving",
         extra={
@@ -61,7 +67,9 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     )
     print(
         f"idnode {config.node.name}: UDP {host}:{srv.udp_port}  TCP {host}:{srv.tcp_port}  "
-        f"HTTP http://{host}:{srv.http_port}/  (Ctrl-C to stop)",
+        f"HTTP http://{host}:{srv.http_port}/  "
+        + "".join(f"{line}  " for line in tls.banner)
+        + "(Ctrl-C to stop)",
         flush=True,
     )
     if ready is not None:
@@ -72,6 +80,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
         log.info("shutting down")
         udp_transport.close()
         tcp_server.close()
+        await tls.close()
         http.should_exit = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(http_task, timeout=5)

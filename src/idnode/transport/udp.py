@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 
-from idnode.errors import MalformedMessage
+from idnode.errors import IdnodeError, MalformedMessage
 from idnode.transport.wire_handler import WireHandler
-from idnode.wire.envelope import ENVELOPE_SIZE, decode_envelope
+from idnode.wire.envelope import ENVELOPE_SIZE, decode_envelope, encode_envelope
 from idnode.wire.framing import UdpReassembler, split_datagrams
+from idnode.wire.header import HEADER_SIZE
 
 log = logging.getLogger("idnode.udp")
 
@@ -35,26 +37,64 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
         except MalformedMessage as exc:
             log.debug("bad datagram from %s: %s", addr, exc)
             if len(data) >= ENVELOPE_SIZE:
-                self._spawn(decode_envelope(data[:ENVELOPE_SIZE]), data[ENVELOPE_SIZE:], addr)
+                env = decode_envelope(data[:ENVELOPE_SIZE], 1 << 32)
+                self._spawn(env, data[ENVELOPE_SIZE:], addr, len(data))
             return
         if frame is not None:
-            self._spawn(frame[0], frame[1], addr)
+            size = max(len(data), ENVELOPE_SIZE + len(frame[1]))
+            self._spawn(frame[0], frame[1], addr, size)
 
-    def _spawn(self, envelope, payload: bytes, addr) -> None:
-        task = asyncio.get_running_loop().create_task(self._answer(envelope, payload, addr))
+    def _spawn(self, envelope, payload: bytes, addr, request_size: int) -> None:
+        answer = self._answer(envelope, payload, addr, request_size)
+        task = asyncio.get_running_loop().create_task(answer)
         self.inflight.add(task)
         task.add_done_callback(self.inflight.discard)
 
-    async def _answer(self, envelope, payload: bytes, addr) -> None:
-        response = await self.handler.answer(envelope, payload, peer=f"{addr[0]}:{addr[1]}")
+    async def _answer(self, envelope, payload: bytes, addr, request_size: int) -> None:
+        peer = f"{addr[0]}:{addr[1]}"
+        response = await self.handler.answer(envelope, payload, peer=peer)
         if response is None or self.transport is None or self.transport.is_closing():
             return
         resp_env = decode_envelope(response[:ENVELOPE_SIZE])
-        for datagram in split_datagrams(resp_env, response[ENVELOPE_SIZE:]):
+        datagrams = split_datagrams(resp_env, response[ENVELOPE_SIZE:])
+        budget = self.handler.limits.udp_answer_budget(
+            addr[0], request_size, self._verified(envelope.session_id, peer)
+        )
+        if budget is not None and sum(map(len, datagrams)) > budget:
+            datagrams = [truncated_answer(response)]  # no amplification: ask again over TCP
+        for datagram in datagrams:
             self.transport.sendto(datagram, addr)
+
+    def _verified(self, session_id: int, peer: str) -> bool:
+        """A client holding a live session from its own address did not spoof that address."""
+        if not session_id:
+            return False
+        try:
+            self.handler.sessions.identity(session_id, peer)
+        except IdnodeError:
+            return False
+        return True
 
     def error_received(self, exc: Exception) -> None:
         log.debug("UDP error: %s", exc)
+
+
+def truncated_answer(response: bytes) -> bytes:
+    """Envelope + header of ``response`` with TC set and no body: "too big, use TCP".
+
+    The response code stays, the body length becomes 0; ``limits.is_truncated_answer``
+    recognises it (TC on a one-datagram message). HSJ clients cannot decode the empty body
+    and move on to their next protocol, TCP; ``client.request_udp`` retries over TCP.
+    """
+    env = replace(
+        decode_envelope(response[:ENVELOPE_SIZE]),
+        truncated=True,
+        sequence=0,
+        message_length=HEADER_SIZE,
+    )
+    header = bytearray(response[ENVELOPE_SIZE : ENVELOPE_SIZE + HEADER_SIZE])
+    header[20:24] = bytes(4)  # body length 0
+    return encode_envelope(env) + bytes(header)
 
 
 async def serve_udp(handler: WireHandler, host: str, port: int, *, reuse_port: bool = False):

@@ -22,6 +22,7 @@ from idnode.auth.challenge import ChallengeBook
 from idnode.auth.identity import Identity
 from idnode.codes import OpCode, OpFlag, ResponseCode
 from idnode.errors import (
+    AuthenticationFailed,
     AuthenticationNeeded,
     IdnodeError,
     InvalidCredential,
@@ -29,18 +30,26 @@ from idnode.errors import (
     MalformedMessage,
     NotAuthorized,
     SessionFailed,
+    UnableToAuthenticate,
 )
 from idnode.model import NA_PREFIX, handle_key
 from idnode.service.node import Node
 from idnode.service.resolve import ResolutionQuery, select_values
-from idnode.transport.wire_auth import PendingRequests, SessionRegistry, random_id, verify_answer
+from idnode.transport.limits import MAX_RECURSION_COUNT, Limits
+from idnode.transport.signing import encode_signed
+from idnode.transport.wire_auth import (
+    PendingRequests,
+    SessionRegistry,
+    peer_host,
+    random_id,
+    verify_answer,
+)
 from idnode.wire import bodies
 from idnode.wire.envelope import Envelope, reply_version
 from idnode.wire.header import HEADER_SIZE, decode_header
 from idnode.wire.message import (
     Message,
     decode_message,
-    encode_message,
     make_challenge,
     make_error,
     make_response,
@@ -73,6 +82,7 @@ class WireHandler:
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
         challenge_ttl: float | None = None,
         session_timeout: float | None = None,
+        limits: Limits | None = None,
     ) -> None:
         from idnode.auth.sessions import SessionTable
 
@@ -84,6 +94,10 @@ class WireHandler:
         timeout = session_timeout or auth.session_timeout or SESSION_TIMEOUT
         self.pending = PendingRequests(ChallengeBook(clock, random_bytes, ttl=float(ttl)))
         self.sessions = SessionRegistry(SessionTable(clock, random_bytes, timeout=timeout))
+        if limits is None:  # rate limits from [limits]; buckets run on the monotonic clock
+            section = getattr(node.config, "limits", None)
+            limits = Limits.from_settings(section) if section is not None else Limits.unlimited()
+        self.limits = limits
 
     def _expiration(self) -> int:
         return int(self.clock()) + EXPIRATION_SECONDS
@@ -101,7 +115,7 @@ class WireHandler:
         transports may use ``answer_messages`` to stream it in HSJ's 50-handle pieces.
         """
         response = await self._answer_message(envelope, payload, peer)
-        return None if response is None else encode_message(response)
+        return None if response is None else self._encode(response)
 
     async def answer_messages(
         self, envelope: Envelope, payload: bytes, peer: str = ""
@@ -110,11 +124,21 @@ class WireHandler:
         response = await self._answer_message(envelope, payload, peer)
         if response is None:
             return []
-        return [encode_message(m) for m in split_listing(response)]
+        return [self._encode(m) for m in split_listing(response)]
+
+    def _encode(self, response: Message) -> bytes:
+        """Encoded; signed with the HS_SITE key when the request set CT (RFC 3652, signing.py)."""
+        return encode_signed(response, self.node.private_key)
 
     async def _answer_message(
         self, envelope: Envelope, payload: bytes, peer: str
     ) -> Message | None:
+        busy = self._over_limit(payload, peer_host(peer))
+        if busy:
+            header = _header_or_none(payload)
+            if header is not None and header.response_code != 0:
+                return None
+            return make_error(envelope, header, ResponseCode.SERVER_BUSY, busy)
         try:
             request = decode_message(envelope, payload)
         except MalformedMessage as exc:
@@ -127,15 +151,39 @@ class WireHandler:
             return make_error(envelope, _header_or_none(payload), exc.code, str(exc))
         if request.header.response_code != 0:
             return None
+        if request.header.recursion_count > MAX_RECURSION_COUNT:
+            return make_error(
+                request.envelope,
+                request.header,
+                ResponseCode.RECURSION_COUNT_TOO_HIGH,
+                f"recursion count above {MAX_RECURSION_COUNT}",
+            )
         try:
             return await self.dispatch(request, peer)
         except IdnodeError as exc:
-            return make_error(request.envelope, request.header, exc.code, str(exc))
+            return _error_with_digest(request, exc.code, str(exc))
         except Exception:  # a bug must cost one answer, not the server
             log.exception("internal error answering opcode %s", request.header.opcode)
             return make_error(
                 request.envelope, request.header, ResponseCode.ERROR, "internal server error"
             )
+
+    def _over_limit(self, payload: bytes, host: str) -> str:
+        """Why this client is refused before its request is even decoded ("" = admitted).
+
+        Every request spends a resolution token; a session setup also spends an
+        authentication token, and a challenge answer is refused while the client's
+        authentication bucket is empty (its failures are charged in ``_answer_challenge``).
+        """
+        limits = self.limits
+        if not limits.allow_request(host):
+            return "rate limit exceeded for this client; slow down"
+        opcode = int.from_bytes(payload[:4], "big") if len(payload) >= 4 else -1
+        if opcode == OpCode.SESSION_SETUP and not limits.allow_auth_attempt(host):
+            return "too many authentication attempts from this client"
+        if opcode == OpCode.CHALLENGE_RESPONSE and not limits.may_try_auth(host):
+            return "too many authentication attempts from this client"
+        return ""
 
     # -- who is asking ---------------------------------------------------------------------
     async def dispatch(self, request: Message, peer: str = "") -> Message:
@@ -169,13 +217,19 @@ class WireHandler:
         body = answer.body
         if not isinstance(body, bodies.ChallengeAnswerRequest):
             raise InvalidCredential("not a challenge answer")
-        pending = self.pending.take(answer.envelope.session_id, peer)  # 405 if none
+        try:
+            pending = self.pending.take(answer.envelope.session_id, peer)  # 405 if none
+        except IdnodeError:
+            self.limits.allow_auth_attempt(peer_host(peer))  # a replayed or stray answer
+            raise
         original: Message = pending.request.request  # type: ignore[union-attr]
         try:
             who = await verify_answer(self.node.store, self.node.homed, body, pending)
             log.info("authenticated %s from %s", who, peer)
             response = await self.execute(original, who, peer)
         except IdnodeError as exc:  # failures answer the original request, as HSJ does
+            if isinstance(exc, AuthenticationFailed | InvalidCredential | UnableToAuthenticate):
+                self.limits.allow_auth_attempt(peer_host(peer))  # a failed proof: charge it
             response = make_error(original.envelope, original.header, exc.code, str(exc))
         response.envelope = replace(response.envelope, request_id=answer.envelope.request_id)
         return response
@@ -320,6 +374,15 @@ def split_listing(response: Message, per_message: int = LIST_HANDLES_PER_MSG) ->
         header = replace(response.header, flags=flags)
         out.append(replace(response, header=header, body=make(tuple(piece))))
     return out
+
+
+def _error_with_digest(request: Message, code: int, text: str) -> Message:
+    """An error answer carrying the request digest when the request set RD, as HSJ's error
+    responses do: a client checking signed answers can then tie the error to its request."""
+    error = make_error(request.envelope, request.header, code, text)
+    if request.header.flags & OpFlag.RD:
+        error.request_digest = request_digest_of(request, reply_version(request.envelope))
+    return error
 
 
 def _bare_prefix(prefix: str) -> str:

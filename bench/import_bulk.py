@@ -1,0 +1,78 @@
+"""Bulk registration throughput: identifiers/s from a CSV into the SQLite store.
+
+Builds a fresh node (``idnode init`` in-process), runs the governance workflow (organisation
+approved, prefix 88.123.4567 allocated with the auto-parts template), writes N auto-parts rows
+to CSV and times ``Imports.run`` (parse, template check, build, ``store.load`` per batch,
+progress + audit per batch). Prints figures; asserts nothing.
+
+    .venv/bin/python bench/import_bulk.py --rows 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import tempfile
+import time
+from pathlib import Path
+
+from idnode.bootstrap import init_node
+from idnode.registry import service
+from idnode.service.node import open_node
+
+
+def write_csv(path: Path, rows: int) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["suffix", "PART_NUMBER", "PART_NAME", "MODEL", "BATCH", "SERIAL",
+                    "PRODUCTION_DATE", "MANUFACTURER"])  # fmt: skip
+        for i in range(rows):
+            w.writerow([f"BP{i:08d}", f"BP-{i % 977:04d}", "Brake pad", "BP-X1",
+                        f"B2026{i // 5000:04d}", f"S{i:09d}", "2026-11-02",
+                        "Fujian Auto Parts"])  # fmt: skip
+
+
+async def main(rows: int, batch: int, workdir: Path) -> None:
+    service.BACKGROUND = False
+    cfg = await init_node(workdir / "node", name="bench", prefixes=["88.123"])
+    node = await open_node(cfg)
+    reg = node.registry
+    org = reg.organisations.apply("bench", "Fujian Auto Parts Co., Ltd.", "91350100M000100Y43",
+                                  {"name": "Lin", "phone": "+86 591 0000000",
+                                   "email": "lin@example.cn"})  # fmt: skip
+    await reg.organisations.approve("bench", org["id"])
+    reg.prefixes.apply("bench", "88.123.4567", org["id"], "auto-parts")
+    reg.prefixes.approve("bench", "88.123.4567")
+    await reg.prefixes.allocate("bench", "88.123.4567")
+    source = workdir / "parts.csv"
+    t0 = time.perf_counter()
+    write_csv(source, rows)
+    print(f"wrote {rows} rows ({source.stat().st_size / 1e6:.0f} MB) in "
+          f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
+    job = await reg.imports.create(reg.operator, "bench", "88.123.4567", source, "csv",
+                                   batch_size=batch)  # fmt: skip
+    t0 = time.perf_counter()
+    job = await reg.imports.run(job["id"])
+    took = time.perf_counter() - t0
+    assert job["state"] == "done", job
+    print(f"imported {job['imported']} identifiers (rejected {job['rejected']}) in {took:.1f} s:"
+          f" {job['imported'] / took:,.0f} identifiers/s (batch {batch})")  # fmt: skip
+    db = (workdir / "node" / "node.db").stat().st_size
+    print(f"store file {db / 1e6:.0f} MB")
+    reg.db.close()
+    await node.store.close()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--batch", type=int, default=10_000)
+    ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp)")
+    a = ap.parse_args()
+    if a.dir is not None:
+        a.dir.mkdir(parents=True, exist_ok=True)
+        asyncio.run(main(a.rows, a.batch, a.dir))
+    else:
+        with tempfile.TemporaryDirectory() as d:
+            asyncio.run(main(a.rows, a.batch, Path(d)))

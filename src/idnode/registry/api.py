@@ -1,0 +1,442 @@
+"""The management API (FastAPI), mounted at ``/api/mgmt``; OpenAPI at ``/api/openapi.json``,
+Swagger UI at ``/api/docs``; plus ``GET /api/handles/{handle}/history`` and ``/metrics``.
+
+Authentication: ``Authorization: Bearer <token>`` (``accounts.py``). Roles:
+
+* ``operator``: reviews organisations and prefixes, allocates, suspends, revokes, reads all;
+* ``org_admin``: applies for prefixes for its organisation, adds registrars, revokes;
+* ``registrar``: registers, imports and suspends identifiers under its organisation's prefixes.
+
+Applying as an organisation needs no account (that is how an enterprise first arrives).
+Errors are ``{"error": {"field": ..., "message": ...}}`` with a 4xx status; ``field`` names
+the request field, header or CSV row that was wrong.
+"""
+
+# no "from __future__ import annotations": FastAPI reads the local Caller alias at def time
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, Field
+from starlette.routing import BaseRoute, Mount, Route
+
+from idnode.errors import IdnodeError
+from idnode.model import HandleValue
+from idnode.registry.accounts import ORG_ADMIN, REGISTRAR, Account
+from idnode.registry.errors import Forbidden, RegistryError
+from idnode.registry.service import Registry
+from idnode.registry.stats import report_csv
+
+MOUNT = "/api/mgmt"
+MAX_UPLOAD = 512 * 1024 * 1024
+
+
+class Contact(BaseModel):
+    name: str
+    phone: str
+    email: str
+
+
+class Document(BaseModel):
+    name: str
+    type: str = ""
+    sha256: str
+    size: int = 0
+
+
+class OrgApplication(BaseModel):
+    legal_name: str = Field(description="Legal name as registered")
+    credit_code: str = Field(description="Unified social credit code (GB 32100-2015)")
+    contact: Contact
+    documents: list[Document] = []
+
+
+class Reason(BaseModel):
+    reason: str
+
+
+class PrefixApplication(BaseModel):
+    prefix: str = Field(description="e.g. 88.123.4567, under the node's prefix")
+    template: str = Field(description="template id or id@version, e.g. auto-parts")
+    org_id: int | None = Field(None, description="operators apply on behalf of an organisation")
+
+
+class NewAccount(BaseModel):
+    name: str
+    role: str = Field(description="operator | org_admin | registrar")
+    org_id: int | None = None
+    ttl_seconds: int | None = Field(None, description="token lifetime; none = no expiry")
+
+
+class Registration(BaseModel):
+    fields: dict[str, str] = Field(description="template fields, e.g. {'BATCH': 'B1'}")
+
+
+class StateChange(BaseModel):
+    reason: str = ""
+
+
+def _error(status: int, field: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"field": field, "message": message}}, status_code=status)
+
+
+def build_api(reg: Registry) -> FastAPI:
+    app = FastAPI(
+        title="idnode management API",
+        version="1",
+        description=(__doc__ or "").split("\n\n", 1)[1],
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        servers=[{"url": MOUNT}],
+    )
+
+    @app.exception_handler(RegistryError)
+    async def registry_error(request: Request, exc: RegistryError) -> JSONResponse:
+        return _error(exc.status, exc.field, exc.detail)
+
+    @app.exception_handler(IdnodeError)
+    async def idnode_error(request: Request, exc: IdnodeError) -> JSONResponse:
+        field = getattr(exc, "field", "") or ""
+        status = 403 if 400 <= int(exc.code) < 500 else 400
+        if int(exc.code) == 402:
+            status = 401
+        return _error(status, field, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"] if p != "body")
+        return _error(422, field, first["msg"])
+
+    async def caller(request: Request) -> Account:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer":
+            token = ""
+        return reg.accounts.authenticate(token.strip())
+
+    Caller = Annotated[Account, Depends(caller)]
+
+    def operator_only(account: Account) -> None:
+        if not account.is_operator:
+            raise Forbidden("only a node operator may do this", field="Authorization")
+
+    def org_scope(account: Account, org_id: int) -> None:
+        if not account.is_operator and account.org_id != org_id:
+            raise Forbidden("this belongs to another organisation", field="Authorization")
+
+    def prefix_scope(account: Account, prefix: str) -> dict[str, Any]:
+        row = reg.prefixes.get(prefix)
+        org_scope(account, row["org_id"])
+        return row
+
+    # -- organisations ----------------------------------------------------------------------
+    @app.post("/organisations", status_code=201, tags=["organisations"])
+    async def apply_organisation(body: OrgApplication) -> dict[str, Any]:
+        """An enterprise applies (no account needed); the operator reviews it."""
+        return reg.organisations.apply(
+            "applicant",
+            body.legal_name,
+            body.credit_code,
+            body.contact.model_dump(),
+            [d.model_dump() for d in body.documents],
+        )
+
+    @app.get("/organisations", tags=["organisations"])
+    async def list_organisations(
+        who: Caller,
+        state: str | None = None,
+    ) -> list[dict[str, Any]]:
+        orgs = reg.organisations.list(state)
+        return [o for o in orgs if who.is_operator or o["id"] == who.org_id]
+
+    @app.get("/organisations/{org_id}", tags=["organisations"])
+    async def get_organisation(who: Caller, org_id: int) -> dict[str, Any]:
+        org_scope(who, org_id)
+        return {**reg.organisations.get(org_id), "history": reg.organisations.history(org_id)}
+
+    @app.post("/organisations/{org_id}/approve", tags=["organisations"])
+    async def approve_organisation(
+        who: Caller,
+        org_id: int,
+        admin_name: str | None = None,
+    ) -> dict[str, Any]:
+        """Approve; creates the organisation's first admin account and returns its token."""
+        operator_only(who)
+        org = await reg.organisations.approve(reg.actor(who), org_id)
+        name = admin_name or f"org{org_id}-admin"
+        account, token, extra = await reg.accounts.create(
+            reg.actor(who), name, ORG_ADMIN, org_id, by=who
+        )
+        return {**org, "admin": {**account.describe(), "token": token, **extra}}
+
+    @app.post("/organisations/{org_id}/reject", tags=["organisations"])
+    async def reject_organisation(
+        who: Caller,
+        org_id: int,
+        body: Reason,
+    ) -> dict[str, Any]:
+        operator_only(who)
+        return reg.organisations.reject(reg.actor(who), org_id, body.reason)
+
+    # -- accounts ---------------------------------------------------------------------------
+    @app.post("/accounts", status_code=201, tags=["accounts"])
+    async def create_account(who: Caller, body: NewAccount) -> dict[str, Any]:
+        """Operators create any account; organisation admins create their registrars.
+        The token is shown once."""
+        account, token, extra = await reg.accounts.create(
+            reg.actor(who),
+            body.name,
+            body.role,
+            body.org_id,
+            ttl_seconds=body.ttl_seconds,
+            by=who,
+        )
+        return {**account.describe(), "token": token, **extra}
+
+    @app.get("/accounts", tags=["accounts"])
+    async def list_accounts(who: Caller) -> list[dict[str, Any]]:
+        if who.is_operator:
+            return [a.describe() for a in reg.accounts.list()]
+        return [a.describe() for a in reg.accounts.list(who.org_id)]
+
+    @app.get("/whoami", tags=["accounts"])
+    async def whoami(who: Caller) -> dict[str, Any]:
+        return who.describe()
+
+    # -- prefixes ---------------------------------------------------------------------------
+    @app.post("/prefixes", status_code=201, tags=["prefixes"])
+    async def apply_prefix(who: Caller, body: PrefixApplication) -> dict:
+        if who.role == REGISTRAR:
+            raise Forbidden("registrars cannot apply for prefixes", field="Authorization")
+        org_id = body.org_id if who.is_operator else who.org_id
+        if body.org_id is not None and body.org_id != org_id:
+            raise Forbidden("you may apply only for your own organisation", field="org_id")
+        if org_id is None:
+            raise RegistryError("operators must name the organisation", field="org_id")
+        return reg.prefixes.apply(reg.actor(who), body.prefix, org_id, body.template)
+
+    @app.get("/prefixes", tags=["prefixes"])
+    async def list_prefixes(who: Caller) -> list[dict[str, Any]]:
+        return reg.prefixes.list(None if who.is_operator else who.org_id)
+
+    @app.get("/prefixes/{prefix}", tags=["prefixes"])
+    async def get_prefix(who: Caller, prefix: str) -> dict[str, Any]:
+        return {**prefix_scope(who, prefix), "history": reg.prefixes.history(prefix)}
+
+    @app.post("/prefixes/{prefix}/{action}", tags=["prefixes"])
+    async def change_prefix(
+        who: Caller,
+        prefix: str,
+        action: str,
+        body: StateChange | None = None,
+    ) -> dict[str, Any]:
+        """approve | reject | allocate | suspend | reinstate | revoke (operator only)."""
+        operator_only(who)
+        actor, reason = reg.actor(who), (body.reason if body else "")
+        p = reg.prefixes
+        if action == "approve":
+            return p.approve(actor, prefix)
+        if action == "reject":
+            return p.reject(actor, prefix, reason)
+        if action == "allocate":
+            return await p.allocate(actor, prefix)
+        if action == "suspend":
+            return p.suspend(actor, prefix, reason)
+        if action == "reinstate":
+            return p.reinstate(actor, prefix)
+        if action == "revoke":
+            return p.revoke(actor, prefix, reason)
+        raise RegistryError("unknown action", field="action", status=404)
+
+    # -- templates --------------------------------------------------------------------------
+    @app.get("/templates", tags=["templates"])
+    async def list_templates() -> list[dict[str, Any]]:
+        return [t.describe() for t in reg.catalog]
+
+    @app.get("/templates/{ref}", tags=["templates"])
+    async def get_template(ref: str) -> dict[str, Any]:
+        return reg.catalog.get(ref, field="ref").describe()
+
+    # -- identifiers ------------------------------------------------------------------------
+    @app.put("/identifiers/{handle:path}", status_code=201, tags=["identifiers"])
+    async def register(
+        who: Caller,
+        handle: str,
+        body: Registration,
+    ) -> dict[str, Any]:
+        """Register one identifier from template fields (the same write as REST/wire)."""
+        prefix = handle.partition("/")[0]
+        row = prefix_scope(who, prefix)
+        tmpl = reg.catalog.get(row["template"])
+        unknown = [k for k in body.fields if k not in tmpl.fields]
+        if unknown:
+            raise RegistryError(f"not a field of template {tmpl.ref}", field=unknown[0])
+        org = reg.organisations.get(row["org_id"])
+        from idnode.registry.prefixes import RECORD_RIGHTS
+
+        admin = reg.admin_value(reg.accounts.group_handle(org["credit_code"]), RECORD_RIGHTS)
+        values = [
+            HandleValue(tmpl.index_of(k), k, v.encode("utf-8"))
+            for k, v in body.fields.items()
+            if v != ""
+        ]
+        values.append(HandleValue(100, "HS_ADMIN", admin))
+        name = await reg.admin.create_handle(who.identity, handle, values)
+        return {"handle": name}
+
+    @app.post("/identifiers/{handle:path}/state/{state}", tags=["identifiers"])
+    async def set_state(
+        who: Caller,
+        handle: str,
+        state: str,
+        body: StateChange | None = None,
+    ) -> dict[str, Any]:
+        """active | suspended | revoked (revocation is final)."""
+        return await reg.lifecycle.set_state(who, handle, state, body.reason if body else "")
+
+    # -- imports ----------------------------------------------------------------------------
+    @app.post("/imports", status_code=202, tags=["imports"])
+    async def start_import(
+        who: Caller,
+        request: Request,
+        prefix: str = Query(...),
+        format: str = Query("csv", description="csv | jsonl"),
+        template: str | None = Query(None),
+        strict: bool = Query(False, description="reject the whole file if any row is bad"),
+        batch_size: int = Query(10_000),
+    ) -> dict[str, Any]:
+        """Upload the file as the request body; the job runs in the background."""
+        prefix_scope(who, prefix)
+        folder = reg.imports.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        upload = folder / f"upload-{id(request)}.{format}"
+        size = 0
+        with upload.open("wb") as fh:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_UPLOAD:
+                    upload.unlink(missing_ok=True)
+                    raise RegistryError("file too large", field="body", status=413)
+                fh.write(chunk)
+        try:
+            job = await reg.imports.create(
+                who.identity,
+                reg.actor(who),
+                prefix,
+                upload,
+                format,
+                template,
+                org_id=None if who.is_operator else who.org_id,
+                batch_size=batch_size,
+                strict=strict,
+            )
+        finally:
+            upload.unlink(missing_ok=True)
+        reg.imports.start(job["id"])
+        return job
+
+    @app.get("/imports/{job_id}", tags=["imports"])
+    async def get_import(who: Caller, job_id: str) -> dict[str, Any]:
+        job = reg.imports.get(job_id)
+        prefix_scope(who, job["prefix"])
+        return job
+
+    @app.get("/imports/{job_id}/rejects", tags=["imports"], response_class=PlainTextResponse)
+    async def import_rejects(who: Caller, job_id: str) -> Response:
+        job = reg.imports.get(job_id)
+        prefix_scope(who, job["prefix"])
+        return PlainTextResponse(
+            reg.imports.rejects_csv(job_id),
+            media_type="text/csv",
+            headers={"content-disposition": f'attachment; filename="{job_id}-rejects.csv"'},
+        )
+
+    # -- statistics and audit ---------------------------------------------------------------
+    @app.get("/stats", tags=["statistics"])
+    async def stats(
+        who: Caller,
+        prefix: str | None = None,
+        start: str = "",
+        end: str = "9999",
+    ) -> list[dict[str, Any]]:
+        if prefix:
+            prefix_scope(who, prefix)
+        elif not who.is_operator:
+            raise RegistryError("name one of your prefixes", field="prefix")
+        return reg.stats.daily(prefix, start, end)
+
+    @app.get("/reports/{month}", tags=["statistics"])
+    async def report(who: Caller, month: str, format: str = "json") -> Any:
+        operator_only(who)
+        data = await reg.stats.monthly_report(month)
+        if format == "csv":
+            return PlainTextResponse(report_csv(data), media_type="text/csv")
+        return data
+
+    @app.get("/audit", tags=["audit"])
+    async def audit(who: Caller, since: int = 0, limit: int = 100) -> list:
+        operator_only(who)
+        return reg.audit.entries(since, min(limit, 1000))
+
+    @app.get("/audit/verify", tags=["audit"])
+    async def audit_verify(who: Caller) -> dict[str, Any]:
+        operator_only(who)
+        count, findings = reg.audit.verify()
+        return {"entries": count, "ok": not findings, "findings": [str(f) for f in findings]}
+
+    return app
+
+
+def routes(node: Any) -> list[BaseRoute]:
+    """What ``transport/http.py`` mounts: empty for a node without a registry."""
+    reg: Registry | None = getattr(node, "registry", None)
+    if reg is None:
+        return []
+    api = build_api(reg)
+    schema: dict[str, Any] = {}
+
+    async def openapi(request: Any) -> Response:
+        if not schema:
+            schema.update(api.openapi())
+        return Response(orjson.dumps(schema), media_type="application/json")
+
+    async def docs(request: Any) -> Response:
+        return get_swagger_ui_html(openapi_url="/api/openapi.json", title="idnode management API")
+
+    async def metrics(request: Any) -> Response:
+        return Response(reg.stats.render(), media_type="text/plain; version=0.0.4")
+
+    async def history(request: Any) -> Response:
+        handle = request.path_params["handle"]
+        restricted = False
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            try:
+                who = reg.accounts.authenticate(header[7:].strip())
+                row = reg.prefix_row(handle.partition("/")[0])
+                restricted = who.is_operator or (row is not None and row["org_id"] == who.org_id)
+            except RegistryError as exc:
+                return _error(exc.status, exc.field, exc.detail)
+        try:
+            body = await reg.lifecycle.history(handle, restricted=restricted)
+        except RegistryError as exc:
+            return Response(
+                orjson.dumps({"responseCode": 100, "handle": handle, "message": exc.detail}),
+                status_code=exc.status,
+                media_type="application/json",
+            )
+        return Response(orjson.dumps({"responseCode": 1, **body}), media_type="application/json")
+
+    return [
+        Route("/metrics", metrics),
+        Route("/api/openapi.json", openapi),
+        Route("/api/docs", docs),
+        Route("/api/handles/{handle:path}/history", history),
+        Mount(MOUNT, app=api),
+    ]

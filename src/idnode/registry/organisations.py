@@ -1,0 +1,173 @@
+"""Organisations and real-name review.
+
+An enterprise applies with its legal name, unified social credit code (check digit verified,
+``creditcode.py``), contact and the metadata of its documents (name, type, SHA-256, size: the
+files themselves stay in the operator's document system). The node operator approves or
+rejects with a reason; approval creates the organisation's admin group and its first account.
+Every state change is a row of ``state_changes`` and an audit entry.
+
+States: ``pending`` -> ``approved`` | ``rejected``; a rejected organisation may apply again.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from idnode.registry.creditcode import validate_credit_code
+from idnode.registry.errors import Conflict, NotFound, RegistryError
+
+if TYPE_CHECKING:
+    from idnode.registry.service import Registry
+
+PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9][0-9 -]{5,19}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def check_application(
+    legal_name: Any, credit_code: Any, contact: Any, documents: Any
+) -> tuple[str, str, dict[str, str], list[dict[str, Any]]]:
+    """The application, normalised, or a RegistryError naming the first bad field."""
+    if not isinstance(legal_name, str) or not 2 <= len(legal_name.strip()) <= 200:
+        raise RegistryError("2 to 200 characters", field="legal_name")
+    code = validate_credit_code(credit_code)
+    if not isinstance(contact, dict):
+        raise RegistryError("must be an object with name, phone, email", field="contact")
+    for key in ("name", "phone", "email"):
+        if not isinstance(contact.get(key), str) or not contact[key].strip():
+            raise RegistryError("is required", field=f"contact.{key}")
+    if not _EMAIL.match(contact["email"]):
+        raise RegistryError("not an e-mail address", field="contact.email")
+    if not _PHONE.match(contact["phone"]):
+        raise RegistryError("not a phone number", field="contact.phone")
+    if not isinstance(documents, list):
+        raise RegistryError("must be a list", field="documents")
+    docs = []
+    for i, doc in enumerate(documents):
+        where = f"documents[{i}]"
+        if not isinstance(doc, dict):
+            raise RegistryError("must be an object", field=where)
+        if not isinstance(doc.get("name"), str) or not doc["name"].strip():
+            raise RegistryError("is required", field=f"{where}.name")
+        if not isinstance(doc.get("sha256"), str) or not _SHA256.match(doc["sha256"]):
+            raise RegistryError("64 lowercase hex digits", field=f"{where}.sha256")
+        docs.append(
+            {
+                "name": doc["name"].strip(),
+                "type": str(doc.get("type", "")),
+                "sha256": doc["sha256"],
+                "size": int(doc.get("size", 0) or 0),
+            }
+        )
+    clean_contact = {k: contact[k].strip() for k in ("name", "phone", "email")}
+    return legal_name.strip(), code, clean_contact, docs
+
+
+class Organisations:
+    def __init__(self, reg: Registry) -> None:
+        self.reg = reg
+
+    def apply(
+        self, actor: str, legal_name: Any, credit_code: Any, contact: Any, documents: Any = ()
+    ) -> dict[str, Any]:
+        name, code, contact, docs = check_application(
+            legal_name, credit_code, contact, list(documents)
+        )
+        now = int(self.reg.clock())
+        with self.reg.db.tx() as c:
+            old = c.execute(
+                "SELECT id, state FROM organisations WHERE credit_code = ?", (code,)
+            ).fetchone()
+            if old is not None and old["state"] != REJECTED:
+                raise Conflict(
+                    f"an organisation with this code exists (id {old['id']}, {old['state']})",
+                    field="credit_code",
+                )
+            args = (name, orjson.dumps(contact).decode(), orjson.dumps(docs).decode())
+            if old is None:
+                cur = c.execute(
+                    "INSERT INTO organisations (legal_name, credit_code, contact, documents,"
+                    " state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (args[0], code, args[1], args[2], PENDING, now, now),
+                )
+                org_id = cur.lastrowid or 0
+            else:
+                org_id = old["id"]
+                c.execute(
+                    "UPDATE organisations SET legal_name = ?, contact = ?, documents = ?,"
+                    " state = ?, reason = '', updated_at = ? WHERE id = ?",
+                    (*args, PENDING, now, org_id),
+                )
+            self.reg.record_state(
+                c, "organisation", str(org_id), actor, old and old["state"], PENDING, "application"
+            )
+            org = self._get(c, org_id)
+            self.reg.audit.append(actor, "organisation.apply", str(org_id), None, org, conn=c)
+        return org
+
+    async def approve(self, actor: str, org_id: int) -> dict[str, Any]:
+        """Approve; creates the admin group and returns the organisation (caller makes the
+        first account)."""
+        org = self.get(org_id)
+        if org["state"] != PENDING:
+            raise RegistryError(f"organisation is {org['state']}, not pending", field="org_id")
+        await self.reg.accounts.ensure_group(org["credit_code"])
+        return self._change(actor, org_id, APPROVED, "")
+
+    def reject(self, actor: str, org_id: int, reason: str) -> dict[str, Any]:
+        if not isinstance(reason, str) or not reason.strip():
+            raise RegistryError("a rejection needs a reason", field="reason")
+        org = self.get(org_id)
+        if org["state"] != PENDING:
+            raise RegistryError(f"organisation is {org['state']}, not pending", field="org_id")
+        return self._change(actor, org_id, REJECTED, reason.strip())
+
+    def _change(self, actor: str, org_id: int, state: str, reason: str) -> dict[str, Any]:
+        with self.reg.db.tx() as c:
+            before = self._get(c, org_id)
+            c.execute(
+                "UPDATE organisations SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+                (state, reason, int(self.reg.clock()), org_id),
+            )
+            self.reg.record_state(
+                c, "organisation", str(org_id), actor, before["state"], state, reason
+            )
+            after = self._get(c, org_id)
+            self.reg.audit.append(
+                actor, f"organisation.{state}", str(org_id), before, after, conn=c
+            )
+        return after
+
+    def get(self, org_id: Any, field: str = "org_id") -> dict[str, Any]:
+        if not isinstance(org_id, int) or isinstance(org_id, bool):
+            raise RegistryError("must be an organisation id", field=field)
+        row = self.reg.db.one("SELECT * FROM organisations WHERE id = ?", (org_id,))
+        if row is None:
+            raise NotFound(f"no organisation {org_id}", field=field)
+        return _org(row)
+
+    def _get(self, c: Any, org_id: int) -> dict[str, Any]:
+        return _org(c.execute("SELECT * FROM organisations WHERE id = ?", (org_id,)).fetchone())
+
+    def list(self, state: str | None = None) -> list[dict[str, Any]]:
+        if state:
+            rows = self.reg.db.all(
+                "SELECT * FROM organisations WHERE state = ? ORDER BY id", (state,)
+            )
+        else:
+            rows = self.reg.db.all("SELECT * FROM organisations ORDER BY id")
+        return [_org(r) for r in rows]
+
+    def history(self, org_id: int) -> list[dict[str, Any]]:
+        return self.reg.state_history("organisation", str(org_id))
+
+
+def _org(row: Any) -> dict[str, Any]:
+    d = dict(row)
+    d["contact"] = orjson.loads(d["contact"])
+    d["documents"] = orjson.loads(d["documents"])
+    return d

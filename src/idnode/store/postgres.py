@@ -1,0 +1,539 @@
+"""The scale-out engine: PostgreSQL through an asyncpg connection pool.
+
+Several idnode processes, on several machines, can share one registry in one PostgreSQL
+schema; each sees every other's writes the moment they commit, and learns of them through
+``subscribe`` (LISTEN/NOTIFY on the commit serial) to invalidate its response cache.
+
+Serials, and why a counter row: the transaction log must count 1, 2, 3 ... without gaps and in
+commit order, so a reader that has seen serial N has seen every write up to N. A sequence
+cannot do that (``nextval`` is not rolled back, and serials taken in one order can commit in
+another). Instead each write, as its *last* statement, increments the one row of
+``serial_counter``: the row lock it takes is held until COMMIT, so the next writer waits for
+that commit and then reads the incremented value, and a rollback undoes the increment. An
+advisory lock plus ``max(serial) + 1`` would do the same, but needs a database-wide lock key
+per schema and is invisible in the schema; the counter row is self-describing, per schema and
+makes ``serial()`` one row read. Taking it last keeps it held only for the log insert and the
+commit, so writers to different handles do their own work concurrently and only their commits
+queue. Writes to one handle are serialised by ``SELECT ... FOR UPDATE`` on its row, so "check
+then change" (index present? handle exists?) holds until commit, as SQLite's single writer
+guarantees.
+
+Each write is one transaction of a few round trips: BEGIN, the change (values travel as
+column arrays through ``unnest``: one statement whatever their number), the log statement
+(counter + txlog row + ``pg_notify``), COMMIT. ``load`` streams records in batches through
+COPY. The NOTIFY is queued inside the transaction, so PostgreSQL sends it exactly when, and
+only if, the write commits, in commit order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import orjson
+
+from idnode.codes import Permission, TTLType
+from idnode.errors import (
+    HandleAlreadyExists,
+    HandleNotFound,
+    IdnodeError,
+    InvalidHandle,
+    InvalidValue,
+    ServerBusy,
+    ValueAlreadyExists,
+    ValueNotFound,
+)
+from idnode.model import HandleValue, ValueReference, handle_key
+from idnode.store.base import (
+    Store,
+    Transaction,
+    check_handle_name,
+    check_indexes,
+    check_prefix,
+    check_values,
+)
+from idnode.store.postgres_listen import SerialCallback, SerialListener
+from idnode.store.postgres_schema import Statements, channel_of, check_schema_name, migrate
+
+T = TypeVar("T")
+
+LOAD_BATCH = 5000  # records per COPY round: bounded memory, few round trips
+
+# Enum members built once: constructing IntFlag values per row is measurable on the hot path.
+_PERMS = {i: Permission(i) for i in range(16)}
+_TTL_TYPES = {int(t): t for t in TTLType}
+
+# SQLSTATE classes that mean "try again later", not "your request was wrong": connection
+# exceptions, transaction rollback (serialization failure, deadlock), insufficient resources
+# (too many connections, disk full), operator intervention (shutdown, cancel, cannot connect
+# now), and lock_not_available.
+_BUSY_CLASSES = frozenset({"08", "40", "53", "57"})
+_BUSY_STATES = frozenset({"55P03"})
+# Every exception asyncpg raises for a failed call (InternalClientError: the connection's
+# protocol state broke, e.g. the server killed it while idle).
+_ENGINE_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+)
+_CONSTRAINT_ERRORS: dict[str, type[IdnodeError]] = {
+    "handles_pkey": HandleAlreadyExists,
+    "handle_values_pkey": ValueAlreadyExists,
+    "homed_prefixes_pkey": HandleAlreadyExists,
+    "handle_values_key_fkey": HandleNotFound,
+}
+
+
+class PostgresStore(Store):
+    """``Store`` in one PostgreSQL schema. ``clock`` stamps transaction-log rows (seconds)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        min_size: int = 1,
+        max_size: int = 10,
+        schema: str = "idnode",
+        acquire_timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        """``acquire_timeout``: how long a call waits for a free pooled connection before
+        raising ServerBusy (the node sheds load rather than queueing without bound)."""
+        self.dsn = dsn
+        self.schema = check_schema_name(schema)
+        self.channel = channel_of(self.schema)
+        self._clock = clock
+        self._sizes = (min_size, max_size)
+        self._acquire_timeout = acquire_timeout
+        self._connect_kwargs: dict[str, Any] = {"timeout": connect_timeout}
+        self._sql = Statements(self.schema)
+        self._pool: asyncpg.Pool | None = None
+        self._listener: SerialListener | None = None
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> PostgresStore:
+        """A store from ``postgresql://user@host:port/db?schema=name&pool_max=20``.
+
+        ``schema``, ``pool_min`` and ``pool_max`` are ours and are taken out of the URL; every
+        other parameter (sslmode, ...) goes to asyncpg, which would otherwise send unknown
+        parameters to the server as settings.
+        """
+        parts = urlsplit(url)
+        ours = {"schema": "schema", "pool_min": "min_size", "pool_max": "max_size"}
+        rest = []
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            if name in ours:
+                kwargs.setdefault(ours[name], value if name == "schema" else int(value))
+            else:
+                rest.append((name, value))
+        dsn = urlunsplit(parts._replace(query=urlencode(rest)))
+        return cls(dsn, **kwargs)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        try:
+            pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=self._sizes[0],
+                max_size=self._sizes[1],
+                reset=_keep_session,
+                **self._connect_kwargs,
+            )
+        except Exception as exc:
+            raise _translate(exc, "cannot connect") from exc
+        try:
+            async with pool.acquire(timeout=self._acquire_timeout) as conn:
+                await migrate(conn, self.schema)
+        except BaseException as exc:
+            pool.terminate()
+            if isinstance(exc, IdnodeError | asyncio.CancelledError):
+                raise
+            if isinstance(exc, Exception):
+                raise _translate(exc, "cannot migrate") from exc
+            raise
+        self._pool = pool
+
+    async def close(self) -> None:
+        """Stop listening, let running calls finish, close every connection."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def subscribe(self, callback: SerialCallback) -> None:
+        """Call ``callback(serial)`` on the loop for every write committed from now on, by any
+        process on this schema; returns once listening.
+
+        A ``load`` is announced once, with its last serial. After a lost connection is
+        re-opened the callback gets the current serial, as notices sent meanwhile are lost.
+        Callbacks must be quick and must not raise (a raise is logged and ignored).
+        """
+        if self._pool is None:
+            raise RuntimeError("store is not open")
+        if self._listener is None:
+            self._listener = SerialListener(
+                self.dsn, self.channel, self._sql.serial, self._connect_kwargs
+            )
+        try:
+            await self._listener.add(callback)
+        except Exception as exc:
+            self._listener = None
+            raise _translate(exc, "cannot listen") from exc
+
+    # -- plumbing --------------------------------------------------------------------------------
+    async def _read(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run ``fn`` on a pooled connection (each statement is its own snapshot)."""
+        if self._pool is None:
+            raise RuntimeError("store is not open")
+        try:
+            async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+                try:
+                    return await fn(conn)
+                except asyncpg.exceptions.InternalClientError:
+                    conn.terminate()  # unusable: the pool replaces it on release
+                    raise
+        except _ENGINE_ERRORS as exc:
+            raise _translate(exc) from exc
+
+    async def _write(self, fn: Callable[..., Awaitable[int]], *args: Any) -> int:
+        """Run ``fn(conn, *args)`` as one transaction; return its serial."""
+        if self._pool is None:
+            raise RuntimeError("store is not open")
+        try:
+            async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+                try:
+                    async with conn.transaction():
+                        return await fn(conn, *args)
+                except asyncpg.exceptions.InternalClientError:
+                    conn.terminate()
+                    raise
+        except _SourceFailed as exc:  # the caller's records iterator raised: give it back
+            raise exc.original from exc.original.__cause__
+        except _ENGINE_ERRORS as exc:
+            raise _translate(exc) from exc
+
+    async def _log(self, conn: asyncpg.Connection, action: str, handle: str) -> int:
+        row = await conn.fetchrow(self._sql.log, int(self._clock()), action, handle, self.channel)
+        return row[0]
+
+    async def _existing(self, conn: asyncpg.Connection, handle: str) -> tuple[str, str]:
+        """(key, spelling) of an existing handle, locked until commit; else HandleNotFound."""
+        key = handle_key(_check_name(handle))
+        spelled = await conn.fetchval(self._sql.lock_handle, key)
+        if spelled is None:
+            raise HandleNotFound(f"handle {handle} not found")
+        return key, spelled
+
+    # -- reads -----------------------------------------------------------------------------------
+    async def get_handle(self, handle: str) -> list[HandleValue] | None:
+        key = handle_key(handle)
+        if "\x00" in key:  # cannot be stored (see _check_name), so it does not exist
+            return None
+        rows = await self._read(lambda c: c.fetch(self._sql.get, key))
+        if not rows:
+            return None
+        if rows[0][0] is None:  # the handle exists but has no values
+            return []
+        return [
+            HandleValue(
+                r[0], r[1], r[2], _PERMS[r[3]], _TTL_TYPES[r[4]], r[5], r[6],
+                _decode_refs(r[7]) if r[7] is not None else (),
+            )
+            for r in rows
+        ]  # fmt: skip
+
+    async def list_handles(
+        self, prefix: str, *, offset: int = 0, limit: int | None = None
+    ) -> list[str]:
+        if offset < 0 or (limit is not None and limit < 0):
+            raise ValueError("offset and limit must not be negative")
+        key = handle_key(prefix)
+        if "\x00" in key:
+            return []
+        rows = await self._read(lambda c: c.fetch(self._sql.list, key, limit, offset))
+        return [r[0] for r in rows]
+
+    async def count_handles(self, prefix: str) -> int:
+        key = handle_key(prefix)
+        if "\x00" in key:
+            return 0
+        return await self._read(lambda c: c.fetchval(self._sql.count, key))
+
+    async def homed_prefixes(self) -> list[str]:
+        return [r[0] for r in await self._read(lambda c: c.fetch(self._sql.homed))]
+
+    async def serial(self) -> int:
+        return await self._read(lambda c: c.fetchval(self._sql.serial))
+
+    async def transactions(self, since: int = 0, limit: int = 1000) -> list[Transaction]:
+        rows = await self._read(lambda c: c.fetch(self._sql.transactions, since, max(limit, 0)))
+        return [Transaction(*r) for r in rows]
+
+    # -- writes ----------------------------------------------------------------------------------
+    async def create_handle(
+        self, handle: str, values: Sequence[HandleValue], *, overwrite: bool = False
+    ) -> int:
+        handle = _check_name(handle)
+        checked = _check_values(values)
+        key = handle_key(handle)
+        prefix = handle_key(handle.partition("/")[0]) if "/" in handle else None
+
+        async def tx(conn: asyncpg.Connection) -> int:
+            if overwrite:
+                await conn.fetchval(self._sql.upsert_handle, key, handle, prefix)
+                await conn.execute(self._sql.clear_values, key)
+            elif await conn.fetchval(self._sql.insert_handle, key, handle, prefix) is None:
+                raise HandleAlreadyExists(f"handle {handle} already exists")
+            if checked:
+                await conn.execute(self._sql.add_values, key, *_columns(checked))
+            return await self._log(conn, "create", handle)
+
+        return await self._write(tx)
+
+    async def delete_handle(self, handle: str) -> int:
+        key = handle_key(_check_name(handle))
+
+        async def tx(conn: asyncpg.Connection) -> int:
+            spelled = await conn.fetchval(self._sql.delete_handle, key)
+            if spelled is None:
+                raise HandleNotFound(f"handle {handle} not found")
+            return await self._log(conn, "delete", spelled)
+
+        return await self._write(tx)
+
+    async def add_values(self, handle: str, values: Sequence[HandleValue]) -> int:
+        checked = _check_values(values, allow_empty=False)
+
+        async def tx(conn: asyncpg.Connection) -> int:
+            key, spelled = await self._existing(conn, handle)
+            rows = await conn.fetch(self._sql.add_values, key, *_columns(checked))
+            if len(rows) != len(checked):  # ON CONFLICT skipped some: roll all back
+                present = sorted({v.index for v in checked} - {r[0] for r in rows})
+                raise ValueAlreadyExists(f"handle {spelled} already has index {present[0]}")
+            return await self._log(conn, "add", spelled)
+
+        return await self._write(tx)
+
+    async def modify_values(self, handle: str, values: Sequence[HandleValue]) -> int:
+        checked = _check_values(values, allow_empty=False)
+
+        async def tx(conn: asyncpg.Connection) -> int:
+            key, spelled = await self._existing(conn, handle)
+            rows = await conn.fetch(self._sql.modify_values, key, *_columns(checked))
+            _require_all(spelled, [v.index for v in checked], rows)
+            return await self._log(conn, "modify", spelled)
+
+        return await self._write(tx)
+
+    async def remove_values(self, handle: str, indexes: Sequence[int]) -> int:
+        checked = check_indexes(indexes)
+
+        async def tx(conn: asyncpg.Connection) -> int:
+            key, spelled = await self._existing(conn, handle)
+            rows = await conn.fetch(self._sql.remove_values, key, checked)
+            _require_all(spelled, checked, rows)
+            return await self._log(conn, "remove", spelled)
+
+        return await self._write(tx)
+
+    async def home_prefix(self, prefix: str) -> int:
+        key = handle_key(_check_name(check_prefix(prefix)))
+
+        async def tx(conn: asyncpg.Connection) -> int:
+            if await conn.fetchval(self._sql.home, key, prefix) is None:
+                raise HandleAlreadyExists(f"prefix {prefix} is already homed")
+            return await self._log(conn, "home", prefix)
+
+        return await self._write(tx)
+
+    async def unhome_prefix(self, prefix: str) -> int:
+        key = handle_key(_check_name(check_prefix(prefix)))
+
+        async def tx(conn: asyncpg.Connection) -> int:
+            spelled = await conn.fetchval(self._sql.unhome, key)
+            if spelled is None:
+                raise HandleNotFound(f"prefix {prefix} is not homed")
+            return await self._log(conn, "unhome", spelled)
+
+        return await self._write(tx)
+
+    async def load(
+        self, records: Iterable[tuple[str, Sequence[HandleValue]]], *, overwrite: bool = False
+    ) -> int:
+        """All records in one transaction, one log row each; an empty load writes nothing.
+
+        Records are consumed in batches of ``LOAD_BATCH`` on the event loop and COPYed in, so
+        a generator streaming a big file is never materialised; if it raises, nothing is
+        written. Log rows wait in a temporary table and take their serials at the end, so the
+        serial counter (and with it every other writer's commit) is held only for the final
+        insert, not for the whole load. One NOTIFY announces the last serial.
+        """
+
+        async def tx(conn: asyncpg.Connection) -> int:
+            loaded = 0
+            for batch in _batches(records, LOAD_BATCH):
+                if not loaded:
+                    await conn.execute(self._sql.load_log_create)
+                loaded = await self._load_batch(conn, batch, overwrite, loaded)
+            if not loaded:
+                return await conn.fetchval(self._sql.serial)
+            last = await conn.fetchval(self._sql.take_serials, loaded)
+            await conn.execute(self._sql.load_log_flush, last - loaded)
+            await conn.execute(self._sql.notify, self.channel, last)
+            return last
+
+        return await self._write(tx)
+
+    async def _load_batch(
+        self,
+        conn: asyncpg.Connection,
+        batch: list[tuple[str, Sequence[HandleValue]]],
+        overwrite: bool,
+        done: int,
+    ) -> int:
+        """Write one batch; return the number of records loaded so far."""
+        log_rows = []
+        final: dict[str, tuple[str, list[HandleValue]]] = {}  # key -> last record in batch
+        for handle, values in batch:
+            handle = _check_name(handle)
+            checked = _check_values(values)
+            key = handle_key(handle)
+            if key in final and not overwrite:
+                raise HandleAlreadyExists(f"handle {handle} already exists")
+            final.pop(key, None)  # re-insert so the dict keeps the order of last occurrence
+            final[key] = (handle, checked)
+            done += 1
+            log_rows.append((done, int(self._clock()), handle))
+        keys = list(final)
+        if overwrite:
+            await conn.execute(self._sql.delete_handles, keys)
+        else:
+            existing = dict(await conn.fetch(self._sql.existing, keys))
+            if existing:
+                first = next(h for k, (h, _) in final.items() if k in existing)
+                raise HandleAlreadyExists(f"handle {first} already exists")
+        s = self.schema
+        await conn.copy_records_to_table(
+            "handles",
+            schema_name=s,
+            records=[
+                (k, h, handle_key(h.partition("/")[0]) if "/" in h else None)
+                for k, (h, _) in final.items()
+            ],
+        )
+        value_rows = [(k, *_fields(v)) for k, (_, vs) in final.items() for v in vs]
+        if value_rows:
+            await conn.copy_records_to_table("handle_values", schema_name=s, records=value_rows)
+        await conn.copy_records_to_table("idnode_load_log", records=log_rows)
+        return done
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset hook: nothing to undo, so skip asyncpg's default reset query.
+
+    The default (``RESET ALL; UNLISTEN *; CLOSE ALL; ...``) costs one round trip per release,
+    doubling the latency of a point read. This store leaves no session state on pooled
+    connections: no SET, no LISTEN (the listener has its own connection), only
+    transaction-scoped locks and temp tables. asyncpg still rolls back a transaction left
+    open (say, by a cancelled call) before calling this.
+    """
+
+
+# -- helpers --------------------------------------------------------------------------------------
+class _SourceFailed(Exception):
+    """Carries an exception raised by the caller's records iterable through ``_write``."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
+def _batches(records: Iterable[T], size: int) -> Iterator[list[T]]:
+    it = iter(records)
+    while True:
+        batch: list[T] = []
+        try:
+            for _ in range(size):
+                batch.append(next(it))
+        except StopIteration:
+            pass
+        except Exception as exc:  # not ours: hand it back unchanged, after the rollback
+            raise _SourceFailed(exc) from exc
+        if not batch:
+            return
+        yield batch
+        if len(batch) < size:
+            return
+
+
+def _check_name(handle: object) -> str:
+    """``check_handle_name``, plus: PostgreSQL text cannot hold NUL."""
+    name = check_handle_name(handle)
+    if "\x00" in name:
+        raise InvalidHandle("a handle must not contain NUL")
+    return name
+
+
+def _check_values(values: Iterable[HandleValue], *, allow_empty: bool = True) -> list[HandleValue]:
+    checked = check_values(values, allow_empty=allow_empty)
+    for v in checked:
+        if "\x00" in v.type:
+            raise InvalidValue(f"value {v.index}: type must not contain NUL")
+    return checked
+
+
+def _fields(v: HandleValue) -> tuple[Any, ...]:
+    return (
+        v.index, v.type, bytes(v.data), int(v.permissions), int(v.ttl_type), v.ttl, v.timestamp,
+        _encode_refs(v.references),
+    )  # fmt: skip
+
+
+def _columns(values: list[HandleValue]) -> list[list[Any]]:
+    """Values as one list per column, for the ``unnest($2, ..., $9)`` statements."""
+    return [list(column) for column in zip(*(_fields(v) for v in values), strict=True)]
+
+
+def _require_all(spelled: str, indexes: list[int], rows: list[asyncpg.Record]) -> None:
+    missing = sorted(set(indexes) - {r[0] for r in rows})
+    if missing:  # rows already changed are rolled back with the transaction
+        raise ValueNotFound(f"handle {spelled} has no value at index {missing[0]}")
+
+
+def _encode_refs(refs: tuple[ValueReference, ...]) -> str | None:
+    if not refs:
+        return None
+    return orjson.dumps([[r.handle, r.index] for r in refs]).decode()
+
+
+def _decode_refs(text: str) -> tuple[ValueReference, ...]:
+    return tuple(ValueReference(h, i) for h, i in orjson.loads(text))
+
+
+def _translate(exc: BaseException, doing: str = "") -> IdnodeError:
+    """Engine errors leave the store as ``idnode.errors``: ServerBusy when retrying later may
+    work (no connection, pool exhausted, serialization failure, deadlock, shutdown), a
+    constraint's own error for a race the pre-checks could not see, IdnodeError otherwise."""
+    where = f"postgres store: {doing}: " if doing else "postgres store: "
+    if isinstance(exc, TimeoutError):
+        return ServerBusy(f"{where}timed out (no free connection or no answer)")
+    if isinstance(exc, OSError | asyncpg.exceptions.InternalClientError):
+        return ServerBusy(f"{where}connection lost: {exc}")
+    state = getattr(exc, "sqlstate", None) or ""
+    if state[:2] in _BUSY_CLASSES or state in _BUSY_STATES:
+        return ServerBusy(f"{where}busy ({state}): {exc}")
+    error = _CONSTRAINT_ERRORS.get(getattr(exc, "constraint_name", None) or "")
+    if error is not None and state.startswith("23"):
+        return error(f"{where}{error.__doc__} (concurrent write)")
+    return IdnodeError(f"{where}{type(exc).__name__}: {exc}")

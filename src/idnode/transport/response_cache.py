@@ -1,0 +1,97 @@
+"""Encoded answers to anonymous resolutions, reused until the store changes.
+
+An authoritative server answers the same hot identifiers again and again (Knot and NSD
+answer from precomputed data for the same reason). A cached answer costs one dict lookup
+and a request-id patch instead of decode, store read, permission filter and encode.
+
+The key is the request exactly as it arrived, minus its request id: the envelope's version
+bytes and the header and body bytes (which carry the handle, the index and type lists and
+every flag), so two requests share an entry only when the server would answer them alike.
+Only anonymous requests are cached (no session, no credential, no certified flag), as only
+their answer is the same for everyone.
+
+Consistency: any committed write clears the whole cache (the store announces every serial,
+from this process and from others). A lookup that started before the write cannot put its
+now-stale answer back, because entries are only stored if the cache's generation did not
+change while the answer was being computed.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from idnode.codes import OpFlag
+from idnode.wire.envelope import ENVELOPE_SIZE, Envelope
+from idnode.wire.header import HEADER_SIZE
+from idnode.wire.message import patch_request_id
+
+_UNCACHEABLE_FLAGS = OpFlag.CT | OpFlag.ENC | OpFlag.REC | OpFlag.AT
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    stores: int = 0
+    invalidations: int = 0
+
+
+class ResponseCache:
+    """A bounded LRU of encoded answers, cleared on every committed write."""
+
+    def __init__(self, max_entries: int = 100_000, max_answer_bytes: int = 16 * 1024) -> None:
+        self.max_entries = max_entries
+        self.max_answer_bytes = max_answer_bytes
+        self._entries: OrderedDict[bytes, bytes] = OrderedDict()
+        self.generation = 0
+        self.stats = CacheStats()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @staticmethod
+    def key(envelope: Envelope, payload: bytes) -> bytes | None:
+        """The cache key of a request, or None when its answer must not be shared."""
+        if envelope.session_id or len(payload) < HEADER_SIZE:
+            return None
+        if payload[0:4] != b"\x00\x00\x00\x01":  # opcode: resolution only
+            return None
+        flags = int.from_bytes(payload[8:12], "big")
+        if flags & _UNCACHEABLE_FLAGS:
+            return None
+        body_length = int.from_bytes(payload[20:24], "big")
+        rest = len(payload) - HEADER_SIZE - body_length
+        if not (rest == 0 or (rest == 4 and payload[-4:] == b"\x00\x00\x00\x00")):
+            return None  # a credential follows the body: not anonymous
+        version = bytes(
+            (envelope.major, envelope.minor, envelope.suggest_major, envelope.suggest_minor)
+        )
+        return version + payload
+
+    def get(self, key: bytes, request_id: int) -> bytes | None:
+        answer = self._entries.get(key)
+        if answer is None:
+            self.stats.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.stats.hits += 1
+        return patch_request_id(answer, request_id)
+
+    def put(self, key: bytes, answer: bytes, generation: int) -> None:
+        """Keep ``answer`` unless a write committed since ``generation`` was read."""
+        if generation != self.generation or len(answer) > self.max_answer_bytes:
+            return
+        if len(answer) < ENVELOPE_SIZE:
+            return
+        self._entries[key] = answer
+        self._entries.move_to_end(key)
+        self.stats.stores += 1
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def invalidate(self, serial: int = 0) -> None:
+        """Forget everything: a write committed (``serial`` is the store's new serial)."""
+        self.generation += 1
+        self.stats.invalidations += 1
+        self._entries.clear()

@@ -1,0 +1,164 @@
+"""The two ways of offering load, inside one event loop of one client process.
+
+* closed loop: ``concurrency`` requests outstanding; each answer releases the next request.
+  Measures what the node sustains, but a stalled node also stalls the generator, so its
+  latencies hide the queue a real client population would see.
+* fixed rate (open loop): request ``i`` is due at ``start + i / rate`` whatever happened to
+  earlier ones, and its latency is measured from that *intended* time, not from when it was
+  actually sent. A node (or generator) that falls behind therefore shows the delay every
+  waiting client would have seen: no coordinated omission (Gil Tene; wrk2 does the same).
+  ``service`` keeps the send-to-answer time alongside, to show the difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from idnode.verify.channel import Channel
+from idnode.verify.load_http import http_channel
+from idnode.verify.load_tcp import tcp_channel
+from idnode.verify.load_udp import UdpChannel
+from idnode.verify.results import OK, Results
+from idnode.verify.workload import KeySet, Plan
+
+CLOSED, RATE = "closed", "rate"
+PROTOCOLS = ("udp", "tcp", "http")
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """Everything one client process needs; picklable, so it crosses ``spawn``."""
+
+    protocol: str
+    host: str
+    port: int
+    keys: KeySet
+    mix: dict[str, int]
+    mode: str = CLOSED
+    concurrency: int = 32  # closed loop: requests outstanding in this process
+    rate: float = 0.0  # fixed rate: requests a second from this process
+    requests: int = 0  # cap for this process; 0: only the duration bounds the run
+    duration: float = 10.0
+    timeout: float = 2.0
+    connections: int = 0  # TCP/HTTP; 0: the concurrency (closed) or 64 (rate)
+    udp_sockets: int = 4
+    max_outstanding: int = 10_000  # fixed rate: beyond this the pacer waits (and it shows)
+    typed_type: str = "URL"
+    seed: int = 1
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def pool_size(self) -> int:
+        if self.connections > 0:
+            return self.connections
+        return self.concurrency if self.mode == CLOSED else 64
+
+
+def make_channel(spec: LoadSpec) -> Channel:
+    if spec.protocol == "udp":
+        return UdpChannel(spec.host, spec.port, timeout=spec.timeout, sockets=spec.udp_sockets)
+    make = {"tcp": tcp_channel, "http": http_channel}.get(spec.protocol)
+    if make is None:
+        raise ValueError(f"unknown protocol {spec.protocol!r}: use one of {PROTOCOLS}")
+    return make(spec.host, spec.port, connections=spec.pool_size(), timeout=spec.timeout)
+
+
+async def run_load(spec: LoadSpec, ready: Callable[[], None] | None = None) -> Results:
+    """Open the channel, call ``ready`` (the cross-process start barrier), then drive load
+    until the request cap or the duration is reached and every answer is in."""
+    channel = make_channel(spec)
+    await channel.start()
+    if ready is not None:
+        ready()
+    results = Results()
+    plan = Plan(spec.keys, spec.mix, spec.typed_type, spec.seed)
+    start = time.perf_counter_ns()
+    stop = start + int(spec.duration * 1e9)
+    cap = spec.requests if spec.requests > 0 else 1 << 62
+    sweeper = asyncio.create_task(_sweep(channel, min(0.1, spec.timeout / 4)))
+    try:
+        if spec.mode == CLOSED:
+            await _closed(spec, channel, plan, results, start, stop, cap)
+        elif spec.mode == RATE:
+            await _fixed_rate(spec, channel, plan, results, start, stop, cap)
+        else:
+            raise ValueError(f"unknown mode {spec.mode!r}: use {CLOSED} or {RATE}")
+    finally:
+        sweeper.cancel()
+        await channel.close()
+    return results
+
+
+async def _sweep(channel: Channel, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        channel.sweep(time.perf_counter_ns())
+
+
+async def _closed(
+    spec: LoadSpec, channel: Channel, plan: Plan, results: Results, start: int, stop: int, cap: int
+) -> None:
+    issued = 0
+    clock = time.perf_counter_ns
+
+    async def worker() -> None:
+        nonlocal issued
+        while issued < cap and clock() < stop:
+            issued += 1
+            op = plan.next()
+            results.sent[op.kind] += 1
+            sent = clock()
+            outcome, note = await channel.call(op)
+            now = clock()
+            results.record(op.kind, outcome, now - sent, now - start)
+            if note is not None:
+                results.note(note)
+
+    await asyncio.gather(*(worker() for _ in range(max(1, spec.concurrency))))
+
+
+async def _fixed_rate(
+    spec: LoadSpec, channel: Channel, plan: Plan, results: Results, start: int, stop: int, cap: int
+) -> None:
+    if spec.rate <= 0:
+        raise ValueError("fixed-rate mode needs a positive rate")
+    interval = 1e9 / spec.rate
+    clock = time.perf_counter_ns
+    slots = asyncio.Semaphore(spec.max_outstanding)
+    tasks: set[asyncio.Task] = set()
+
+    async def one(op, intended: int) -> None:
+        try:
+            sent = clock()
+            outcome, note = await channel.call(op)
+            now = clock()
+            results.record(op.kind, outcome, now - intended, now - start)
+            if outcome == OK:
+                results.service.record(now - sent)
+            if note is not None:
+                results.note(note)
+        finally:
+            slots.release()
+
+    i = 0
+    while i < cap:
+        intended = start + int(i * interval)
+        if intended >= stop:
+            break
+        now = clock()
+        if intended > now:
+            await asyncio.sleep((intended - now) / 1e9)
+            continue
+        await slots.acquire()
+        op = plan.next()
+        results.sent[op.kind] += 1
+        task = asyncio.create_task(one(op, intended))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        i += 1
+        if i % 64 == 0:
+            await asyncio.sleep(0)  # let answers in while catching up on a backlog
+    if tasks:
+        await asyncio.gather(*tasks)

@@ -1,0 +1,81 @@
+"""An in-process node with its registry: fresh per test, no background work."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from idnode.bootstrap import init_node
+from idnode.registry import service
+from idnode.registry.service import Registry
+from idnode.service.node import Node, open_node
+
+VALID_CODE = "91350100M000100Y43"
+OTHER_CODE = "914403001922038216"
+FIELDS = ["suffix", "PART_NUMBER", "PART_NAME", "MODEL", "BATCH", "PRODUCTION_DATE",
+          "MANUFACTURER"]  # fmt: skip
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_793_577_600.0  # 2026-11-02
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Env:
+    node: Node
+    reg: Registry
+    clock: Clock
+    tmp: Path
+
+    async def allocated(self, prefix: str = "88.123.4567", code: str = VALID_CODE) -> dict:
+        """An approved organisation holding ``prefix`` (auto-parts)."""
+        reg = self.reg
+        org = reg.organisations.apply("t", "Fujian Auto Parts Co., Ltd.", code, CONTACT)
+        await reg.organisations.approve("t", org["id"])
+        reg.prefixes.apply("t", prefix, org["id"], "auto-parts")
+        reg.prefixes.approve("t", prefix)
+        await reg.prefixes.allocate("t", prefix)
+        return reg.organisations.get(org["id"])
+
+    def csv(self, rows: list[list[str]], name: str = "rows.csv") -> Path:
+        path = self.tmp / name
+        with path.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(FIELDS)
+            w.writerows(rows)
+        return path
+
+    def audit_count(self) -> int:
+        return self.reg.db.one("SELECT count(*) FROM audit")[0]
+
+
+CONTACT = {"name": "Lin Wei", "phone": "+86 591 88880000", "email": "lin@example.cn"}
+
+
+def row(i: int, **over: str) -> list[str]:
+    base = {"suffix": f"P{i:05d}", "PART_NUMBER": "BP-1", "PART_NAME": "Brake pad",
+            "MODEL": "X1", "BATCH": "B1", "PRODUCTION_DATE": "2026-11-02",
+            "MANUFACTURER": "Fujian Auto Parts"}  # fmt: skip
+    base.update(over)
+    return [base[f] for f in FIELDS]
+
+
+@pytest.fixture
+async def env(tmp_path):
+    service.BACKGROUND = False
+    cfg = await init_node(tmp_path / "node", name="t", prefixes=["88.123"])
+    node = await open_node(cfg)
+    clock = Clock()
+    reg = node.registry
+    reg.clock = clock
+    reg.audit.clock = clock
+    yield Env(node, reg, clock, tmp_path)
+    reg.db.close()
+    await node.store.close()
