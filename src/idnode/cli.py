@@ -107,6 +107,9 @@ def serve(
     udp_port: Annotated[int | None, typer.Option(help="override [server] udp_port")] = None,
     tcp_port: Annotated[int | None, typer.Option(help="override [server] tcp_port")] = None,
     http_port: Annotated[int | None, typer.Option(help="override [server] http_port")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="processes sharing the ports; 0 = one per core")
+    ] = None,
 ) -> None:
     """Serve resolution over UDP, TCP and HTTP until SIGTERM or Ctrl-C."""
     from idnode.logs import setup_logging
@@ -118,10 +121,17 @@ def serve(
         ("udp_port", udp_port),
         ("tcp_port", tcp_port),
         ("http_port", http_port),
+        ("workers", workers),
     ):
         if value is not None:
             setattr(cfg.server, attr, value)
     setup_logging(cfg.log.level, cfg.log.format)
+    if cfg.server.workers != 1:
+        from idnode.transport.workers import Supervisor, worker_count
+
+        if cfg.tls.tcp_port or cfg.tls.https_port:
+            fail("TLS ports are served by one process: use --workers 1 with [tls]", USAGE_ERROR)
+        raise typer.Exit(Supervisor(cfg, worker_count(cfg.server.workers)).run())
     _install_uvloop()
     from idnode.crypto.keyring import KeyringError
 

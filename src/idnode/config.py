@@ -31,6 +31,10 @@ class ServerSection:
     http_port: int = 8000
     # The address published in HS_SITE; defaults to ``host`` (``0.0.0.0`` publishes 127.0.0.1).
     public_address: str = ""
+    # processes sharing the ports (SO_REUSEPORT) and the store; 0 = one per core
+    workers: int = 1
+    # encoded answers to anonymous resolutions kept per worker; 0 disables the cache
+    cache_entries: int = 100_000
 
 
 @dataclass
@@ -96,6 +100,29 @@ class SecuritySection:
 
 
 @dataclass
+class HierarchySection:
+    """The node's place in the identifier tree (``idnode.hierarchy``); whole seconds throughout.
+
+    ``role``: root | top-level | secondary | enterprise | recursive ("" = standalone node).
+    ``parent``: the parent's HTTP API (``http://host:port``, ``host:port`` or an HS_SITE file).
+    ``health_timeout`` 0 means three report intervals.
+    """
+
+    role: str = ""
+    parent: str = ""
+    root_info: str = ""  # the root's HS_SITE (file), where recursive resolution starts
+    recursion: int = 0  # 1: answer requests with the REC flag for handles homed elsewhere
+    report_interval: int = 60  # seconds between reports to the parent (0 = never)
+    health_timeout: int = 0  # seconds without a report before a child is unhealthy
+    token_ttl: int = 86400  # lifetime of an enrolment token
+    cache_entries: int = 10_000  # answers the recursive cache keeps (LRU beyond)
+    negative_ttl: int = 60  # seconds a "not found" is cached
+    max_ttl: int = 86400  # cap on any cached TTL
+    stale_seconds: int = 300  # how long past expiry an answer may be served if upstream is down
+    upstream_timeout: int = 2  # seconds per upstream query; a whole resolution gets 4x this
+
+
+@dataclass
 class LogSection:
     level: str = "INFO"
     format: str = "auto"  # auto | json | text
@@ -115,6 +142,7 @@ class Config:
     tls: TlsSection = field(default_factory=TlsSection)
     limits: LimitsSection = field(default_factory=LimitsSection)
     security: SecuritySection = field(default_factory=SecuritySection)
+    hierarchy: HierarchySection = field(default_factory=HierarchySection)
 
     @property
     def store_url(self) -> str:
@@ -138,7 +166,9 @@ class Config:
         return "127.0.0.1" if addr in ("0.0.0.0", "", "localhost") else addr
 
 
-_SECTIONS = ("node", "server", "store", "keys", "auth", "log", "limits", "tls", "security")
+_SECTIONS = (
+    "node", "server", "store", "keys", "auth", "log", "limits", "tls", "security", "hierarchy",
+)  # fmt: skip
 
 
 class ConfigError(ValueError):

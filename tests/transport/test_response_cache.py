@@ -45,8 +45,9 @@ def test_hit_patches_request_id_and_invalidation_clears():
     env, payload = split(resolution_request("20.500.1/x", request_id=1))
     key = ResponseCache.key(env, payload)
     answer = encode_message(resolution_request("20.500.1/x", request_id=1))  # any message
-    cache.put(key, answer, cache.generation)
-    hit = cache.get(key, 99)
+    cache.put(key, answer, cache.generation, "20.500.1/x")
+    hit, handle = cache.get(key, 99)
+    assert handle == "20.500.1/x"
     assert decode_envelope(hit[:ENVELOPE_SIZE]).request_id == 99
     assert hit[12:] == answer[12:]
     cache.invalidate(5)

@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from idnode.codes import Permission
 from idnode.crypto.keyring import Keyring, KeyringError
 from idnode.model import HandleValue, handle_key
-from idnode.store.base import Store, Transaction, check_handle_name, check_values
+from idnode.store.base import SerialCallback, Store, Transaction, check_handle_name, check_values
 
 MAGIC = b"IDN1"
 NONCE_BYTES = 12
@@ -156,6 +156,10 @@ class EncryptedStore(Store):
         self._rotating = False
         self._inflight = 0
         self._write_lock = asyncio.Lock()
+
+    async def subscribe(self, callback: SerialCallback) -> None:
+        """Write announcements come from the engine underneath; encryption changes none."""
+        await self.inner.subscribe(callback)
 
     def __getattr__(self, name: str):
         # engine extras (e.g. PostgreSQL change notifications) pass through unchanged

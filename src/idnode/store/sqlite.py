@@ -58,6 +58,7 @@ from idnode.store.base import (
 )
 
 T = TypeVar("T")
+LOAD_BATCH = 5000  # records per executemany in a bulk load
 log = logging.getLogger("idnode.store")
 
 # -- schema --------------------------------------------------------------------------------------
@@ -428,12 +429,63 @@ class SQLiteStore(Store):
         """
 
         def tx(conn: sqlite3.Connection) -> int:
-            serial = _last_serial(conn)
-            for handle, values in records:
-                serial = self._create(conn, handle, values, overwrite, "load")
-            return serial
+            batch: list[tuple[str, Sequence[HandleValue]]] = []
+            for record in records:
+                batch.append(record)
+                if len(batch) >= LOAD_BATCH:
+                    self._load_batch(conn, batch, overwrite)
+                    batch = []
+            if batch:
+                self._load_batch(conn, batch, overwrite)
+            return _last_serial(conn)
 
         return await self._write(tx)
+
+    def _load_batch(
+        self,
+        conn: sqlite3.Connection,
+        batch: list[tuple[str, Sequence[HandleValue]]],
+        overwrite: bool,
+    ) -> None:
+        """Write many records with one statement per table: bulk import's hot loop.
+
+        Per-record statements cost ~5x more than the rows themselves; here each table gets one
+        ``executemany`` per batch. A handle that exists (without ``overwrite``) or appears
+        twice is reported by name; the caller rolls back.
+        """
+        records: dict[str, tuple[str, list[HandleValue]]] = {}
+        handle_rows, log_rows = [], []
+        now = int(self._clock())
+        for handle, values in batch:
+            handle = check_handle_name(handle)
+            key = handle_key(handle)
+            if key in records and not overwrite:
+                raise HandleAlreadyExists(f"handle {handle} already exists")
+            records[key] = (handle, check_values(values))  # with overwrite the last one wins
+            log_rows.append((now, "load", handle))
+        value_rows = []
+        for key, (handle, values) in records.items():
+            prefix = handle_key(handle.partition("/")[0]) if "/" in handle else None
+            handle_rows.append((key, handle, prefix))
+            value_rows.extend(_value_row(key, v) for v in values)
+        if overwrite:
+            conn.executemany("DELETE FROM handles WHERE key = ?", [(r[0],) for r in handle_rows])
+        try:
+            conn.executemany("INSERT INTO handles VALUES (?, ?, ?)", handle_rows)
+        except sqlite3.IntegrityError:
+            raise self._load_conflict(conn, handle_rows, overwrite) from None
+        conn.executemany(_INSERT_VALUE, value_rows)
+        conn.executemany("INSERT INTO txlog (timestamp, action, handle) VALUES (?, ?, ?)", log_rows)
+
+    @staticmethod
+    def _load_conflict(
+        conn: sqlite3.Connection, handle_rows: list[tuple[str, str, str | None]], overwrite: bool
+    ) -> IdnodeError:
+        if not overwrite:
+            for key, handle, _ in handle_rows:
+                if conn.execute("SELECT 1 FROM handles WHERE key = ?", (key,)).fetchone():
+                    return HandleAlreadyExists(f"handle {handle} already exists")
+        return IdnodeError("sqlite store: load conflicts with an existing handle")
 
 
 # -- helpers (run on whichever thread owns ``conn``) --------------------------------------------

@@ -43,7 +43,7 @@ class ResponseCache:
     def __init__(self, max_entries: int = 100_000, max_answer_bytes: int = 16 * 1024) -> None:
         self.max_entries = max_entries
         self.max_answer_bytes = max_answer_bytes
-        self._entries: OrderedDict[bytes, bytes] = OrderedDict()
+        self._entries: OrderedDict[bytes, tuple[bytes, str]] = OrderedDict()
         self.generation = 0
         self.stats = CacheStats()
 
@@ -69,22 +69,26 @@ class ResponseCache:
         )
         return version + payload
 
-    def get(self, key: bytes, request_id: int) -> bytes | None:
-        answer = self._entries.get(key)
-        if answer is None:
+    def contains(self, key: bytes) -> bool:
+        return key in self._entries
+
+    def get(self, key: bytes, request_id: int) -> tuple[bytes, str] | None:
+        """(the answer with ``request_id`` patched in, the handle it answers), or None."""
+        entry = self._entries.get(key)
+        if entry is None:
             self.stats.misses += 1
             return None
         self._entries.move_to_end(key)
         self.stats.hits += 1
-        return patch_request_id(answer, request_id)
+        return patch_request_id(entry[0], request_id), entry[1]
 
-    def put(self, key: bytes, answer: bytes, generation: int) -> None:
+    def put(self, key: bytes, answer: bytes, generation: int, handle: str = "") -> None:
         """Keep ``answer`` unless a write committed since ``generation`` was read."""
         if generation != self.generation or len(answer) > self.max_answer_bytes:
             return
         if len(answer) < ENVELOPE_SIZE:
             return
-        self._entries[key] = answer
+        self._entries[key] = (answer, handle)
         self._entries.move_to_end(key)
         self.stats.stores += 1
         while len(self._entries) > self.max_entries:

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 
 import uvicorn
 
 from idnode.config import Config
 from idnode.service.node import open_node
 from idnode.transport.http import build_app
+from idnode.transport.response_cache import ResponseCache
 from idnode.transport.tcp import serve_tcp
 from idnode.transport.tls import start_tls
 from idnode.transport.udp import serve_udp
@@ -20,13 +22,45 @@ from idnode.transport.wire_handler import WireHandler
 log = logging.getLogger("idnode.server")
 
 
-async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
-    """Serve until SIGTERM/SIGINT, then stop accepting, finish, close the store and return."""
+def http_socket(host: str, port: int) -> socket.socket:
+    """A listening socket that sibling workers can bind too (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+async def response_cache_for(config: Config, store) -> ResponseCache | None:
+    """The worker's response cache, cleared by every write the store announces."""
+    if config.server.cache_entries <= 0:
+        return None
+    cache = ResponseCache(config.server.cache_entries)
+    try:
+        await store.subscribe(cache.invalidate)
+    except NotImplementedError:
+        log.warning("store cannot announce writes; response cache disabled")
+        return None
+    return cache
+
+
+async def serve(
+    config: Config, *, ready: asyncio.Event | None = None, reuse_port: bool = False
+) -> None:
+    """Serve until SIGTERM/SIGINT, then stop accepting, finish, close the store and return.
+
+    ``reuse_port`` lets several worker processes (``idnode serve --workers N``) bind the same
+    UDP, TCP and HTTP ports; the kernel spreads clients across them.
+    """
     node = await open_node(config)
-    handler = WireHandler(node)
+    handler = WireHandler(node, cache=await response_cache_for(config, node.store))
     host, srv = config.server.host, config.server
-    udp_transport, _ = await serve_udp(handler, host, srv.udp_port)
-    tcp_server = await serve_tcp(handler, host, srv.tcp_port)
+    udp_transport, _ = await serve_udp(handler, host, srv.udp_port, reuse_port=reuse_port)
+    tcp_server = await serve_tcp(handler, host, srv.tcp_port, reuse_port=reuse_port)
+    http_sockets = [http_socket(host, srv.http_port)] if reuse_port else None
     http = uvicorn.Server(
         uvicorn.Config(
             build_app(node, limits=handler.limits),
@@ -42,7 +76,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
         )
     )
     http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    http_task = asyncio.create_task(http.serve())
+    http_task = asyncio.create_task(http.serve(sockets=http_sockets))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

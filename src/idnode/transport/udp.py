@@ -16,6 +16,7 @@ from idnode.wire.header import HEADER_SIZE
 log = logging.getLogger("idnode.udp")
 
 MAX_INFLIGHT = 4096  # requests being answered at once; beyond this, datagrams are dropped
+MAX_DATAGRAM = 512  # Handle.Net's UDP packet size: larger messages are split
 
 
 class HandleUDPProtocol(asyncio.DatagramProtocol):
@@ -42,6 +43,11 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
             return
         if frame is not None:
             size = max(len(data), ENVELOPE_SIZE + len(frame[1]))
+            hit = self.handler.answer_cached(frame[0], frame[1], addr[0])
+            if hit is not None and self.transport is not None:
+                # hot path: a cached answer goes out now, without a task per datagram
+                self._send(hit, frame[0], addr, size)
+                return
             self._spawn(frame[0], frame[1], addr, size)
 
     def _spawn(self, envelope, payload: bytes, addr, request_size: int) -> None:
@@ -55,8 +61,17 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
         response = await self.handler.answer(envelope, payload, peer=peer)
         if response is None or self.transport is None or self.transport.is_closing():
             return
-        resp_env = decode_envelope(response[:ENVELOPE_SIZE])
-        datagrams = split_datagrams(resp_env, response[ENVELOPE_SIZE:])
+        self._send(response, envelope, addr, request_size)
+
+    def _send(self, response: bytes, envelope, addr, request_size: int) -> None:
+        """Send an encoded answer in datagrams, within the client's amplification budget."""
+        assert self.transport is not None
+        if len(response) <= MAX_DATAGRAM:
+            datagrams = [response]  # the common case: one datagram, nothing to split
+        else:
+            resp_env = decode_envelope(response[:ENVELOPE_SIZE])
+            datagrams = split_datagrams(resp_env, response[ENVELOPE_SIZE:])
+        peer = f"{addr[0]}:{addr[1]}"
         budget = self.handler.limits.udp_answer_budget(
             addr[0], request_size, self._verified(envelope.session_id, peer)
         )

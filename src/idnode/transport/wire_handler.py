@@ -36,6 +36,7 @@ from idnode.model import NA_PREFIX, handle_key
 from idnode.service.node import Node
 from idnode.service.resolve import ResolutionQuery, select_values
 from idnode.transport.limits import MAX_RECURSION_COUNT, Limits
+from idnode.transport.response_cache import ResponseCache
 from idnode.transport.signing import encode_signed
 from idnode.transport.wire_auth import (
     PendingRequests,
@@ -65,7 +66,9 @@ SESSION_TIMEOUT = 3600.0  # seconds a session may sit idle
 SESSION_MODE_IDENTITY = bodies.KEY_EXCHANGE_NONE  # our session mode: identity binding only
 
 _OW, _MINT, _PO, _CN = OpFlag.OW, OpFlag.MINT, OpFlag.PO, OpFlag.CN
-
+# Only successful answers are cached: they name their handle, so a cache hit can still pass
+# the resolver's gate (statistics, lifecycle tombstones); errors would bypass it.
+_CACHEABLE_CODES = frozenset({ResponseCode.SUCCESS})
 
 class WireHandler:
     """Answers Handle protocol requests for one node.
@@ -83,6 +86,7 @@ class WireHandler:
         challenge_ttl: float | None = None,
         session_timeout: float | None = None,
         limits: Limits | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         from idnode.auth.sessions import SessionTable
 
@@ -98,6 +102,9 @@ class WireHandler:
             section = getattr(node.config, "limits", None)
             limits = Limits.from_settings(section) if section is not None else Limits.unlimited()
         self.limits = limits
+        # encoded answers to anonymous resolutions; None disables (set by the server, which
+        # also subscribes it to the store's write announcements)
+        self.cache: ResponseCache | None = cache
 
     def _expiration(self) -> int:
         return int(self.clock()) + EXPIRATION_SECONDS
@@ -114,13 +121,63 @@ class WireHandler:
         A listing is answered in one message here (UDP has no stream to continue on); TCP
         transports may use ``answer_messages`` to stream it in HSJ's 50-handle pieces.
         """
-        response = await self._answer_message(envelope, payload, peer)
-        return None if response is None else self._encode(response)
+        busy = self._over_limit(payload, peer_host(peer))
+        key = None if busy or self.cache is None else self.cache.key(envelope, payload)
+        if key is not None:
+            hit = self.cache.get(key, envelope.request_id)
+            if hit is not None and self._gate_allows(hit[1]):
+                return hit[0]
+            generation = self.cache.generation
+        response = await self._answer_message(envelope, payload, peer, busy=busy)
+        if response is None:
+            return None
+        encoded = self._encode(response)
+        if key is not None and response.header.response_code in _CACHEABLE_CODES:
+            handle = getattr(response.body, "handle", "") or ""
+            self.cache.put(key, encoded, generation, handle)
+        return encoded
+
+    def answer_cached(self, envelope: Envelope, payload: bytes, host: str) -> bytes | None:
+        """A cached answer for this request, synchronously, or None to take the full path.
+
+        The transport's hot path: no task, no decode, no store. The client is charged its
+        rate-limit token only when the answer comes from here (on a miss, ``answer`` does it).
+        """
+        cache = self.cache
+        if cache is None:
+            return None
+        key = cache.key(envelope, payload)
+        if key is None or not cache.contains(key):
+            return None
+        if not self.limits.allow_request(host):
+            return None  # the full path answers SERVER_BUSY
+        hit = cache.get(key, envelope.request_id)
+        if hit is None or not self._gate_allows(hit[1]):
+            return None
+        return hit[0]
+
+    def _gate_allows(self, handle: str) -> bool:
+        """Run the resolver's gate (statistics, lifecycle tombstones) for a cached answer.
+
+        A gate that refuses means the identifier's state changed after the answer was cached:
+        the request then takes the full path, which answers with the gate's error.
+        """
+        gate = getattr(self.node.resolver, "gate", None)
+        if gate is None or not handle:
+            return True
+        try:
+            gate(handle)
+        except IdnodeError:
+            return False
+        return True
 
     async def answer_messages(
         self, envelope: Envelope, payload: bytes, peer: str = ""
     ) -> list[bytes]:
         """The encoded responses to one frame, a long listing split with the CN flag (HSJ)."""
+        if self.cache is not None and payload[:4] == b"\x00\x00\x00\x01":
+            one = await self.answer(envelope, payload, peer)  # resolution: one message, cached
+            return [] if one is None else [one]
         response = await self._answer_message(envelope, payload, peer)
         if response is None:
             return []
@@ -131,9 +188,10 @@ class WireHandler:
         return encode_signed(response, self.node.private_key)
 
     async def _answer_message(
-        self, envelope: Envelope, payload: bytes, peer: str
+        self, envelope: Envelope, payload: bytes, peer: str, *, busy: str | None = None
     ) -> Message | None:
-        busy = self._over_limit(payload, peer_host(peer))
+        if busy is None:  # not yet checked by the caller
+            busy = self._over_limit(payload, peer_host(peer))
         if busy:
             header = _header_or_none(payload)
             if header is not None and header.response_code != 0:

@@ -1,0 +1,127 @@
+"""``idnode serve --workers 2``: shared ports, caches kept honest, a killed worker replaced."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+
+import httpx
+import psutil
+import pytest
+
+from idnode.codes import ResponseCode
+from idnode.transport import client
+from tests.conftest import IDNODE, free_port, wait_http
+
+
+@pytest.fixture
+def workers_node(tmp_path):
+    port, http_port = free_port(), free_port()
+    subprocess.run(
+        [
+            *IDNODE,
+            "init",
+            str(tmp_path / "n"),
+            "--prefix",
+            "20.500.123",
+            "--demo",
+            "--udp-port",
+            str(port),
+            "--tcp-port",
+            str(port),
+            "--http-port",
+            str(http_port),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    proc = subprocess.Popen(
+        [*IDNODE, "serve", str(tmp_path / "n"), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    wait_http(f"http://127.0.0.1:{http_port}", proc)
+    yield proc, port, http_port, tmp_path / "n"
+    proc.terminate()
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+
+
+def _is_worker(p: psutil.Process) -> bool:
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(p.cmdline())
+    except psutil.Error:  # gone, or a zombie being reaped
+        return False
+
+
+def workers_of(proc) -> list[psutil.Process]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        kids = [p for p in psutil.Process(proc.pid).children() if _is_worker(p)]
+        if len(kids) == 2:
+            return kids
+        time.sleep(0.1)
+    raise AssertionError("expected two workers")
+
+
+def resolve(port: int, handle: str):
+    return asyncio.run(client.request_udp("127.0.0.1", port, client.resolution_request(handle)))
+
+
+def test_workers_answer_and_see_each_others_writes(workers_node):
+    proc, port, http_port, directory = workers_node
+    assert len(workers_of(proc)) == 2
+    # warm both workers' caches (the kernel spreads datagrams by source port)
+    for _ in range(20):
+        assert resolve(port, "20.500.123/demo-1").header.response_code == ResponseCode.SUCCESS
+    # a write through one worker over TCP ...
+    add = subprocess.run(
+        [
+            *IDNODE,
+            "admin",
+            "add-value",
+            "20.500.123/demo-1",
+            "--value",
+            "7:DESC:changed",
+            "--server",
+            f"127.0.0.1:{port}",
+            "--protocol",
+            "tcp",
+            "--id",
+            "300:0.NA/20.500.123",
+            "--key",
+            str(directory / "admin_privkey.pem"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert add.returncode == 0, add.stderr
+    time.sleep(0.3)  # other processes' writes are announced by polling (50 ms)
+    # ... is seen by every worker: no stale cached answer survives it
+    for _ in range(20):
+        reply = resolve(port, "20.500.123/demo-1")
+        assert 7 in {v.index for v in reply.body.values}
+    body = httpx.get(f"http://127.0.0.1:{http_port}/api/handles/20.500.123/demo-1").json()
+    assert 7 in {v["index"] for v in body["values"]}
+
+
+def test_killed_worker_is_restarted(workers_node):
+    proc, port, _, _ = workers_node
+    first = workers_of(proc)
+    os.kill(first[0].pid, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        now = workers_of(proc)
+        if first[0].pid not in {p.pid for p in now}:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("killed worker was not replaced")
+    time.sleep(1.5)  # the new worker binds its sockets
+    for _ in range(10):
+        assert resolve(port, "20.500.123/demo-2").header.response_code == ResponseCode.SUCCESS
