@@ -46,13 +46,15 @@ def test_hit_patches_request_id_and_invalidation_clears():
     key = ResponseCache.key(env, payload)
     answer = encode_message(resolution_request("20.500.1/x", request_id=1))  # any message
     cache.put(key, answer, cache.generation, "20.500.1/x")
+    assert cache.get(key, 99) is None  # admitted only when computed a second time
+    cache.put(key, answer, cache.generation, "20.500.1/x")
     hit, handle = cache.get(key, 99)
     assert handle == "20.500.1/x"
     assert decode_envelope(hit[:ENVELOPE_SIZE]).request_id == 99
     assert hit[12:] == answer[12:]
     cache.invalidate(5)
     assert cache.get(key, 1) is None
-    assert (cache.stats.hits, cache.stats.misses, cache.stats.invalidations) == (1, 1, 1)
+    assert (cache.stats.hits, cache.stats.misses, cache.stats.invalidations) == (1, 2, 1)
 
 
 def test_answer_computed_across_a_write_is_not_stored():
@@ -62,11 +64,20 @@ def test_answer_computed_across_a_write_is_not_stored():
     generation = cache.generation  # lookup starts
     cache.invalidate(2)  # a write commits meanwhile
     cache.put(key, b"\x00" * 40, generation)
+    cache.put(key, b"\x00" * 40, generation)
     assert len(cache) == 0
 
 
 def test_lru_bound():
     cache = ResponseCache(max_entries=2)
     for i in range(3):
-        cache.put(bytes([i]), b"\x00" * 40, cache.generation)
+        for _ in range(2):
+            cache.put(bytes([i]), b"\x00" * 40, cache.generation)
     assert len(cache) == 2 and cache.get(bytes([0]), 1) is None
+
+
+def test_one_off_answers_are_not_admitted():
+    cache = ResponseCache(max_entries=4)
+    for i in range(100):  # a scan: each identifier once
+        cache.put(bytes([i]), b"\x00" * 40, cache.generation)
+    assert len(cache) == 0

@@ -46,6 +46,9 @@ class ResponseCache:
         self._entries: OrderedDict[bytes, tuple[bytes, str]] = OrderedDict()
         self.generation = 0
         self.stats = CacheStats()
+        # Admission: an answer is kept the second time it is computed. Identifiers asked
+        # for once (a scan, a uniform spread over millions) then never evict the hot ones.
+        self._seen_once: set[int] = set()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -88,6 +91,13 @@ class ResponseCache:
             return
         if len(answer) < ENVELOPE_SIZE:
             return
+        fingerprint = hash(key)
+        if fingerprint not in self._seen_once:
+            if len(self._seen_once) >= self.max_entries:
+                self._seen_once.clear()
+            self._seen_once.add(fingerprint)
+            return
+        self._seen_once.discard(fingerprint)
         self._entries[key] = (answer, handle)
         self._entries.move_to_end(key)
         self.stats.stores += 1
@@ -99,3 +109,4 @@ class ResponseCache:
         self.generation += 1
         self.stats.invalidations += 1
         self._entries.clear()
+        self._seen_once.clear()
