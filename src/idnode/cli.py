@@ -72,10 +72,20 @@ def init(
     encrypt_at_rest: Annotated[
         bool, typer.Option(help="SM4-GCM for values without PUBLIC_READ (storage key file)")
     ] = True,
+    role: Annotated[
+        str, typer.Option(help="root, top-level, secondary, enterprise or recursive")
+    ] = "",
+    parent: Annotated[str, typer.Option(help="parent's HTTP API (URL or host:port)")] = "",
+    root_info: Annotated[str, typer.Option(help="root-info file (recursive role)")] = "",
 ) -> None:
     """Create a node: idnode.toml, server and admin keys, the store, homed prefixes."""
     from idnode.bootstrap import InitError, init_node
+    from idnode.hierarchy.roles import RoleError, apply_role, prefixes_for
 
+    try:
+        prefix = prefixes_for(role, prefix)
+    except RoleError as exc:
+        fail(str(exc), USAGE_ERROR)
     try:
         cfg = asyncio.run(
             init_node(
@@ -95,6 +105,11 @@ def init(
         )
     except InitError as exc:
         fail(str(exc), USAGE_ERROR)
+    if role:  # issue 8: the role's defaults in [hierarchy]
+        from idnode.config import CONFIG_NAME, render_config
+
+        apply_role(cfg, role, parent=parent, root_info=root_info)
+        (directory / CONFIG_NAME).write_text(render_config(cfg), encoding="utf-8")
     out.print(f"initialised node [bold]{cfg.node.name}[/] in {directory}")
     for p in cfg.node.prefixes:
         out.print(f"  homes prefix {p}" + (f"  (demo identifiers: {p}/demo-1..3)" if demo else ""))
@@ -208,6 +223,9 @@ def get(
     ca_file: Annotated[
         Path | None, typer.Option(help="CA for --protocol tls (TCP inside TLS)")
     ] = None,
+    from_root: Annotated[
+        Path | None, typer.Option(help="root-info file: resolve globally from the root")
+    ] = None,
 ) -> None:
     """Resolve a handle against a server over UDP, TCP (also inside TLS) or HTTP."""
     from idnode.errors import IdnodeError
@@ -220,7 +238,14 @@ def get(
     if verify and protocol == "http":
         fail("--verify needs the Handle protocol (udp, tcp or tls)", USAGE_ERROR)
     try:
-        if protocol == "http":
+        if from_root is not None:  # issue 8: walk the prefix handles down from the root
+            from idnode.hierarchy.resolver import resolve_from_root
+
+            found = resolve_from_root(
+                from_root, handle, indexes=tuple(index), types=tuple(type), timeout=timeout
+            )
+            code, values, message = 1, [value_to_json(v) for v in asyncio.run(found)], ""
+        elif protocol == "http":
             status, body = asyncio.run(
                 client.resolve_http(
                     http, handle, indexes=tuple(index), types=tuple(type), timeout=timeout
@@ -798,3 +823,6 @@ def _load_remote(conn: _Connection, file: Path, overwrite: bool) -> None:
 from idnode.registry.cli import register as _register_registry  # noqa: E402
 
 _register_registry(app)
+from idnode.hierarchy.cli import register as _register_hierarchy  # noqa: E402
+
+_register_hierarchy(app)  # enrol, child, root-info (issue 8)

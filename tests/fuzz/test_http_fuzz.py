@@ -149,7 +149,7 @@ def test_random_requests_never_500_and_errors_are_json(
         async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
             return await client.request(
                 method,
-                path,
+                "http://node" + path,  # absolute: "//x" alone would read as a host name
                 params=params,
                 headers=headers,
                 content=body if method in ("PUT", "POST", "PATCH") else None,

@@ -36,6 +36,8 @@ def test_uncacheable_requests():
     env, payload = split(resolution_request("20.500.1/x"))
     env.session_id = 7
     assert ResponseCache.key(env, payload) is None  # answers within a session are personal
+    env.session_id, env.encrypted = 0, True
+    assert ResponseCache.key(env, payload) is None  # an encrypted request is refused, not served
     assert ResponseCache.key(*split(siteinfo_request())) is None  # resolution only
     assert ResponseCache.key(env, payload + b"\x00\x00\x00\x09extra....") is None
 

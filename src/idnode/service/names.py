@@ -60,7 +60,8 @@ class PrefixSet:
         return False
 
     def responsible_for(self, handle: str) -> bool:
+        """A node homing ``0.NA`` (the root of the hierarchy) keeps every prefix handle."""
         prefix, _, suffix = handle.partition("/")
         if handle_key(prefix) == NA_PREFIX_KEY:
-            return self.homes_prefix(suffix)
+            return self.homes_prefix(suffix) or NA_PREFIX_KEY in self._keys
         return self.homes_prefix(prefix)

@@ -30,6 +30,7 @@ class Node:
     resolver: Resolver
     admin: AdminService
     registry: Any = None  # idnode.registry.service.Registry: governance (issue 6)
+    hierarchy: Any = None  # idnode.hierarchy.service.Hierarchy: role in the tree (issue 8)
 
     @property
     def site_serial(self) -> int:
@@ -60,6 +61,9 @@ async def open_node(config: Config) -> Node:
     from idnode.registry.service import attach
 
     node.registry = await attach(node)
+    from idnode.hierarchy.service import attach as attach_hierarchy
+
+    node.hierarchy = await attach_hierarchy(node)
     return node
 
 

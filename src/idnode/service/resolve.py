@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from idnode.codes import Permission
-from idnode.errors import HandleNotFound, NotResponsible, ValueNotFound
+from idnode.errors import HandleNotFound, IdnodeError, NotResponsible, ValueNotFound
 from idnode.model import HandleValue
 from idnode.service.names import PrefixSet, check_handle
 from idnode.store.base import Store
@@ -65,9 +65,20 @@ class Resolver:
         # registry hook (idnode.registry.lifecycle): counts the request in memory and raises
         # the tombstone for a revoked or suspended identifier; no I/O on this hot path
         self.gate: Callable[[str], None] | None = None
+        # hierarchy hook (idnode.hierarchy): counts failed resolutions per prefix for the
+        # reports a child sends its parent
+        self.on_error: Callable[[str], None] | None = None
 
     async def resolve(self, query: ResolutionQuery, *, reader: Any = None) -> list[HandleValue]:
         """The values of ``query.handle`` that ``reader`` (an Identity, or None) may see."""
+        try:
+            return await self._resolve(query, reader)
+        except IdnodeError:
+            if self.on_error is not None:
+                self.on_error(query.handle)
+            raise
+
+    async def _resolve(self, query: ResolutionQuery, reader: Any) -> list[HandleValue]:
         check_handle(query.handle)
         if not self.homed.responsible_for(query.handle):
             raise NotResponsible(f"this node is not responsible for {query.handle}")

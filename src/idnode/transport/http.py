@@ -33,6 +33,7 @@ from idnode.auth.identity import Identity
 from idnode.auth.sessions import SessionTable
 from idnode.codes import ResponseCode
 from idnode.errors import AuthenticationNeeded, IdnodeError, InvalidValue, ProtocolError
+from idnode.hierarchy.api import routes as hierarchy_routes
 from idnode.model import HS_ADMIN, URL, HandleValue, handle_key
 from idnode.registry.api import routes as registry_routes
 from idnode.service.node import Node
@@ -412,6 +413,7 @@ def build_app(
         Route("/healthz", health),
         *session_routes(auth),
         *registry_routes(node),  # /api/mgmt, /api/docs, /metrics, .../history (issue 6)
+        *hierarchy_routes(node),  # /api/hierarchy/{enrol,report,status} (issue 8)
         Route("/api/handles", handles_collection, methods=every),
         Route("/api/handles/{handle:path}", one_handle, methods=every),
         Route("/{handle:path}", proxy, methods=["GET"]),

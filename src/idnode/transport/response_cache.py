@@ -56,7 +56,9 @@ class ResponseCache:
     @staticmethod
     def key(envelope: Envelope, payload: bytes) -> bytes | None:
         """The cache key of a request, or None when its answer must not be shared."""
-        if envelope.session_id or len(payload) < HEADER_SIZE:
+        if envelope.session_id or envelope.encrypted or envelope.compressed:
+            return None  # personal, or not what it looks like in clear
+        if len(payload) < HEADER_SIZE:
             return None
         if payload[0:4] != b"\x00\x00\x00\x01":  # opcode: resolution only
             return None

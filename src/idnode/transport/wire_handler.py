@@ -342,6 +342,11 @@ class WireHandler:
     async def _resolve(
         self, request: Message, body: bodies.ResolutionRequest, who: Identity | None
     ) -> Message:
+        hierarchy = getattr(self.node, "hierarchy", None)  # issue 8: REC and child referrals
+        if hierarchy is not None:
+            routed = await hierarchy.route(request, body)
+            if routed is not None:
+                return routed
         query = ResolutionQuery(
             handle=body.handle,
             indexes=tuple(body.indexes),

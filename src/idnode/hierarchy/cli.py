@@ -1,0 +1,200 @@
+"""``idnode enrol``, ``idnode child allocate|list|suspend|resume`` and ``idnode root-info``.
+
+``child`` commands work on the parent's files (``hierarchy.db`` and the store) and may run
+while the parent serves: the serving process picks the change up within a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import httpx
+import orjson
+import typer
+
+T = TypeVar("T")
+child_app = typer.Typer(help="A parent node's children: allocate, list, suspend, resume.")
+DirOpt = Annotated[Path, typer.Option("--dir", "-d", help="the parent's node directory")]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def emit(obj: Any) -> None:
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _with_delegations(directory: Path, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``work(delegations)`` on the node's files, without starting any server work."""
+    from idnode.config import ConfigError, load_config
+    from idnode.errors import IdnodeError
+    from idnode.registry import service as registry_service
+    from idnode.service.node import open_node
+
+    registry_service.BACKGROUND = False
+    try:
+        cfg = load_config(directory)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    if not cfg.hierarchy.role:
+        fail('this node has no [hierarchy] role; set one (e.g. role = "top-level")', 2)
+
+    async def go() -> T:
+        node = await open_node(cfg)
+        try:
+            if node.hierarchy is None or node.hierarchy.delegations is None:
+                fail("this node homes no prefix, so it has no children")
+            return await work(node.hierarchy.delegations)
+        finally:
+            if node.hierarchy is not None:
+                await node.hierarchy.close()
+            if node.registry is not None:
+                node.registry.db.close()
+            await node.store.close()
+
+    try:
+        return asyncio.run(go())
+    except IdnodeError as exc:
+        fail(exc.message)
+
+
+@child_app.command("allocate")
+def child_allocate(
+    prefix: Annotated[str, typer.Argument(help="child prefix, e.g. 88.123 under 88")],
+    directory: DirOpt = Path("."),
+    ttl: Annotated[int | None, typer.Option(help="token lifetime in seconds")] = None,
+) -> None:
+    """Allocate a child prefix; prints its one-time enrolment token (shown only now)."""
+
+    async def work(d: Any) -> dict[str, Any]:
+        return d.allocate(prefix, ttl=ttl)
+
+    emit(_with_delegations(directory, work))
+
+
+@child_app.command("list")
+def child_list(directory: DirOpt = Path(".")) -> None:
+    """The children of this node with their state and last report."""
+
+    async def work(d: Any) -> list[dict[str, Any]]:
+        return d.list()
+
+    emit(_with_delegations(directory, work))
+
+
+@child_app.command("suspend")
+def child_suspend(
+    prefix: str,
+    directory: DirOpt = Path("."),
+    reason: Annotated[str, typer.Option(help="why (kept in hierarchy.db)")] = "",
+) -> None:
+    """Stop referring to a child: its prefix handle is withdrawn until ``resume``."""
+
+    async def work(d: Any) -> dict[str, Any]:
+        row = await d.suspend(prefix, reason)
+        return {"prefix": row["prefix"], "state": row["state"]}
+
+    emit(_with_delegations(directory, work))
+
+
+@child_app.command("resume")
+def child_resume(prefix: str, directory: DirOpt = Path(".")) -> None:
+    """Publish a suspended child's prefix handle again."""
+
+    async def work(d: Any) -> dict[str, Any]:
+        row = await d.resume(prefix)
+        return {"prefix": row["prefix"], "state": row["state"]}
+
+    emit(_with_delegations(directory, work))
+
+
+def enrol(
+    directory: Annotated[Path, typer.Argument(help="this (child) node's directory")],
+    token: Annotated[str, typer.Option(help="the enrolment token the parent printed")],
+    parent: Annotated[
+        str, typer.Option(help="parent's HTTP API: URL, host:port or site file")
+    ] = "",
+    prefix: Annotated[str, typer.Option(help="the prefix to enrol (default: first homed)")] = "",
+    timeout: float = 10.0,
+) -> None:
+    """Register this node with its parent: sends our HS_SITE and admin public key with the
+    one-time token; keeps the report token the parent returns and records the parent."""
+    from idnode.bootstrap import ADMIN_KEY_NAME, build_site, load_private_key
+    from idnode.config import CONFIG_NAME, ConfigError, load_config, render_config
+    from idnode.crypto.keys import load_private_key_pem, public_key_to_pem
+    from idnode.hierarchy.roles import RoleError, parent_url
+    from idnode.hierarchy.service import write_enrolment
+
+    try:
+        cfg = load_config(directory, env={})  # the file as written, not env overrides
+        url = parent_url(parent or cfg.hierarchy.parent, directory)
+    except (ConfigError, RoleError) as exc:
+        fail(str(exc), 2)
+    prefix = prefix or (cfg.node.prefixes[0] if cfg.node.prefixes else "")
+    if not prefix:
+        fail("this node homes no prefix to enrol", 2)
+    site = build_site(cfg, load_private_key(cfg).public_key())
+    admin_key = load_private_key_pem((directory / ADMIN_KEY_NAME).read_bytes())
+    body = {
+        "token": token,
+        "prefix": prefix,
+        "site": base64.b64encode(site).decode(),
+        "public_key": public_key_to_pem(admin_key).decode(),
+        "name": cfg.node.name,
+        "role": cfg.hierarchy.role,
+    }
+    try:
+        resp = httpx.post(url + "/api/hierarchy/enrol", json=body, timeout=timeout)
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach the parent at {url}: {exc}")
+    if resp.status_code != 200:
+        try:
+            message = resp.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = resp.text[:300]
+        fail(f"the parent refused the enrolment ({resp.status_code}): {message}")
+    answer = resp.json()
+    write_enrolment(directory, url, answer["prefix"], answer["report_token"])
+    if not cfg.hierarchy.parent or parent:
+        cfg.hierarchy.parent = parent or url
+        (directory / CONFIG_NAME).write_text(render_config(cfg), encoding="utf-8")
+    emit({"enrolled": answer["prefix"], "published": answer["prefix_handle"], "parent": url})
+
+
+def root_info(
+    server: Annotated[str, typer.Option(help="host:port of the root node (UDP/TCP)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="file to write the root's HS_SITE")],
+    timeout: float = 3.0,
+) -> None:
+    """Fetch a root node's site information into a root-info file for ``--from-root``."""
+    from idnode.errors import IdnodeError
+    from idnode.transport.client import request_tcp, siteinfo_request
+    from idnode.wire import bodies
+    from idnode.wire.site import decode_site
+
+    host, _, port = server.rpartition(":")
+    if not port.isdigit():
+        fail(f"{server!r} is not host:port", 2)
+    try:
+        reply = asyncio.run(request_tcp(host, int(port), siteinfo_request(), timeout=timeout))
+        if not isinstance(reply.body, bodies.SiteInfoResponse):
+            fail(f"{server} answered code {reply.header.response_code}, not site information")
+        decode_site(reply.body.site)
+    except (IdnodeError, OSError) as exc:
+        fail(str(exc))
+    out.write_bytes(reply.body.site)
+    emit({"root_info": str(out), "bytes": len(reply.body.site)})
+
+
+def register(app: typer.Typer) -> None:
+    """Add the hierarchy's commands to the ``idnode`` app."""
+    app.add_typer(child_app, name="child")
+    app.command("enrol")(enrol)
+    app.command("root-info")(root_info)
