@@ -286,7 +286,7 @@ class _UdpSide(asyncio.DatagramProtocol):
         except IdnodeError:
             s.kill()
             if not s.dead and len(data) >= ENVELOPE_SIZE:
-                asyncio.ensure_future(self._forward(data, addr, raw=True))
+                asyncio.ensure_future(self._forward(data, addr, raw_datagram=True))
             return
         if frame is None:
             s.kill()  # a piece of something: a crashing server dies here too
