@@ -117,7 +117,9 @@ async def init_node(
     https_port: int = 8443,
     tls_tcp_port: int = 0,
     encrypt_at_rest: bool = True,
+    store_url: str = "",
 ) -> Config:
+    """``store_url`` picks the store (default: SQLite ``node.db`` in the directory)."""
     directory = Path(directory)
     if (directory / CONFIG_NAME).exists():
         raise InitError(f"{directory} already holds a node ({CONFIG_NAME} exists)")
@@ -131,6 +133,10 @@ async def init_node(
         node=NodeSection(name=name, prefixes=prefixes),
         server=ServerSection(host=host, udp_port=udp_port, tcp_port=tcp_port, http_port=http_port),
     )
+    if store_url:
+        if not store_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise InitError(f"unknown store URL {store_url!r}: sqlite:///path or postgresql://...")
+        config.store.url = store_url
     server_key = generate_key("rsa", 2048)
     admin_key = generate_key("rsa", 2048)
     _write_private(config.private_key_path, save_private_key_pem(server_key))

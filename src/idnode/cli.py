@@ -76,6 +76,9 @@ def init(
         str, typer.Option(help="root, top-level, secondary, enterprise or recursive")
     ] = "",
     parent: Annotated[str, typer.Option(help="parent's HTTP API (URL or host:port)")] = "",
+    store: Annotated[
+        str, typer.Option(help="store URL: sqlite:///node.db (default) or postgresql://...")
+    ] = "",
     root_info: Annotated[str, typer.Option(help="root-info file (recursive role)")] = "",
 ) -> None:
     """Create a node: idnode.toml, server and admin keys, the store, homed prefixes."""
@@ -101,6 +104,7 @@ def init(
                 https_port=https_port,
                 tls_tcp_port=tls_port,
                 encrypt_at_rest=encrypt_at_rest,
+                store_url=store,
             )
         )
     except InitError as exc:

@@ -71,6 +71,7 @@ class LimitsSection:
     tcp_read_deadline: int = 10  # seconds to finish a message once its first byte arrived
     tcp_max_connections_per_ip: int = 64
     http_keep_alive: int = 5  # seconds an idle keep-alive HTTP connection stays open
+    http_request_timeout: int = 30  # seconds one HTTP request may take to arrive (slowloris)
     http_max_concurrency: int = 1000  # connections + requests at once; beyond: 503
     http_max_body: int = 16 * 1024 * 1024  # bytes of a request entity; beyond: 413
 

@@ -17,19 +17,28 @@ starts from the last marked batch and the store (the truth) settles the rest: a 
 load clashes is looked up record by record, and a record already there *with the values this
 import would write* counts as imported, not written again, so nothing is duplicated and
 nothing is lost. An identifier that existed before the import is a reject.
+
+Speed (``bench/import_bulk.py``): a big file is parsed in a child process while the store
+writes (``_ProcessBatches``), and records travel as a layout per combination of fields plus
+one byte string per value (``RecordBuilder``, ``store.load_rows``), so neither side builds a
+``HandleValue`` per value.
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import io
 import itertools
 import logging
+import multiprocessing
+import pickle
+import queue
 import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,21 +52,27 @@ from idnode.registry.errors import Forbidden, NotFound, RegistryError
 from idnode.registry.prefixes import ALLOCATED, RECORD_RIGHTS
 from idnode.registry.templates import Template, TemplateViolation
 from idnode.service.names import check_handle
+from idnode.store.base import RowGroup
 
 if TYPE_CHECKING:
     from idnode.registry.service import Registry
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 10_000
+PARSE_QUEUE_BATCHES = 2  # parsed batches waiting for the store, at most
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 
 
 @dataclass
 class Batch:
+    """One batch of parsed rows. It crosses a process boundary (see ``_parse_process``), so
+    records are plain tuples: ``(handle, field names in slot order, data of each slot)``;
+    ``RecordBuilder.groups`` turns them into the store's ``RowGroup``s."""
+
     number: int
     first_row: int
     last_row: int
-    records: list[tuple[str, list[HandleValue]]] = field(default_factory=list)
+    records: list[tuple[str, tuple[str, ...], tuple[bytes, ...]]] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)  # source row of each record
     rejects: list[tuple[int, str, str]] = field(default_factory=list)
 
@@ -124,7 +139,14 @@ def check_header(path: Path, fmt: str, template: Template) -> None:
 
 
 class RecordBuilder:
-    """Turns validated rows into records; everything per-job is computed once."""
+    """Turns validated rows into records; everything per-job is computed once.
+
+    A record is its handle plus the data of each value: which values it has depends only on
+    which fields a row gives, so the values' other fields (index, type, permissions, TTL,
+    timestamp) live once per combination of fields, in a layout (``layout``), and a row
+    costs one byte string per field. Rows repeating a field's text (a batch, a date, the
+    manufacturer) share one ``bytes`` object, which also keeps a pickled batch small.
+    """
 
     def __init__(self, prefix: str, template: Template, admin: bytes, now: int) -> None:
         self.prefix = prefix
@@ -132,38 +154,62 @@ class RecordBuilder:
         self.index = {name: template.index_of(name) for name in template.fields}
         self.admin = HandleValue(100, HS_ADMIN, admin, timestamp=now)
         self.now = now
-        self._cache: dict[tuple[str, str], HandleValue] = {}
+        self._names: dict[tuple[str, ...], tuple[str, ...]] = {}  # given order -> slot order
+        self._layouts: dict[tuple[str, ...], tuple[HandleValue, ...]] = {}
+        self._data: dict[str, bytes] = {}
 
-    def build(self, fields: dict[str, str]) -> tuple[str, list[HandleValue]]:
-        suffix = fields.pop("suffix", "")
+    def __getstate__(self) -> dict[str, Any]:
+        """Caches stay behind when the builder is sent to a parse process."""
+        return {**self.__dict__, "_names": {}, "_layouts": {}, "_data": {}}
+
+    def build(self, fields: dict[str, str]) -> tuple[str, tuple[str, ...], tuple[bytes, ...]]:
+        """``(handle, field names in slot order, data per slot)``; the last slot is HS_ADMIN."""
+        suffix = fields.get("suffix", "")
         if not suffix or suffix != suffix.strip():
             raise TemplateViolation(self.template.ref, "suffix", "is empty or padded")
         handle = f"{self.prefix}/{suffix}"
         if not (suffix.isprintable() and len(suffix) < 1024):  # printable: no control chars
             check_handle(handle)
-        given = {k: v for k, v in fields.items() if v != ""}
+        given = {k: v for k, v in fields.items() if v != "" and k != "suffix"}
         self.template.check_fields(given)
-        values = [self._value(k, v) for k, v in given.items()]
-        values.sort(key=_by_index)
-        values.append(self.admin)
-        return handle, values
+        order = tuple(given)
+        names = self._names.get(order)
+        if names is None:
+            names = self._names[order] = tuple(sorted(order, key=self.index.__getitem__))
+        cache = self._data
+        if len(cache) > 100_000:
+            cache.clear()
+        datas = []
+        for name in names:
+            text = given[name]
+            data = cache.get(text)
+            if data is None:
+                data = cache[text] = text.encode("utf-8")
+            datas.append(data)
+        datas.append(self.admin.data)
+        return handle, names, tuple(datas)
 
-    def _value(self, name: str, text: str) -> HandleValue:
-        """Values are immutable, so rows repeating a field's value (a batch, a date, the
-        manufacturer) share one object: building values is most of the per-row cost."""
-        key = (name, text)
-        v = self._cache.get(key)
-        if v is None:
-            if len(self._cache) > 100_000:
-                self._cache.clear()
-            v = self._cache[key] = HandleValue(
-                self.index[name], name, text.encode("utf-8"), timestamp=self.now
-            )
-        return v
+    def layout(self, names: tuple[str, ...]) -> tuple[HandleValue, ...]:
+        """The values (data left empty) of a record giving ``names``, in slot order."""
+        layout = self._layouts.get(names)
+        if layout is None:
+            values = [HandleValue(self.index[n], n, timestamp=self.now) for n in names]
+            layout = self._layouts[names] = (*values, replace(self.admin, data=b""))
+        return layout
 
+    def values(self, names: tuple[str, ...], datas: tuple[bytes, ...]) -> list[HandleValue]:
+        """The record as ``HandleValue``s, in slot order."""
+        return [replace(v, data=d) for v, d in zip(self.layout(names), datas, strict=True)]
 
-def _by_index(v: HandleValue) -> int:
-    return v.index
+    def groups(self, batch: Batch) -> list[RowGroup]:
+        """The batch's records grouped by layout, in source order within each group."""
+        by_names: dict[tuple[str, ...], list[tuple[str, tuple[bytes, ...]]]] = {}
+        for handle, names, datas in batch.records:
+            rows = by_names.get(names)
+            if rows is None:
+                rows = by_names[names] = []
+            rows.append((handle, datas))
+        return [RowGroup(self.layout(names), rows) for names, rows in by_names.items()]
 
 
 def prepare(
@@ -183,7 +229,7 @@ def prepare(
             batch.rejects.append((row, "row", problem))
             continue
         try:
-            handle, values = builder.build(dict(fields))
+            handle, names, datas = builder.build(fields)
         except TemplateViolation as exc:
             batch.rejects.append((row, exc.field, exc.detail))
             continue
@@ -195,12 +241,133 @@ def prepare(
             batch.rejects.append((row, "suffix", f"repeats the suffix of row {seen[key]}"))
             continue
         seen[key] = row
-        batch.records.append((handle, values))
+        batch.records.append((handle, names, datas))
         batch.rows.append(row)
     return batch
 
 
+class BatchSource:
+    """Where a job's batches come from, in order; ``next`` gives None after the last."""
+
+    async def next(self) -> Batch | None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Stop parsing (the job ended, or failed) and release what parsing holds."""
+
+
+class _ThreadBatches(BatchSource):
+    """Parse on a thread, one batch ahead of the store: small jobs, where starting a process
+    would cost more than the overlap gains."""
+
+    def __init__(self, source: Path, fmt: str, builder: RecordBuilder, size: int) -> None:
+        rows, seen = read_rows(source, fmt), {}
+        self._prepare = functools.partial(prepare, rows, builder, size=size, seen=seen)
+        self._number = 0
+        self._ahead: asyncio.Future[Batch | None] | None = None
+
+    def _start(self) -> asyncio.Future[Batch | None]:
+        number, self._number = self._number, self._number + 1
+        return asyncio.ensure_future(asyncio.to_thread(self._prepare, number=number))
+
+    async def next(self) -> Batch | None:
+        ahead = self._ahead if self._ahead is not None else self._start()
+        batch = await ahead
+        self._ahead = self._start() if batch is not None else None
+        return batch
+
+    async def close(self) -> None:
+        if self._ahead is not None and not self._ahead.done():
+            await asyncio.wait([self._ahead])
+
+
+class _ProcessBatches(BatchSource):
+    """Parse in a child process: the job's two halves then run on two cores.
+
+    Why a process: parsing, the template check and building records are pure Python, and so
+    is most of the store's per-row work; on a thread the two halves take turns holding the
+    GIL (and the writer waits for it after every SQLite step), so they barely overlap. The
+    child streams pickled batches through a bounded queue, so memory stays a few batches.
+    """
+
+    def __init__(self, source: Path, fmt: str, builder: RecordBuilder, size: int) -> None:
+        ctx = multiprocessing.get_context("spawn")  # fork is unsafe beside threads
+        self._queue: Any = ctx.Queue(maxsize=PARSE_QUEUE_BATCHES)
+        self._proc = ctx.Process(
+            target=_parse_process,
+            args=(self._queue, str(source), fmt, builder, size),
+            name="idnode-import-parse",
+            daemon=True,
+        )
+        self._proc.start()
+        self._finished = False
+
+    def _get(self) -> Any:
+        while True:
+            try:
+                return self._queue.get(timeout=0.5)
+            except queue.Empty:
+                if not self._proc.is_alive():
+                    try:
+                        return self._queue.get(timeout=0.5)  # sent just before exiting
+                    except queue.Empty:
+                        code = self._proc.exitcode
+                        raise RuntimeError(f"import parser exited (code {code})") from None
+
+    async def next(self) -> Batch | None:
+        if self._finished:
+            return None
+        item = await asyncio.to_thread(self._get)
+        if isinstance(item, BaseException):
+            self._finished = True
+            raise item
+        if item is None:
+            self._finished = True
+        return item
+
+    async def close(self) -> None:
+        if self._proc.is_alive():
+            self._proc.terminate()
+        await asyncio.to_thread(self._proc.join, 5)
+        self._queue.close()
+        self._queue.cancel_join_thread()
+
+
+def _parse_process(out: Any, source: str, fmt: str, builder: RecordBuilder, size: int) -> None:
+    """Body of the parse process: every batch of the file, then None (or the exception)."""
+
+    def send(item: object) -> None:
+        # a parent killed outright (no chance to terminate us) must not leave us blocked
+        parent = multiprocessing.parent_process()
+        while True:
+            try:
+                return out.put(item, timeout=1.0)
+            except queue.Full:
+                if parent is not None and not parent.is_alive():
+                    raise SystemExit(1) from None
+
+    try:
+        rows, seen = read_rows(Path(source), fmt), {}
+        number = 0
+        while (batch := prepare(rows, builder, number, size, seen)) is not None:
+            send(batch)
+            number += 1
+        send(None)
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        try:
+            pickle.dumps(exc)
+        except Exception:
+            exc = RuntimeError(f"import parser failed: {exc.__class__.__name__}: {exc}")
+        send(exc)
+
+
 class Imports:
+    # Files at least this big are parsed in a child process (see ``_ProcessBatches``);
+    # below it (~20,000 rows) the process start costs more than it saves.
+    parse_process_min_bytes = 2_000_000
+
     def __init__(self, reg: Registry) -> None:
         self.reg = reg
         self.tasks: dict[str, asyncio.Task] = {}
@@ -306,29 +473,21 @@ class Imports:
             job["prefix"], tmpl, reg.admin_value(group, RECORD_RIGHTS), int(reg.clock())
         )
         source = Path(job["source"])
-        seen: dict[str, int] = {}
         if reg.db.get_meta(f"job_strict:{job_id}") == "1" and job["batches_done"] == 0:
             await self._strict_precheck(job_id, source, job["format"], builder, size)
-        rows = read_rows(source, job["format"])
-
-        def next_batch(number: int) -> asyncio.Future:
-            # parsing the next batch overlaps the store writing this one (SQLite releases
-            # the GIL while it works)
-            return asyncio.ensure_future(
-                asyncio.to_thread(prepare, rows, builder, number, size, seen)
-            )
-
-        number, ahead = 0, next_batch(0)
+        if source.stat().st_size >= self.parse_process_min_bytes:
+            batches: BatchSource = _ProcessBatches(source, job["format"], builder, size)
+        else:
+            batches = _ThreadBatches(source, job["format"], builder, size)
         try:
-            while (batch := await ahead) is not None:
-                ahead = next_batch(number + 1)
+            number = 0
+            while (batch := await batches.next()) is not None:
                 if number >= job["batches_done"]:
                     # a resumed run may meet batches committed but not marked before a crash
-                    await self._commit(job_id, batch, resumed=job["state"] == RUNNING)
+                    await self._commit(job_id, batch, builder, resumed=job["state"] == RUNNING)
                 number += 1
         finally:
-            if not ahead.done():
-                await asyncio.wait([ahead])
+            await batches.close()
 
     async def _strict_precheck(
         self, job_id: str, source: Path, fmt: str, builder: RecordBuilder, size: int
@@ -350,7 +509,9 @@ class Imports:
                 field=f"row {first[0]}",
             )
 
-    async def _commit(self, job_id: str, batch: Batch, *, resumed: bool) -> None:
+    async def _commit(
+        self, job_id: str, batch: Batch, builder: RecordBuilder, *, resumed: bool
+    ) -> None:
         """Load the batch's valid records (all or nothing) and mark the batch done.
 
         A clash with existing identifiers (rare: the load fails whole) is resolved by looking
@@ -361,15 +522,17 @@ class Imports:
         already = 0
         while batch.records:
             try:
-                await reg.store.load(batch.records)
+                await reg.store.load_rows(builder.groups(batch))
                 break
             except HandleAlreadyExists:
-                ours, dropped = await self._drop_existing(batch, conflicts_only=not resumed)
+                ours, dropped = await self._drop_existing(
+                    batch, builder, conflicts_only=not resumed
+                )
                 if not dropped:
                     raise
                 already += ours
         imported = len(batch.records) + already
-        handles_digest = {"handles": [h for h, _ in batch.records], "rows": batch.rows}
+        handles_digest = {"handles": [r[0] for r in batch.records], "rows": batch.rows}
         with reg.db.tx() as c:
             c.executemany(
                 "INSERT OR REPLACE INTO job_rejects VALUES (?, ?, ?, ?)",
@@ -397,19 +560,20 @@ class Imports:
             )
 
     async def _drop_existing(
-        self, batch: Batch, *, conflicts_only: bool = False
+        self, batch: Batch, builder: RecordBuilder, *, conflicts_only: bool = False
     ) -> tuple[int, int]:
         """Remove records already in the store: ours (same values, unless ``conflicts_only``)
         count as imported, others become rejects. Returns (ours, removed)."""
         ours = 0
         keep_records, keep_rows = [], []
         store = self.reg.store
-        for (handle, values), row in zip(batch.records, batch.rows, strict=True):
+        for record, row in zip(batch.records, batch.rows, strict=True):
+            handle, names, datas = record
             existing = await store.get_handle(handle)
             if existing is None:
-                keep_records.append((handle, values))
+                keep_records.append(record)
                 keep_rows.append(row)
-            elif not conflicts_only and _same(existing, values):
+            elif not conflicts_only and _same(existing, builder.values(names, datas)):
                 ours += 1
             else:
                 batch.rejects.append((row, "suffix", f"{handle} already exists"))

@@ -42,7 +42,16 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from idnode.codes import Permission
 from idnode.crypto.keyring import Keyring, KeyringError
 from idnode.model import HandleValue, handle_key
-from idnode.store.base import SerialCallback, Store, Transaction, check_handle_name, check_values
+from idnode.store.base import (
+    RowGroup,
+    SerialCallback,
+    Store,
+    Transaction,
+    check_handle_name,
+    check_row,
+    check_row_group,
+    check_values,
+)
 
 MAGIC = b"IDN1"
 NONCE_BYTES = 12
@@ -129,8 +138,12 @@ def unseal(keyring: Keyring, handle: str, v: HandleValue) -> bytes:
         ) from None
 
 
+_PUBLIC_READ = int(Permission.PUBLIC_READ)
+
+
 def needs_seal(v: HandleValue) -> bool:
-    return not (v.permissions & Permission.PUBLIC_READ)
+    # int(): Flag.__and__ builds a new enum member per call, the cost of this whole test
+    return not (int(v.permissions) & _PUBLIC_READ)
 
 
 @dataclass
@@ -263,6 +276,26 @@ class EncryptedStore(Store):
         sealed = ((h, self._seal_values(check_handle_name(h), vs)) for h, vs in records)
         async with self._writing():
             return await self.inner.load(sealed, overwrite=overwrite)
+
+    async def load_rows(self, groups: Iterable[RowGroup], *, overwrite: bool = False) -> int:
+        """Seal the slots whose layout value is not PUBLIC_READ: decided once per group."""
+        sealed = (self._seal_group(g) for g in groups)  # lazily, as in ``load``
+        async with self._writing():
+            return await self.inner.load_rows(sealed, overwrite=overwrite)
+
+    def _seal_group(self, group: RowGroup) -> RowGroup:
+        layout = check_row_group(group).layout
+        slots = [(i, v) for i, v in enumerate(layout) if needs_seal(v)]
+        if not slots:
+            return group  # the engine checks the rows, as it does for any group
+        rows = []
+        for handle, datas in group.rows:
+            handle, datas = check_row(handle, datas, layout)
+            out = list(datas)
+            for i, v in slots:
+                out[i] = seal(self.keyring, handle, replace(v, data=out[i]), self._random)
+            rows.append((handle, tuple(out)))
+        return RowGroup(layout, rows)
 
     # -- rotation ---------------------------------------------------------------------------------
     async def all_handles(self, page: int = 1000) -> AsyncIterator[str]:

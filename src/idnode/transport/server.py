@@ -14,6 +14,7 @@ from idnode.config import Config
 from idnode.service.node import open_node
 from idnode.transport.http import build_app
 from idnode.transport.response_cache import ResponseCache
+from idnode.transport.slow_clients import request_deadline_protocol
 from idnode.transport.tcp import serve_tcp
 from idnode.transport.tls import start_tls
 from idnode.transport.udp import serve_udp
@@ -71,6 +72,7 @@ async def serve(
             lifespan="off",
             # slow and greedy clients: see [limits] and docs/security.md
             timeout_keep_alive=config.limits.http_keep_alive,
+            http=request_deadline_protocol(config.limits.http_request_timeout),
             limit_concurrency=config.limits.http_max_concurrency or None,
             h11_max_incomplete_event_size=16 * 1024,
         )
