@@ -14,6 +14,7 @@ Rules every engine keeps:
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -132,6 +133,25 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def unhome_prefix(self, prefix: str) -> int: ...
+
+    async def creation_counts(
+        self, since: int, limit: int = 100_000
+    ) -> tuple[list[tuple[str, str, int]], int]:
+        """Handles created or loaded per (UTC day, upper-cased prefix) in the log entries after
+        ``since``, at most ``limit`` of them; returns the counts and the last serial read.
+
+        Statistics fold the log with this. Engines may answer it in SQL; this default reads
+        the log page by page.
+        """
+        counts: dict[tuple[str, str], int] = {}
+        last = since
+        for t in await self.transactions(since, limit):
+            last = t.serial
+            if t.action in ("create", "load") and "/" in t.handle:
+                day = time.strftime("%Y-%m-%d", time.gmtime(t.timestamp))
+                key = (day, t.handle.partition("/")[0].upper())
+                counts[key] = counts.get(key, 0) + 1
+        return [(d, p, n) for (d, p), n in counts.items()], last
 
     async def subscribe(self, callback: SerialCallback) -> None:
         """Call ``callback(serial)`` on the event loop after every write committed from now on,
