@@ -50,9 +50,15 @@ class Lifecycle:
     def __init__(self, reg: Registry) -> None:
         self.reg = reg
         self.handles: dict[str, tuple[str, str, int]] = {}  # key -> (state, reason, since)
-        for r in reg.db.all("SELECT key, state, reason, since FROM lifecycle"):
+        self.reload()
+
+    def reload(self) -> None:
+        """Re-read the states from the registry database (another worker may have changed them)."""
+        handles = {}
+        for r in self.reg.db.all("SELECT key, state, reason, since FROM lifecycle"):
             if r["state"] != ACTIVE:
-                self.handles[r["key"]] = (r["state"], r["reason"], r["since"])
+                handles[r["key"]] = (r["state"], r["reason"], r["since"])
+        self.handles = handles
 
     # -- hot path -------------------------------------------------------------------------
     def gate(self, handle: str) -> None:

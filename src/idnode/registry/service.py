@@ -11,6 +11,8 @@ and installs three hooks so the rules hold on every path without the transports 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
     from idnode.service.node import Node
 
 OPERATOR_INDEX = 300
+WATCH_INTERVAL = 0.5  # seconds between checks for other processes' registry writes
+log = logging.getLogger("idnode.registry")
 # Whether ``attach`` starts the statistics flusher and resumes API import jobs: true in a
 # serving process; the CLI clears it, so a console command never runs server work.
 BACKGROUND = True
@@ -76,10 +80,44 @@ class Registry:
         self.prefixes = Prefixes(self)
         self.stats = Stats(self)
         self.imports = Imports(self)
+        self._load_prefix_states()
+        self.lifecycle = Lifecycle(self)
+        self._watcher: asyncio.Task | None = None
+
+    def _load_prefix_states(self) -> None:
+        self.bound, self.closed_prefixes = {}, {}
         for row in self.db.all("SELECT prefix, template, state FROM prefixes"):
             if row["state"] in LIVE:
                 self.bind(row["prefix"], row["template"], row["state"])
-        self.lifecycle = Lifecycle(self)
+
+    def reload_states(self) -> None:
+        """Pick up prefix and identifier states another process (a sibling worker) wrote."""
+        self._load_prefix_states()
+        self.lifecycle.reload()
+
+    def watch(self, interval: float = WATCH_INTERVAL) -> None:
+        """Reload states whenever another connection commits to the registry database.
+
+        ``PRAGMA data_version`` changes only on other connections' commits, so with
+        ``idnode serve --workers N`` a suspension made through one worker reaches the others
+        within ``interval``; a single process never reloads for its own writes.
+        """
+
+        version = self.db.one("PRAGMA data_version")[0]  # now: a commit after this counts
+
+        async def loop() -> None:
+            nonlocal version
+            while True:
+                await asyncio.sleep(interval)
+                now = self.db.one("PRAGMA data_version")[0]
+                if now != version:
+                    version = now
+                    try:
+                        self.reload_states()
+                    except Exception:  # a busy file: the next change retries
+                        log.exception("registry reload failed")
+
+        self._watcher = asyncio.get_running_loop().create_task(loop())
 
     # -- shared helpers ---------------------------------------------------------------------
     def bind(self, prefix: str, template_ref: str, state: str) -> None:
@@ -132,6 +170,8 @@ class Registry:
             resolver.gate = self.lifecycle.gate
 
     async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
         try:
             await self.stats.flush()
         finally:
@@ -154,6 +194,7 @@ async def attach(node: Node, *, background: bool | None = None) -> Registry | No
     reg.install(node.admin, node.resolver)
     if BACKGROUND if background is None else background:
         reg.stats.start()
+        reg.watch()
         for job_id in reg.imports.unfinished(origin="api"):  # resume what a crash stopped
             reg.imports.start(job_id)
     return reg
