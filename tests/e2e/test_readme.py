@@ -60,9 +60,19 @@ def test_make_serve_then_get(tmp_path):
         assert (repo / "var" / "idnode.toml").exists()
         for protocol in ("udp", "tcp"):
             result = subprocess.run(
-                [str(VENV / "bin" / "idnode"), "get", "20.500.123/demo-1",
-                 "--protocol", protocol, "--server", f"127.0.0.1:{port}", "--json"],
-                capture_output=True, text=True, timeout=30,
+                [
+                    str(VENV / "bin" / "idnode"),
+                    "get",
+                    "20.500.123/demo-1",
+                    "--protocol",
+                    protocol,
+                    "--server",
+                    f"127.0.0.1:{port}",
+                    "--json",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
             )
             assert result.returncode == 0, result.stderr
             assert "pump-7" in result.stdout

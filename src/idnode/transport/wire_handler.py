@@ -70,6 +70,7 @@ _OW, _MINT, _PO, _CN = OpFlag.OW, OpFlag.MINT, OpFlag.PO, OpFlag.CN
 # the resolver's gate (statistics, lifecycle tombstones); errors would bypass it.
 _CACHEABLE_CODES = frozenset({ResponseCode.SUCCESS})
 
+
 class WireHandler:
     """Answers Handle protocol requests for one node.
 
