@@ -62,7 +62,15 @@ def wait_http(url: str, process: subprocess.Popen, timeout: float = 30.0) -> Non
     raise RuntimeError(f"server at {url} did not become ready")
 
 
-def start_node(directory: Path, prefix: str = "20.500.123", demo: bool = True) -> RunningNode:
+def start_node(
+    directory: Path,
+    prefix: str = "20.500.123",
+    demo: bool = True,
+    *,
+    serve_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> RunningNode:
+    """``idnode init`` + ``idnode serve`` on free ports; ``env`` adds IDNODE_* overrides."""
     port, http_port = free_port(), free_port()
     args = [
         *IDNODE,
@@ -83,11 +91,11 @@ def start_node(directory: Path, prefix: str = "20.500.123", demo: bool = True) -
         args.append("--demo")
     subprocess.run(args, check=True, capture_output=True, text=True)
     proc = subprocess.Popen(
-        [*IDNODE, "serve", str(directory)],
+        [*IDNODE, "serve", str(directory), *serve_args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "IDNODE_LOG_FORMAT": "json"},
+        env={**os.environ, "IDNODE_LOG_FORMAT": "json", **(env or {})},
     )
     node = RunningNode(directory, "127.0.0.1", port, http_port, proc, prefix)
     wait_http(node.http_url, proc)

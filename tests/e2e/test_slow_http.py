@@ -2,46 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 import time
 
 import httpx
 
-from tests.conftest import IDNODE, free_port, wait_http
+from tests.conftest import start_node, stop_node
 
 
 def test_slow_http_request_is_closed_and_others_are_served(tmp_path):
-    port, http_port = free_port(), free_port()
-    subprocess.run(
-        [
-            *IDNODE,
-            "init",
-            str(tmp_path / "n"),
-            "--prefix",
-            "20.500.123",
-            "--demo",
-            "--udp-port",
-            str(port),
-            "--tcp-port",
-            str(port),
-            "--http-port",
-            str(http_port),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    env = {**os.environ, "IDNODE_LIMITS_HTTP_REQUEST_TIMEOUT": "1"}
-    proc = subprocess.Popen(
-        [*IDNODE, "serve", str(tmp_path / "n")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
+    node = start_node(tmp_path / "n", env={"IDNODE_LIMITS_HTTP_REQUEST_TIMEOUT": "1"})
+    http_port = node.http_port
     try:
-        wait_http(f"http://127.0.0.1:{http_port}", proc)
         slow = socket.create_connection(("127.0.0.1", http_port), timeout=5)
         slow.sendall(b"GET /api/handles/20.500.123/demo-1 HTTP/1.1\r\nHost: x\r\n")
         started = time.monotonic()
@@ -63,6 +35,5 @@ def test_slow_http_request_is_closed_and_others_are_served(tmp_path):
         resp = httpx.get(f"http://127.0.0.1:{http_port}/api/handles/20.500.123/demo-1")
         assert resp.status_code == 200
     finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=15)
+        out = stop_node(node)
     assert "closing slow HTTP client" in out

@@ -14,41 +14,15 @@ import pytest
 
 from idnode.codes import ResponseCode
 from idnode.transport import client
-from tests.conftest import IDNODE, free_port, wait_http
+from tests.conftest import IDNODE, start_node, stop_node
 
 
 @pytest.fixture
 def workers_node(tmp_path):
-    port, http_port = free_port(), free_port()
-    subprocess.run(
-        [
-            *IDNODE,
-            "init",
-            str(tmp_path / "n"),
-            "--prefix",
-            "20.500.123",
-            "--demo",
-            "--udp-port",
-            str(port),
-            "--tcp-port",
-            str(port),
-            "--http-port",
-            str(http_port),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    proc = subprocess.Popen(
-        [*IDNODE, "serve", str(tmp_path / "n"), "--workers", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    wait_http(f"http://127.0.0.1:{http_port}", proc)
-    yield proc, port, http_port, tmp_path / "n"
-    proc.terminate()
-    out, _ = proc.communicate(timeout=20)
-    assert proc.returncode == 0, out
+    node = start_node(tmp_path / "n", serve_args=("--workers", "2"))
+    yield node.process, node.port, node.http_port, node.directory
+    stop_node(node)
+    assert node.process.returncode == 0
 
 
 def _is_worker(p: psutil.Process) -> bool:
