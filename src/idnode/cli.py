@@ -11,14 +11,14 @@ import base64
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from idnode import __version__
+from idnode.cli_common import FAILURE, USAGE_ERROR, err, fail, out  # noqa: F401 (re-exported)
 from idnode.config import ConfigError, load_config
 
 app = typer.Typer(
@@ -27,16 +27,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-err = Console(stderr=True)
-out = Console()
-
-USAGE_ERROR = 2  # bad arguments or configuration
-FAILURE = 1  # the command ran but what it asked for failed
-
-
-def fail(message: str, code: int = FAILURE) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
 
 
 def version_callback(value: bool) -> None:

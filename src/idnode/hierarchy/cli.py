@@ -8,37 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import httpx
-import orjson
 import typer
+
+from idnode.cli_common import emit, fail, on_local_node
 
 T = TypeVar("T")
 child_app = typer.Typer(help="A parent node's children: allocate, list, suspend, resume.")
 DirOpt = Annotated[Path, typer.Option("--dir", "-d", help="the parent's node directory")]
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def emit(obj: Any) -> None:
-    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
-
-
 def _with_delegations(directory: Path, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work(delegations)`` on the node's files, without starting any server work."""
     from idnode.config import ConfigError, load_config
-    from idnode.errors import IdnodeError
-    from idnode.registry import service as registry_service
-    from idnode.service.node import open_node
 
-    registry_service.BACKGROUND = False
     try:
         cfg = load_config(directory)
     except ConfigError as exc:
@@ -46,23 +33,12 @@ def _with_delegations(directory: Path, work: Callable[[Any], Awaitable[T]]) -> T
     if not cfg.hierarchy.role:
         fail('this node has no [hierarchy] role; set one (e.g. role = "top-level")', 2)
 
-    async def go() -> T:
-        node = await open_node(cfg)
-        try:
-            if node.hierarchy is None or node.hierarchy.delegations is None:
-                fail("this node homes no prefix, so it has no children")
-            return await work(node.hierarchy.delegations)
-        finally:
-            if node.hierarchy is not None:
-                await node.hierarchy.close()
-            if node.registry is not None:
-                node.registry.db.close()
-            await node.store.close()
+    async def with_delegations(node: Any) -> T:
+        if node.hierarchy is None or node.hierarchy.delegations is None:
+            fail("this node homes no prefix, so it has no children")
+        return await work(node.hierarchy.delegations)
 
-    try:
-        return asyncio.run(go())
-    except IdnodeError as exc:
-        fail(exc.message)
+    return on_local_node(directory, with_delegations)
 
 
 @child_app.command("allocate")

@@ -9,21 +9,19 @@ straight into the store, the fastest path), ``audit verify`` and ``stats report`
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import httpx
 import orjson
 import typer
-from rich.console import Console
+
+from idnode.cli_common import emit, err, fail, on_local_node, out
 
 T = TypeVar("T")
-err = Console(stderr=True)
-out = Console()
 
 ApiOpt = Annotated[str, typer.Option(envvar="IDNODE_API", help="node HTTP base URL")]
 TokenOpt = Annotated[str, typer.Option(envvar="IDNODE_TOKEN", help="API token")]
@@ -36,15 +34,6 @@ account_app = typer.Typer(help="Management API accounts.", no_args_is_help=True)
 audit_app = typer.Typer(help="The SM3-chained audit log.", no_args_is_help=True)
 stats_app = typer.Typer(help="Statistics and monthly reports.", no_args_is_help=True)
 handle_app = typer.Typer(help="Identifier lifecycle.", no_args_is_help=True)
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-def emit(obj: Any) -> None:
-    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 def call(api: str, token: str, method: str, path: str, body: Any = None, **kw: Any) -> Any:
@@ -72,32 +61,13 @@ def call(api: str, token: str, method: str, path: str, body: Any = None, **kw: A
 
 def local(directory: Path, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work(registry)`` on the node directory, without any server work."""
-    from idnode.config import ConfigError, load_config
-    from idnode.errors import IdnodeError
-    from idnode.registry import service
-    from idnode.service.node import open_node
 
-    service.BACKGROUND = False
-    try:
-        cfg = load_config(directory)
-    except ConfigError as exc:
-        fail(str(exc), 2)
+    async def with_registry(node: Any) -> T:
+        if node.registry is None:
+            fail("this node homes no prefix, so it has no registry")
+        return await work(node.registry)
 
-    async def go() -> T:
-        node = await open_node(cfg)
-        try:
-            if node.registry is None:
-                fail("this node homes no prefix, so it has no registry")
-            return await work(node.registry)
-        finally:
-            if node.registry is not None:
-                node.registry.db.close()
-            await node.store.close()
-
-    try:
-        return asyncio.run(go())
-    except IdnodeError as exc:
-        fail(exc.message)
+    return on_local_node(directory, with_registry)
 
 
 # -- organisations ------------------------------------------------------------------------

@@ -67,6 +67,18 @@ async def open_node(config: Config) -> Node:
     return node
 
 
+async def close_node(node: Node) -> None:
+    """Close what ``open_node`` opened, in reverse: the hierarchy's tasks, the registry (its
+    statistics flushed), then the store."""
+    try:
+        if node.hierarchy is not None:
+            await node.hierarchy.close()
+        if node.registry is not None:
+            await node.registry.close()
+    finally:
+        await node.store.close()
+
+
 def node_operators(config: Config) -> frozenset[Identity]:
     """The identities allowed everything: the admin key ``idnode init`` made for each prefix."""
     from idnode.bootstrap import ADMIN_INDEX

@@ -11,7 +11,7 @@ import socket
 import uvicorn
 
 from idnode.config import Config
-from idnode.service.node import open_node
+from idnode.service.node import close_node, open_node
 from idnode.transport.http import build_app
 from idnode.transport.response_cache import ResponseCache
 from idnode.transport.slow_clients import request_deadline_protocol
@@ -122,5 +122,5 @@ async def serve(
             await asyncio.wait_for(http_task, timeout=5)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(tcp_server.wait_closed(), timeout=2)
-        await node.store.close()
+        await close_node(node)
         log.info("stopped")
