@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from idnode.codes import OpCode, OpFlag
+from idnode.bootstrap import init_node
+from idnode.codes import OpCode, OpFlag, ResponseCode
+from idnode.config import load_config
+from idnode.service.node import close_node, open_node
 from idnode.transport.client import resolution_request, siteinfo_request
-from idnode.transport.response_cache import ResponseCache
+from idnode.transport.response_cache import ResponseCache, requested_handle
+from idnode.transport.wire_handler import WireHandler
 from idnode.wire.envelope import ENVELOPE_SIZE, Envelope, decode_envelope
-from idnode.wire.header import Header
+from idnode.wire.header import Header, decode_header
 from idnode.wire.message import encode_message
 
 
@@ -83,3 +87,73 @@ def test_one_off_answers_are_not_admitted():
     for i in range(100):  # a scan: each identifier once
         cache.put(bytes([i]), b"\x00" * 40, cache.generation)
     assert len(cache) == 0
+
+
+def test_requested_handle_is_read_from_the_request_body():
+    _, payload = split(resolution_request("20.500.1/Ünïcode", types=("URL",)))
+    assert requested_handle(payload) == "20.500.1/Ünïcode"
+    assert requested_handle(payload[:10]) == ""
+
+
+async def test_lifecycle_changes_and_negative_answers_through_a_real_node(tmp_path):
+    """Found and not-found answers are cached; a suspension or reactivation clears them."""
+    config = await init_node(tmp_path / "n", name="n", prefixes=["20.500.123"], demo=True)
+    node = await open_node(load_config(config.directory, env={}))
+    cache = ResponseCache()
+    node.registry.state_listeners.append(cache.invalidate)  # what `serve` does
+    handler = WireHandler(node, cache=cache)
+
+    async def code(handle: str) -> tuple[int, bytes]:
+        env, payload = split(resolution_request(handle))
+        raw = await handler.answer(env, payload, "127.0.0.1:1")
+        return decode_header(raw[ENVELOPE_SIZE:]).response_code, raw[ENVELOPE_SIZE:]
+
+    try:
+        for _ in range(3):
+            missing = await code("20.500.123/never-made")
+            found = await code("20.500.123/demo-1")
+        assert missing[0] == ResponseCode.HANDLE_NOT_FOUND and found[0] == ResponseCode.SUCCESS
+        assert cache.stats.hits == 2 and len(cache) == 2  # the third of each was a hit
+        resolutions = node.registry.stats.pending["20.500.123"]
+        assert resolutions == 6  # hits are counted by the gate like any resolution
+
+        await node.registry.lifecycle.set_state(None, "20.500.123/demo-1", "suspended", "recall")
+        assert len(cache) == 0
+        for _ in range(3):
+            gone = await code("20.500.123/demo-1")
+            assert gone[0] == ResponseCode.HANDLE_NOT_FOUND and b"recall" in gone[1]
+
+        await node.registry.lifecycle.set_state(None, "20.500.123/demo-1", "active", "ok")
+        for _ in range(3):  # cached again, and never the stale tombstone
+            again = await code("20.500.123/demo-1")
+            assert again[0] == ResponseCode.SUCCESS
+    finally:
+        await close_node(node)
+
+
+def test_datagram_key_is_the_key_of_the_decoded_request():
+    """The UDP hot path keys raw bytes; the full path keys the decoded envelope: the same."""
+    for version, suggest in (((2, 1), (0, 0)), ((2, 1), (2, 11)), ((2, 10), (2, 10))):
+        for msg in (
+            resolution_request("20.500.1/x", request_id=5),
+            resolution_request("20.500.1/x", types=("URL", "EMAIL"), indexes=(1, 7)),
+            resolution_request("20.500.1/x", public_only=False),
+        ):
+            raw = bytearray(encode_message(msg))
+            raw[0:2] = bytes(version)
+            raw[2] = (raw[2] & ~0x03) | suggest[0]
+            raw[3] = suggest[1]
+            raw = bytes(raw)
+            decoded = decode_envelope(raw[:ENVELOPE_SIZE])
+            assert ResponseCache.datagram_key(raw) == ResponseCache.key(decoded, raw[20:])
+            assert ResponseCache.datagram_key(raw) is not None
+
+
+def test_datagram_key_refuses_what_is_not_a_whole_plain_request():
+    raw = encode_message(resolution_request("20.500.1/x"))
+    with_session = raw[:4] + b"\x00\x00\x00\x07" + raw[8:]
+    second_piece = raw[:12] + b"\x00\x00\x00\x01" + raw[16:]
+    truncated = raw[:2] + bytes([raw[2] | 0x20]) + raw[3:]
+    for bad in (with_session, second_piece, truncated, raw[:-1], raw + b"\x00", raw[:30]):
+        assert ResponseCache.datagram_key(bad) is None
+    assert ResponseCache.datagram_key(encode_message(siteinfo_request())) is None

@@ -174,6 +174,7 @@ class Lifecycle:
             self.handles.pop(key, None)
         else:
             self.handles[key] = (state, reason.strip(), now)
+        self.reg.states_changed()
         return {"handle": handle, "state": state, "reason": reason.strip(), "since": now}
 
     def _authorize(self, account: Account | None, handle: str, state: str) -> None:

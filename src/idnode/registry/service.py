@@ -75,6 +75,9 @@ class Registry:
         self.audit = AuditLog(self.db, clock)
         self.bound: dict[str, Template] = {}  # prefix key -> template of its identifiers
         self.closed_prefixes: dict[str, str] = {}  # prefix key -> suspended | revoked
+        # called after any identifier or prefix state changes (here or in a sibling worker):
+        # answers cached before the change may be wrong after it (transport/server.py)
+        self.state_listeners: list[Callable[[], object]] = []
         self.accounts = Accounts(self)
         self.organisations = Organisations(self)
         self.prefixes = Prefixes(self)
@@ -94,6 +97,11 @@ class Registry:
         """Pick up prefix and identifier states another process (a sibling worker) wrote."""
         self._load_prefix_states()
         self.lifecycle.reload()
+        self.states_changed()
+
+    def states_changed(self) -> None:
+        for listener in self.state_listeners:
+            listener()
 
     def watch(self, interval: float = WATCH_INTERVAL) -> None:
         """Reload states whenever another connection commits to the registry database.
@@ -127,6 +135,7 @@ class Registry:
             self.closed_prefixes[key] = state
         else:
             self.closed_prefixes.pop(key, None)
+        self.states_changed()
 
     def admin_value(self, group: str, rights: AdminPermission) -> bytes:
         return encode_admin(AdminRecord(group, GROUP_INDEX, rights))

@@ -38,6 +38,7 @@ from idnode.model import HS_ADMIN, URL, HandleValue, handle_key
 from idnode.registry.api import routes as registry_routes
 from idnode.service.node import Node
 from idnode.service.resolve import ResolutionQuery, select_values
+from idnode.transport.http_fast import CachedRestAnswers
 from idnode.transport.http_auth import HttpAuthenticator, HttpAuthFailed, session_routes
 from idnode.transport.json_values import put_entity_values, value_from_json, value_to_json
 from idnode.transport.limits import HttpLimits, Limits
@@ -140,9 +141,12 @@ def _int_param(request: Request, name: str, default: int) -> int:
 class RestApi:
     """The handlers of ``/api/handles``; each authenticates first, then calls one service."""
 
-    def __init__(self, node: Node, auth: HttpAuthenticator) -> None:
+    def __init__(
+        self, node: Node, auth: HttpAuthenticator, answers: CachedRestAnswers | None = None
+    ) -> None:
         self.node = node
         self.auth = auth
+        self.answers = answers  # the cache of anonymous answers (http_fast), if serving
 
     async def respond(
         self, request: Request, handle: str | None, work: Callable[[Identity | None], Any]
@@ -207,7 +211,16 @@ class RestApi:
                 "values": [value_to_json(v) for v in values],
             }
 
-        return await self.respond(request, handle, work)
+        answers = self.answers
+        if answers is None:
+            return await self.respond(request, handle, work)
+        generation = answers.generation()
+        response = await self.respond(request, handle, work)
+        answers.remember(
+            request.scope, response.status_code, response.raw_headers, response.body, handle,
+            generation,
+        )  # fmt: skip
+        return response
 
     async def _refuse_hidden(self, query: ResolutionQuery) -> None:
         """``publicOnly=false`` from an anonymous caller: 401 if restricted values match, as
@@ -351,13 +364,15 @@ def build_app(
     clock: Callable[[], float] = time.time,
     random_bytes: Callable[[int], bytes] = os.urandom,
     limits: Limits | None = None,
+    answers: CachedRestAnswers | None = None,
 ) -> Starlette:
     """The ASGI app; ``clock`` and ``random_bytes`` drive sessions and nonces (tests pass
     their own). ``limits`` (default: from ``[limits]``) rate-limits clients and bounds
-    request bodies; ``serve`` passes the wire handler's, so one client has one budget."""
+    request bodies; ``serve`` passes the wire handler's, so one client has one budget.
+    ``answers`` keeps anonymous resolutions for the HTTP protocol to answer (http_fast)."""
     sessions = SessionTable(clock, random_bytes)
     auth = HttpAuthenticator(node.store, node.homed, sessions, random_bytes, node.private_key)
-    api = RestApi(node, auth)
+    api = RestApi(node, auth, answers)
 
     async def proxy(request: Request) -> Response:
         """``GET /{handle}``: redirect to the record's URL value, as public handle proxies do."""

@@ -1,5 +1,8 @@
 """Encoded answers to anonymous resolutions, reused until the store changes.
 
+One class serves both faces: the binary protocol keys answers as described below; the REST
+API keys them by request target (``http_fast``).
+
 An authoritative server answers the same hot identifiers again and again (Knot and NSD
 answer from precomputed data for the same reason). A cached answer costs one dict lookup
 and a request-id patch instead of decode, store read, permission filter and encode.
@@ -22,11 +25,45 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from idnode.codes import OpFlag
-from idnode.wire.envelope import ENVELOPE_SIZE, Envelope
+from idnode.wire.envelope import (
+    ENVELOPE_SIZE,
+    FLAG_COMPRESSED,
+    FLAG_ENCRYPTED,
+    FLAG_TRUNCATED,
+    Envelope,
+)
 from idnode.wire.header import HEADER_SIZE
 from idnode.wire.message import patch_request_id
 
-_UNCACHEABLE_FLAGS = OpFlag.CT | OpFlag.ENC | OpFlag.REC | OpFlag.AT
+_UNCACHEABLE_FLAGS = int(OpFlag.CT | OpFlag.ENC | OpFlag.REC | OpFlag.AT)  # int: no enum math
+_NOT_PLAIN = FLAG_COMPRESSED | FLAG_ENCRYPTED | FLAG_TRUNCATED
+_SUGGEST_MAJOR = 0x03
+_ZERO32 = bytes(4)
+
+
+def _resolution_key(version: bytes, payload: bytes) -> bytes | None:
+    """``version`` + ``payload`` for an anonymous resolution that may be shared, else None."""
+    if len(payload) < HEADER_SIZE:
+        return None
+    if payload[0:4] != b"\x00\x00\x00\x01":  # opcode: resolution only
+        return None
+    if int.from_bytes(payload[8:12], "big") & _UNCACHEABLE_FLAGS:
+        return None
+    body_length = int.from_bytes(payload[20:24], "big")
+    rest = len(payload) - HEADER_SIZE - body_length
+    if not (rest == 0 or (rest == 4 and payload[-4:] == _ZERO32)):
+        return None  # a credential follows the body: not anonymous
+    return version + payload
+
+
+def requested_handle(payload: bytes) -> str:
+    """The handle a resolution request names (its body starts with it, RFC 3652 3.1), as
+    the resolver's gate wants it; "" if the payload is too short to hold it."""
+    start = HEADER_SIZE + 4
+    if len(payload) < start:
+        return ""
+    length = int.from_bytes(payload[HEADER_SIZE:start], "big")
+    return payload[start : start + length].decode("utf-8", "replace")
 
 
 @dataclass
@@ -58,33 +95,47 @@ class ResponseCache:
         """The cache key of a request, or None when its answer must not be shared."""
         if envelope.session_id or envelope.encrypted or envelope.compressed:
             return None  # personal, or not what it looks like in clear
-        if len(payload) < HEADER_SIZE:
-            return None
-        if payload[0:4] != b"\x00\x00\x00\x01":  # opcode: resolution only
-            return None
-        flags = int.from_bytes(payload[8:12], "big")
-        if flags & _UNCACHEABLE_FLAGS:
-            return None
-        body_length = int.from_bytes(payload[20:24], "big")
-        rest = len(payload) - HEADER_SIZE - body_length
-        if not (rest == 0 or (rest == 4 and payload[-4:] == b"\x00\x00\x00\x00")):
-            return None  # a credential follows the body: not anonymous
         version = bytes(
             (envelope.major, envelope.minor, envelope.suggest_major, envelope.suggest_minor)
         )
-        return version + payload
+        return _resolution_key(version, payload)
+
+    @staticmethod
+    def datagram_key(datagram: bytes) -> bytes | None:
+        """``key`` of a request that arrived whole in one datagram, read from its raw bytes
+        (the UDP hot path decodes no envelope); None for anything else, which then takes
+        the full path and ``key``."""
+        if len(datagram) < ENVELOPE_SIZE + HEADER_SIZE or datagram[2] & _NOT_PLAIN:
+            return None  # compressed, encrypted or one piece of several
+        if datagram[4:8] != _ZERO32 or datagram[12:16] != _ZERO32:
+            return None  # a session, or not the first piece
+        if int.from_bytes(datagram[16:20], "big") != len(datagram) - ENVELOPE_SIZE:
+            return None
+        suggest_major = datagram[2] & _SUGGEST_MAJOR
+        if suggest_major:
+            version = datagram[0:2] + bytes((suggest_major, datagram[3]))
+        else:  # no suggestion: the same version (decode_envelope)
+            version = datagram[0:2] * 2
+        return _resolution_key(version, datagram[ENVELOPE_SIZE:])
 
     def contains(self, key: bytes) -> bool:
         return key in self._entries
 
-    def get(self, key: bytes, request_id: int) -> tuple[bytes, str] | None:
-        """(the answer with ``request_id`` patched in, the handle it answers), or None."""
+    def peek(self, key: bytes) -> tuple[bytes, str] | None:
+        """(the answer as stored, the handle it answers), or None; counts a hit or a miss."""
         entry = self._entries.get(key)
         if entry is None:
             self.stats.misses += 1
             return None
         self._entries.move_to_end(key)
         self.stats.hits += 1
+        return entry
+
+    def get(self, key: bytes, request_id: int) -> tuple[bytes, str] | None:
+        """(the wire answer with ``request_id`` patched in, the handle it answers), or None."""
+        entry = self.peek(key)
+        if entry is None:
+            return None
         return patch_request_id(entry[0], request_id), entry[1]
 
     def put(self, key: bytes, answer: bytes, generation: int, handle: str = "") -> None:

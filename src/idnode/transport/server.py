@@ -12,7 +12,9 @@ import uvicorn
 
 from idnode.config import Config
 from idnode.service.node import close_node, open_node
+from idnode.transport.cache_metrics import ResponseCacheCollector
 from idnode.transport.http import build_app
+from idnode.transport.http_fast import CachedRestAnswers, cached_answers_protocol
 from idnode.transport.response_cache import ResponseCache
 from idnode.transport.slow_clients import request_deadline_protocol
 from idnode.transport.tcp import serve_tcp
@@ -58,13 +60,27 @@ async def serve(
     """
     node = await open_node(config)
     handler = WireHandler(node, cache=await response_cache_for(config, node.store))
+    rest_cache = await response_cache_for(config, node.store)
+    answers = (
+        None if rest_cache is None else CachedRestAnswers(rest_cache, handler.limits, node.resolver)
+    )
+    caches = {"wire": handler.cache, "http": rest_cache}
+    live = {face: cache for face, cache in caches.items() if cache is not None}
+    if node.registry is not None:
+        node.registry.stats.metrics.register(ResponseCacheCollector(live))  # /metrics
+        for cache in live.values():  # a revoked or reinstated identifier: answers change
+            node.registry.state_listeners.append(cache.invalidate)
+    protocol = request_deadline_protocol(
+        config.limits.http_request_timeout,
+        base=None if answers is None else cached_answers_protocol(answers),
+    )
     host, srv = config.server.host, config.server
     udp_transport, _ = await serve_udp(handler, host, srv.udp_port, reuse_port=reuse_port)
     tcp_server = await serve_tcp(handler, host, srv.tcp_port, reuse_port=reuse_port)
     http_sockets = [http_socket(host, srv.http_port)] if reuse_port else None
     http = uvicorn.Server(
         uvicorn.Config(
-            build_app(node, limits=handler.limits),
+            build_app(node, limits=handler.limits, answers=answers),
             host=host,
             port=srv.http_port,
             log_level="warning",
@@ -72,7 +88,7 @@ async def serve(
             lifespan="off",
             # slow and greedy clients: see [limits] and docs/security.md
             timeout_keep_alive=config.limits.http_keep_alive,
-            http=request_deadline_protocol(config.limits.http_request_timeout),
+            http=protocol,
             limit_concurrency=config.limits.http_max_concurrency or None,
             h11_max_incomplete_event_size=16 * 1024,
         )

@@ -31,6 +31,11 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr) -> None:
+        hit = self.handler.answer_datagram_cached(data, addr[0])
+        if hit is not None and self.transport is not None:
+            # hot path: a cached answer goes out now, without decoding or a task
+            self._send_cached(hit, data, addr)
+            return
         if len(self.inflight) >= MAX_INFLIGHT:
             return  # shed load: the client retries
         try:
@@ -43,11 +48,6 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
             return
         if frame is not None:
             size = max(len(data), ENVELOPE_SIZE + len(frame[1]))
-            hit = self.handler.answer_cached(frame[0], frame[1], addr[0])
-            if hit is not None and self.transport is not None:
-                # hot path: a cached answer goes out now, without a task per datagram
-                self._send(hit, frame[0], addr, size)
-                return
             self._spawn(frame[0], frame[1], addr, size)
 
     def _spawn(self, envelope, payload: bytes, addr, request_size: int) -> None:
@@ -63,6 +63,17 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
             return
         self._send(response, envelope, addr, request_size)
 
+    def _send_cached(self, answer: bytes, request: bytes, addr) -> None:
+        """``_send`` for a cached answer to a one-datagram, sessionless request."""
+        assert self.transport is not None
+        if len(answer) > MAX_DATAGRAM:  # cached answers up to 16 KiB: split as usual
+            self._send(answer, decode_envelope(request), addr, len(request))
+            return
+        budget = self.handler.limits.udp_answer_budget(addr[0], len(request), False)
+        if budget is not None and len(answer) > budget:
+            answer = truncated_answer(answer)  # no amplification: ask again over TCP
+        self.transport.sendto(answer, addr)
+
     def _send(self, response: bytes, envelope, addr, request_size: int) -> None:
         """Send an encoded answer in datagrams, within the client's amplification budget."""
         assert self.transport is not None
@@ -71,21 +82,20 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
         else:
             resp_env = decode_envelope(response[:ENVELOPE_SIZE])
             datagrams = split_datagrams(resp_env, response[ENVELOPE_SIZE:])
-        peer = f"{addr[0]}:{addr[1]}"
         budget = self.handler.limits.udp_answer_budget(
-            addr[0], request_size, self._verified(envelope.session_id, peer)
+            addr[0], request_size, self._verified(envelope.session_id, addr)
         )
         if budget is not None and sum(map(len, datagrams)) > budget:
             datagrams = [truncated_answer(response)]  # no amplification: ask again over TCP
         for datagram in datagrams:
             self.transport.sendto(datagram, addr)
 
-    def _verified(self, session_id: int, peer: str) -> bool:
+    def _verified(self, session_id: int, addr) -> bool:
         """A client holding a live session from its own address did not spoof that address."""
         if not session_id:
             return False
         try:
-            self.handler.sessions.identity(session_id, peer)
+            self.handler.sessions.identity(session_id, f"{addr[0]}:{addr[1]}")
         except IdnodeError:
             return False
         return True

@@ -36,7 +36,7 @@ from idnode.model import NA_PREFIX, handle_key
 from idnode.service.node import Node
 from idnode.service.resolve import ResolutionQuery, select_values
 from idnode.transport.limits import MAX_RECURSION_COUNT, Limits
-from idnode.transport.response_cache import ResponseCache
+from idnode.transport.response_cache import ResponseCache, requested_handle
 from idnode.transport.signing import encode_signed
 from idnode.transport.wire_auth import (
     PendingRequests,
@@ -66,9 +66,10 @@ SESSION_TIMEOUT = 3600.0  # seconds a session may sit idle
 SESSION_MODE_IDENTITY = bodies.KEY_EXCHANGE_NONE  # our session mode: identity binding only
 
 _OW, _MINT, _PO, _CN = OpFlag.OW, OpFlag.MINT, OpFlag.PO, OpFlag.CN
-# Only successful answers are cached: they name their handle, so a cache hit can still pass
-# the resolver's gate (statistics, lifecycle tombstones); errors would bypass it.
-_CACHEABLE_CODES = frozenset({ResponseCode.SUCCESS})
+# Answers kept by the response cache: found, and not found (negative caching, as DNS
+# resolvers do, RFC 2308). Every hit still passes the resolver's gate under the requested
+# handle (statistics, lifecycle tombstones), and lifecycle changes clear the cache.
+_CACHEABLE_CODES = frozenset({ResponseCode.SUCCESS, ResponseCode.HANDLE_NOT_FOUND})
 
 
 class WireHandler:
@@ -134,28 +135,28 @@ class WireHandler:
             return None
         encoded = self._encode(response)
         if key is not None and response.header.response_code in _CACHEABLE_CODES:
-            handle = getattr(response.body, "handle", "") or ""
-            self.cache.put(key, encoded, generation, handle)
+            self.cache.put(key, encoded, generation, requested_handle(payload))
         return encoded
 
-    def answer_cached(self, envelope: Envelope, payload: bytes, host: str) -> bytes | None:
-        """A cached answer for this request, synchronously, or None to take the full path.
+    def answer_datagram_cached(self, datagram: bytes, host: str) -> bytes | None:
+        """The cached answer to a request that arrived whole in one datagram, or None.
 
-        The transport's hot path: no task, no decode, no store. The client is charged its
-        rate-limit token only when the answer comes from here (on a miss, ``answer`` does it).
+        The UDP hot path: no envelope decoded, no task, no store. The client is charged its
+        rate-limit token only when the answer comes from here (otherwise ``answer`` does).
         """
         cache = self.cache
         if cache is None:
             return None
-        key = cache.key(envelope, payload)
+        key = cache.datagram_key(datagram)
         if key is None or not cache.contains(key):
             return None
         if not self.limits.allow_request(host):
             return None  # the full path answers SERVER_BUSY
-        hit = cache.get(key, envelope.request_id)
+        hit = cache.peek(key)
         if hit is None or not self._gate_allows(hit[1]):
             return None
-        return hit[0]
+        answer = hit[0]
+        return answer[:8] + datagram[8:12] + answer[12:]  # the request id, as in the request
 
     def _gate_allows(self, handle: str) -> bool:
         """Run the resolver's gate (statistics, lifecycle tombstones) for a cached answer.

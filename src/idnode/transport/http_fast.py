@@ -1,0 +1,193 @@
+"""Cached REST resolutions answered inside the HTTP protocol, before any ASGI work.
+
+A hot ``GET /api/handles/{handle}`` from an anonymous client has the same answer for
+everyone until the store changes, like a hot UDP resolution (``response_cache``). Through
+uvicorn, Starlette, the limits middleware, authentication, the resolver and JSON rendering
+it costs about 130 µs of Python; answered from here, a dict lookup and one write.
+
+The full path fills the cache (``RestApi.get`` calls ``remember``); the HTTP protocol asks
+``answer`` once a request's head has arrived and, when it gets bytes back, writes them and
+skips the ASGI cycle. Everything the full path would do differently for this request sends
+it there instead:
+
+* credentials (``Authorization``), a session cookie or a TLS connection: the answer may be
+  personal;
+* a client over its rate limit: the full path answers 429;
+* the resolver's gate refusing the handle (a lifecycle tombstone): the full path answers it;
+* HTTP/1.0, ``Connection: close``, ``Expect: 100-continue`` and any method but GET.
+
+The key is the request target exactly as sent (path and query), so two requests share an
+answer only when every parameter (``type``, ``index``, ``publicOnly``, ``pretty``,
+``callback``) is the same. Found (200) and not found (404) answers are kept, with the
+handle they answer for: every hit passes the resolver's gate, which counts it and refuses a
+revoked identifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from http import HTTPStatus
+
+from idnode.errors import IdnodeError
+from idnode.transport.limits import Limits
+from idnode.transport.response_cache import ResponseCache
+
+# found, and not found (negative caching): the answers of GET /api/handles/{handle} that
+# are the same for every anonymous client until a write or a lifecycle change
+_KEPT_STATUS = {
+    code: b"HTTP/1.1 %d %s\r\n" % (code, HTTPStatus(code).phrase.encode()) for code in (200, 404)
+}
+REST_RESOLUTION = b"/api/handles/"  # the only answers kept; other GETs are not misses
+_PERSONAL_HEADERS = frozenset((b"authorization", b"cookie"))
+
+
+def request_target(scope: dict) -> bytes:
+    """The request target as the client sent it (origin form), from an ASGI scope."""
+    path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+    query: bytes = scope.get("query_string", b"")
+    return path + b"?" + query if query else path
+
+
+def anonymous(scope: dict) -> bool:
+    """True when the request carries nothing that could make its answer personal."""
+    if scope.get("scheme") != "http":
+        return False
+    return not any(name in _PERSONAL_HEADERS for name, _ in scope["headers"])
+
+
+class CachedRestAnswers:
+    """The REST side of the response cache: what to keep, and when a hit may be served."""
+
+    def __init__(
+        self,
+        cache: ResponseCache,
+        limits: Limits,
+        resolver: object = None,
+    ) -> None:
+        self.cache = cache
+        self.limits = limits
+        self.resolver = resolver  # its ``gate`` (statistics, lifecycle) sees every hit
+        self._dated_for: object = None  # the default-headers list _dated was built from
+        self._dated = b""
+
+    # -- filled by the full path -------------------------------------------------------
+    def generation(self) -> int:
+        """Read before resolving; ``remember`` drops the answer if a write came in between."""
+        return self.cache.generation
+
+    def remember(
+        self, scope: dict, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
+        handle: str, generation: int,
+    ) -> None:  # fmt: skip
+        """Keep the answer to an anonymous GET for the next identical request."""
+        if status not in _KEPT_STATUS or scope.get("method") != "GET" or not anonymous(scope):
+            return
+        head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+        answer = _KEPT_STATUS[status] + head + b"\r\n" + body
+        self.cache.put(request_target(scope), answer, generation, handle)
+
+    # -- asked by the protocol ---------------------------------------------------------
+    def answer(
+        self,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        client_host: str,
+        default_headers: list[tuple[bytes, bytes]],
+    ) -> bytes | None:
+        """The whole HTTP response to a GET of ``target``, or None for the full path.
+
+        ``headers`` are the request's (names lower-cased); ``default_headers`` are the
+        server's ``date`` and ``server`` headers, which every answer starts with.
+        """
+        cache = self.cache
+        if not cache.contains(target):
+            if target.startswith(REST_RESOLUTION):
+                cache.stats.misses += 1
+            return None
+        for name, _ in headers:
+            if name in _PERSONAL_HEADERS:
+                return None
+        if not self.limits.allow_request(client_host):
+            return None  # the full path answers 429 with Retry-After
+        hit = cache.peek(target)
+        if hit is None:
+            return None
+        answer, handle = hit
+        gate: Callable[[str], object] | None = getattr(self.resolver, "gate", None)
+        if gate is not None:
+            try:
+                gate(handle)
+            except IdnodeError:
+                return None
+        split = answer.index(b"\r\n") + 2  # the status line, then the server's headers
+        return answer[:split] + self._default_head(default_headers) + answer[split:]
+
+    def _default_head(self, default_headers: list[tuple[bytes, bytes]]) -> bytes:
+        # uvicorn replaces the list once a second (a new Date): encode it once per list
+        if default_headers is not self._dated_for:
+            self._dated = b"".join(n + b": " + v + b"\r\n" for n, v in default_headers)
+            self._dated_for = default_headers
+        return self._dated
+
+
+def cached_answers_protocol(answers: CachedRestAnswers, base: type | None = None) -> type:
+    """uvicorn's (httptools) HTTP protocol, answering cached GETs from ``answers``.
+
+    Uses uvicorn's documented ``http=`` protocol-class option. A request answered here
+    never gets an ASGI cycle: its response is written at once and the connection carries on
+    as after any response (keep-alive timer, next pipelined request).
+    """
+    if base is None:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        base = HttpToolsProtocol
+
+    class CachedAnswersProtocol(base):  # type: ignore[misc, valid-type]
+        _answered_here = False
+
+        def on_headers_complete(self) -> None:
+            if self._may_answer_here():
+                client = self.client
+                response = answers.answer(
+                    self.url,
+                    self.headers,
+                    client[0] if client else "?",
+                    self.server_state.default_headers,
+                )
+                if response is not None:
+                    self._answered_here = True
+                    self.transport.write(response)
+                    self.after_cached_answer()
+                    return
+            super().on_headers_complete()
+
+        def after_cached_answer(self) -> None:
+            """What uvicorn does after any response (count it, arm the keep-alive timer);
+            ``slow_clients`` overrides it with a cheaper watchdog."""
+            self.on_response_complete()
+
+        def _may_answer_here(self) -> bool:
+            parser = self.parser
+            cycle = self.cycle
+            return (
+                parser.get_method() == b"GET"
+                and self.scheme == "http"
+                and (cycle is None or cycle.response_complete)
+                and not self.pipeline
+                and not self.expect_100_continue
+                and parser.get_http_version() == "1.1"
+                and parser.should_keep_alive()
+                and not parser.should_upgrade()
+            )
+
+        def on_body(self, body: bytes) -> None:
+            if not self._answered_here:
+                super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            if self._answered_here:
+                self._answered_here = False
+                return
+            super().on_message_complete()
+
+    return CachedAnswersProtocol
