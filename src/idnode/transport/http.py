@@ -38,8 +38,8 @@ from idnode.model import HS_ADMIN, URL, HandleValue, handle_key
 from idnode.registry.api import routes as registry_routes
 from idnode.service.node import Node
 from idnode.service.resolve import ResolutionQuery, select_values
-from idnode.transport.http_fast import CachedRestAnswers
 from idnode.transport.http_auth import HttpAuthenticator, HttpAuthFailed, session_routes
+from idnode.transport.http_fast import CachedRestAnswers
 from idnode.transport.json_values import put_entity_values, value_from_json, value_to_json
 from idnode.transport.limits import HttpLimits, Limits
 

@@ -47,7 +47,8 @@ def request_deadline_protocol(seconds: float, base: type | None = None) -> type:
                 due = self._began + seconds
                 if now >= due:
                     peer = transport.get_extra_info("peername")
-                    log.info("closing slow HTTP client", extra={"peer": str(peer), "after": seconds})
+                    extra = {"peer": str(peer), "after": seconds}
+                    log.info("closing slow HTTP client", extra=extra)
                     transport.close()
                     return
             elif self._idle_from is not None:
