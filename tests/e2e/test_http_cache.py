@@ -161,3 +161,13 @@ def test_an_idle_connection_is_closed_after_cached_answers(tmp_path):
         assert metric(quick, "idnode_response_cache_hits_total") == 2
     finally:
         stop_node(quick)
+
+
+def test_answers_written_together_keep_their_order_before_a_bad_request(node):
+    """Cached answers to one read are written together; a 400 for garbage after them in
+    the same read must still come after them."""
+    target = TARGETS[1]
+    for _ in range(2):
+        raw_exchange(node, get(target), 1)
+    answers = raw_exchange(node, get(target) * 3 + b"NOT HTTP AT ALL\r\n\r\n", 4)
+    assert [a[0].split()[1] for a in answers] == [b"200", b"200", b"200", b"400"]

@@ -7,12 +7,19 @@ A chunked or length-less answer counts as malformed (the node always sends a len
 
 from __future__ import annotations
 
+import re
+
 from idnode.verify.checks import check_http
 from idnode.verify.streams import StreamConnection, StreamPool
 from idnode.verify.workload import Op, http_request
 
 MAX_HEAD = 16 * 1024
 MAX_BODY = 64 * 1024 * 1024
+MAX_REMEMBERED = 100_000  # encoded requests kept for reuse
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] (\d{3})[ \r]")
+_FRAMING_HEADER = re.compile(
+    rb"\r\n(content-length|connection|transfer-encoding)[ \t]*:[ \t]*([^\r]*)", re.IGNORECASE
+)
 
 
 class HttpConnection(StreamConnection):
@@ -41,23 +48,24 @@ class HttpConnection(StreamConnection):
         return status, body
 
     def _parse_head(self, head: bytes) -> tuple[int, int]:
-        lines = head.split(b"\r\n")
-        parts = lines[0].split(b" ", 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-            raise ValueError(f"bad status line {lines[0][:80]!r}")
+        # one regex pass over the headers: a per-line Python loop cost as much as the node
+        # spends answering a cached request
+        status = _STATUS_LINE.match(head)
+        if status is None:
+            first = head.split(b"\r\n", 1)[0]
+            raise ValueError(f"bad status line {first[:80]!r}")
         length = None
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
+        for name, value in _FRAMING_HEADER.findall(head):
+            name = name.lower()
             if name == b"content-length":
-                length = int(value.strip()) if value.strip().isdigit() else None
+                length = int(value) if value.strip().isdigit() else None
             elif name == b"connection" and value.strip().lower() == b"close":
                 self.closing = True
             elif name == b"transfer-encoding":
                 raise ValueError("chunked answer: the generator reads Content-Length bodies")
         if length is None or length > MAX_BODY:
             raise ValueError("HTTP answer without a usable Content-Length")
-        return int(parts[1]), length
+        return int(status.group(1)), length
 
     def drop(self) -> None:
         self._head = None
@@ -68,8 +76,16 @@ def http_channel(host: str, port: int, *, connections: int, timeout: float) -> S
     """REST resolution against ``http://host:port`` through kept-alive connections."""
     authority = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
 
+    requests: dict[tuple[str, str | None], bytes] = {}  # the key set repeats: encode once
+
     def encode(op: Op) -> bytes:
-        return http_request(op, authority)
+        key = (op.handle, op.type)
+        request = requests.get(key)
+        if request is None:
+            if len(requests) >= MAX_REMEMBERED:  # misses are all different: stay bounded
+                requests.clear()
+            request = requests[key] = http_request(op, authority)
+        return request
 
     def check(op: Op, got: object) -> tuple[str, str | None]:
         status, body = got  # type: ignore[misc]

@@ -124,7 +124,10 @@ class StreamPool:
             self.idle.put_nowait(conn)
 
     async def call(self, op: Op) -> tuple[str, str | None]:
-        conn = await self.idle.get()
+        try:  # closed loop with a connection per worker: one is always idle, no await
+            conn = self.idle.get_nowait()
+        except asyncio.QueueEmpty:
+            conn = await self.idle.get()
         try:
             if not conn.usable:
                 try:
