@@ -117,10 +117,6 @@ _GET = (
     "SELECT v.idx, v.type, v.data, v.permissions, v.ttl_type, v.ttl, v.timestamp, v.refs"
     " FROM handles h LEFT JOIN handle_values v ON v.key = h.key WHERE h.key = ? ORDER BY v.idx"
 )
-_GET_VALUES = (
-    "SELECT idx, type, data, permissions, ttl_type, ttl, timestamp, refs"
-    " FROM handle_values WHERE key = ? ORDER BY idx"
-)
 _INSERT_VALUE = "INSERT INTO handle_values VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _UPDATE_VALUE = (
     "UPDATE handle_values SET type = ?, data = ?, permissions = ?, ttl_type = ?, ttl = ?,"
@@ -768,16 +764,11 @@ def _last_serial(conn: sqlite3.Connection) -> int:
 
 
 def _read_record(conn: sqlite3.Connection, key: str) -> list[HandleValue] | None:
-    # One B-tree walk for a record that has values (the values are clustered by key, and a
-    # value row implies its handle row). Only when none come back is the handles table
-    # asked, in one statement so that "exists" and "has no values" are read together.
-    rows = conn.execute(_GET_VALUES, (key,)).fetchall()
+    rows = conn.execute(_GET, (key,)).fetchall()
     if not rows:
-        rows = conn.execute(_GET, (key,)).fetchall()
-        if not rows:
-            return None
-        if rows[0][0] is None:  # the handle exists but has no values
-            return []
+        return None
+    if rows[0][0] is None:  # the handle exists but has no values
+        return []
     return [
         HandleValue(
             r[0], r[1], r[2], _PERMS[r[3]], _TTL_TYPES[r[4]], r[5], r[6],
