@@ -85,9 +85,21 @@ def run_cmd(
     duration: Annotated[float, typer.Option(help="cap on seconds of load")] = 10.0,
     timeout: Annotated[float, typer.Option(help="seconds before a request is a timeout")] = 2.0,
     connections: Annotated[
-        int, typer.Option(help="TCP/HTTP connections per process (0: concurrency, or 64)")
+        int,
+        typer.Option(help="TCP/HTTP connections per process (0: concurrency/pipeline, or 64)"),
     ] = 0,
+    pipeline: Annotated[
+        int,
+        typer.Option(
+            help="HTTP: requests in flight per connection (HTTP/1.1 pipelining; 1: none); "
+            "ignored for udp and tcp"
+        ),
+    ] = 1,
     udp_sockets: Annotated[int, typer.Option(help="UDP sockets per process")] = 4,
+    warmup: Annotated[
+        float,
+        typer.Option(help="seconds of unrecorded closed-loop load first (warms caches)"),
+    ] = 0.0,
     mix: Annotated[str, typer.Option(help="weights of hit, miss, typed")] = DEFAULT_MIX,
     typed_type: Annotated[str, typer.Option(help="value type typed queries ask for")] = "URL",
     keys: Annotated[Path | None, typer.Option(help="file of handles, one a line")] = None,
@@ -112,6 +124,10 @@ def run_cmd(
         raise _usage("--mode rate needs --rate > 0")
     if duration <= 0 or timeout <= 0 or concurrency <= 0 or requests < 0:
         raise _usage("--duration, --timeout and --concurrency must be positive")
+    if pipeline < 1:
+        raise _usage("--pipeline must be at least 1 (1: no pipelining)")
+    if warmup < 0:
+        raise _usage("--warmup must not be negative")
     try:
         weights = parse_mix(mix)
         keyset = KeySet.from_file(keys) if keys else KeySet.generated(prefix, count)
@@ -160,11 +176,14 @@ def run_cmd(
                 duration=duration,
                 timeout=timeout,
                 connections=connections,
+                pipeline=pipeline,
+                warmup=warmup,
                 udp_sockets=udp_sockets,
                 typed_type=typed_type,
                 seed=seed,
             )
-            console.print(f"[bold]{p}[/] {host}:{port} {mode}, {nproc} processes ...")
+            piped = f", pipeline {pipeline}" if p == "http" and pipeline > 1 else ""
+            console.print(f"[bold]{p}[/] {host}:{port} {mode}{piped}, {nproc} processes ...")
             try:
                 runs.append(Run(spec, nproc, run(spec, nproc)))
             except LoadError as exc:
@@ -204,6 +223,10 @@ def _reproduce(opts: dict, chosen: list[str], nproc: int) -> str:
     args += ["--timeout", f"{opts['timeout']:g}", "--mix", opts["mix"]]
     if opts["connections"]:
         args += ["--connections", str(opts["connections"])]
+    if opts["pipeline"] > 1:  # figures taken with pipelining must say so
+        args += ["--pipeline", str(opts["pipeline"])]
+    if opts["warmup"]:
+        args += ["--warmup", f"{opts['warmup']:g}"]
     if opts["udp_sockets"] != 4:
         args += ["--udp-sockets", str(opts["udp_sockets"])]
     if opts["typed_type"] != "URL":

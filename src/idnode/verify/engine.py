@@ -43,7 +43,9 @@ class LoadSpec:
     requests: int = 0  # cap for this process; 0: only the duration bounds the run
     duration: float = 10.0
     timeout: float = 2.0
-    connections: int = 0  # TCP/HTTP; 0: the concurrency (closed) or 64 (rate)
+    connections: int = 0  # TCP/HTTP; 0: concurrency / pipeline (closed) or 64 (rate)
+    pipeline: int = 1  # HTTP: requests in flight per connection (HTTP/1.1 pipelining)
+    warmup: float = 0.0  # seconds of closed-loop load before the recorded run, results dropped
     udp_sockets: int = 4
     max_outstanding: int = 10_000  # fixed rate: beyond this the pacer waits (and it shows)
     typed_type: str = "URL"
@@ -51,18 +53,30 @@ class LoadSpec:
     extra: dict[str, str] = field(default_factory=dict)
 
     def pool_size(self) -> int:
+        """TCP/HTTP connections: as given, else just enough slots for every worker of the
+        closed loop (``pipeline`` slots per HTTP connection), or 64 at a fixed rate."""
         if self.connections > 0:
             return self.connections
-        return self.concurrency if self.mode == CLOSED else 64
+        if self.mode != CLOSED:
+            return 64
+        depth = max(1, self.pipeline) if self.protocol == "http" else 1
+        return -(-self.concurrency // depth)  # ceiling division
 
 
 def make_channel(spec: LoadSpec) -> Channel:
     if spec.protocol == "udp":
         return UdpChannel(spec.host, spec.port, timeout=spec.timeout, sockets=spec.udp_sockets)
-    make = {"tcp": tcp_channel, "http": http_channel}.get(spec.protocol)
-    if make is None:
+    if spec.protocol == "http":  # the only protocol that pipelines
+        return http_channel(
+            spec.host,
+            spec.port,
+            connections=spec.pool_size(),
+            timeout=spec.timeout,
+            pipeline=spec.pipeline,
+        )
+    if spec.protocol != "tcp":
         raise ValueError(f"unknown protocol {spec.protocol!r}: use one of {PROTOCOLS}")
-    return make(spec.host, spec.port, connections=spec.pool_size(), timeout=spec.timeout)
+    return tcp_channel(spec.host, spec.port, connections=spec.pool_size(), timeout=spec.timeout)
 
 
 async def run_load(spec: LoadSpec, ready: Callable[[], None] | None = None) -> Results:
@@ -70,10 +84,12 @@ async def run_load(spec: LoadSpec, ready: Callable[[], None] | None = None) -> R
     until the request cap or the duration is reached and every answer is in."""
     channel = make_channel(spec)
     await channel.start()
+    plan = Plan(spec.keys, spec.mix, spec.typed_type, spec.seed)
+    if spec.warmup > 0:  # fill the node's caches (and ours) before anything is recorded
+        await _warm_up(spec, channel, plan)
     if ready is not None:
         ready()
     results = Results()
-    plan = Plan(spec.keys, spec.mix, spec.typed_type, spec.seed)
     start = time.perf_counter_ns()
     stop = start + int(spec.duration * 1e9)
     cap = spec.requests if spec.requests > 0 else 1 << 62
@@ -89,6 +105,16 @@ async def run_load(spec: LoadSpec, ready: Callable[[], None] | None = None) -> R
         sweeper.cancel()
         await channel.close()
     return results
+
+
+async def _warm_up(spec: LoadSpec, channel: Channel, plan: Plan) -> None:
+    start = time.perf_counter_ns()
+    stop = start + int(spec.warmup * 1e9)
+    sweeper = asyncio.create_task(_sweep(channel, min(0.1, spec.timeout / 4)))
+    try:
+        await _closed(spec, channel, plan, Results(), start, stop, 1 << 62)
+    finally:
+        sweeper.cancel()
 
 
 async def _sweep(channel: Channel, every: float) -> None:

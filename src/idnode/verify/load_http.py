@@ -2,7 +2,8 @@
 
 Only what the generator needs of HTTP: a status line, headers, a Content-Length body.
 A chunked or length-less answer counts as malformed (the node always sends a length), and
-``Connection: close`` makes the pool reopen the connection for the next request.
+``Connection: close`` makes the pool reopen the connection for the next request (requests
+pipelined behind that answer fail as ``connect`` errors: the server will not answer them).
 """
 
 from __future__ import annotations
@@ -72,8 +73,11 @@ class HttpConnection(StreamConnection):
         super().drop()
 
 
-def http_channel(host: str, port: int, *, connections: int, timeout: float) -> StreamPool:
-    """REST resolution against ``http://host:port`` through kept-alive connections."""
+def http_channel(
+    host: str, port: int, *, connections: int, timeout: float, pipeline: int = 1
+) -> StreamPool:
+    """REST resolution against ``http://host:port`` through kept-alive connections, each
+    with up to ``pipeline`` requests in flight (HTTP/1.1 pipelining when above 1)."""
     authority = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
 
     requests: dict[tuple[str, str | None], bytes] = {}  # the key set repeats: encode once
@@ -99,4 +103,5 @@ def http_channel(host: str, port: int, *, connections: int, timeout: float) -> S
         factory=HttpConnection,
         encode=encode,
         check=check,
+        pipeline=pipeline,
     )

@@ -58,6 +58,8 @@ def summary(run: Run) -> dict[str, Any]:
         "mix": spec.mix,
         "typed_type": spec.typed_type,
         "timeout_s": spec.timeout,
+        "pipeline": spec.pipeline if spec.protocol == "http" else 1,
+        "warmup_s": spec.warmup,
         "sent": r.total_sent,
         "ok": r.total_ok,
         "errors": r.total_errors,
