@@ -51,8 +51,7 @@ def test_hit_patches_request_id_and_invalidation_clears():
     env, payload = split(resolution_request("20.500.1/x", request_id=1))
     key = ResponseCache.key(env, payload)
     answer = encode_message(resolution_request("20.500.1/x", request_id=1))  # any message
-    cache.put(key, answer, cache.generation, "20.500.1/x")
-    assert cache.get(key, 99) is None  # admitted only when computed a second time
+    assert cache.get(key, 99) is None
     cache.put(key, answer, cache.generation, "20.500.1/x")
     hit, handle = cache.get(key, 99)
     assert handle == "20.500.1/x"
@@ -82,11 +81,17 @@ def test_lru_bound():
     assert len(cache) == 2 and cache.get(bytes([0]), 1) is None
 
 
-def test_one_off_answers_are_not_admitted():
+def test_a_full_cache_admits_only_answers_computed_twice():
     cache = ResponseCache(max_entries=4)
-    for i in range(100):  # a scan: each identifier once
+    for i in range(4):  # room: kept at once
         cache.put(bytes([i]), b"\x00" * 40, cache.generation)
-    assert len(cache) == 0
+    assert len(cache) == 4
+    for i in range(4, 100):  # then a scan: each identifier once evicts nothing
+        cache.put(bytes([i]), b"\x00" * 40, cache.generation)
+    assert [cache.peek(bytes([i])) is not None for i in range(4)] == [True] * 4
+    for _ in range(2):  # a new hot one is admitted on its second computation
+        cache.put(b"hot", b"\x00" * 40, cache.generation)
+    assert cache.peek(b"hot") is not None and len(cache) == 4
 
 
 def test_requested_handle_is_read_from_the_request_body():
@@ -113,7 +118,7 @@ async def test_lifecycle_changes_and_negative_answers_through_a_real_node(tmp_pa
             missing = await code("20.500.123/never-made")
             found = await code("20.500.123/demo-1")
         assert missing[0] == ResponseCode.HANDLE_NOT_FOUND and found[0] == ResponseCode.SUCCESS
-        assert cache.stats.hits == 2 and len(cache) == 2  # the third of each was a hit
+        assert cache.stats.hits == 4 and len(cache) == 2  # all but the first were hits
         resolutions = node.registry.stats.pending["20.500.123"]
         assert resolutions == 6  # hits are counted by the gate like any resolution
 

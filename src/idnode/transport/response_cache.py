@@ -83,8 +83,9 @@ class ResponseCache:
         self._entries: OrderedDict[bytes, tuple[bytes, str]] = OrderedDict()
         self.generation = 0
         self.stats = CacheStats()
-        # Admission: an answer is kept the second time it is computed. Identifiers asked
-        # for once (a scan, a uniform spread over millions) then never evict the hot ones.
+        # Admission: while there is room every answer is kept; once full, an answer is kept
+        # only the second time it is computed, so identifiers asked for once (a scan, a
+        # uniform spread over millions) do not evict the hot ones.
         self._seen_once: set[int] = set()
 
     def __len__(self) -> int:
@@ -145,7 +146,8 @@ class ResponseCache:
         if len(answer) < ENVELOPE_SIZE:
             return
         fingerprint = hash(key)
-        if fingerprint not in self._seen_once:
+        full = len(self._entries) >= self.max_entries
+        if full and fingerprint not in self._seen_once:
             if len(self._seen_once) >= self.max_entries:
                 self._seen_once.clear()
             self._seen_once.add(fingerprint)
