@@ -24,10 +24,20 @@ serve: $(STAMP) $(NODE)/idnode.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# Reproduces the figures in docs/performance.md (a throw-away node in var-bench/).
+# Reproduces the figures in docs/performance.md (a throw-away node in var-bench/): the kernel's
+# own UDP ceiling, cached resolution (hits only, after a warm-up) on each transport, HTTP with
+# pipelining, the default mix (hits, unique misses, typed queries) and latency at a fixed rate.
+BENCH_RUN = $(BIN)/idnode bench run --seed-node var-bench --count 10000 --duration 10 --warmup 5
 bench: $(STAMP)
-	$(BIN)/idnode bench run --seed-node var-bench --count 10000 --protocol udp,tcp,http \
-		--duration 10 --json-out bench/results/bench.json --html-out bench/results/bench.html
+	$(BIN)/python bench/udp_floor.py --seconds 5
+	$(BENCH_RUN) --protocol udp,tcp,http --mix hit=100 \
+		--json-out bench/results/cached.json --html-out bench/results/cached.html
+	$(BENCH_RUN) --protocol http --mix hit=100 --pipeline 8 \
+		--json-out bench/results/http-pipelined.json
+	$(BENCH_RUN) --protocol udp,tcp,http \
+		--json-out bench/results/mix.json --html-out bench/results/mix.html
+	$(BENCH_RUN) --protocol udp --mix hit=100 --mode rate --rate 10000 \
+		--json-out bench/results/udp-rate.json
 
 # Long fuzz run (issue 7): Atheris (coverage-guided) over every decoder, FUZZ_RUNS inputs;
 # crashes land in tests/fuzz/crashes/ and become regressions of `make test`.

@@ -86,11 +86,20 @@ def test_cached_answers_are_the_full_paths_answers(node):
 
 
 def test_pipelined_requests_are_answered_in_order(node):
-    cached, missing = TARGETS[1], "/api/handles/20.500.123/no-such-handle"
+    cached, missing = TARGETS[1], "/api/handles/20.500.123/no-such-handle-yet"
     for _ in range(2):
         raw_exchange(node, get(cached), 1)
+        raw_exchange(node, get(TARGETS[0]), 1)
+    hits = metric(node, "idnode_response_cache_hits_total")
+    # the 404 is computed (first time asked); the two cached answers behind it wait for it
     answers = raw_exchange(node, get(cached) + get(missing) + get(cached) + get(TARGETS[0]), 4)
     assert [a[0].split()[1] for a in answers] == [b"200", b"404", b"200", b"200"]
+    assert metric(node, "idnode_response_cache_hits_total") - hits == 3
+    later, last = "/api/handles/20.500.123/not-yet-b", "/api/handles/20.500.123/not-yet-c"
+    again = raw_exchange(node, get(later) + get(cached) * 2 + get(last) + get(cached), 5)
+    assert [a[0].split()[1] for a in again] == [b"404", b"200", b"200", b"404", b"200"]
+    assert b"not-yet-b" in again[0][2] and b"not-yet-c" in again[3][2]
+    assert again[1][2] == again[2][2] == again[4][2]
     assert answers[0][2] == answers[2][2]
     assert b'"URL"' in answers[0][2] and b'"DESC"' not in answers[0][2]
     assert b'"DESC"' in answers[3][2]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from http import HTTPStatus
+from typing import Any
 
 from idnode.errors import IdnodeError
 from idnode.transport.limits import Limits
@@ -119,7 +120,13 @@ class CachedRestAnswers:
                 gate(handle)
             except IdnodeError:
                 return None
-        split = answer.index(b"\r\n") + 2  # the status line, then the server's headers
+        return self.with_server_headers(answer, default_headers)
+
+    def with_server_headers(
+        self, answer: bytes, default_headers: list[tuple[bytes, bytes]]
+    ) -> bytes:
+        """A stored answer with the server's headers after its status line."""
+        split = answer.index(b"\r\n") + 2
         return answer[:split] + self._default_head(default_headers) + answer[split:]
 
     def _default_head(self, default_headers: list[tuple[bytes, bytes]]) -> bytes:
@@ -128,6 +135,25 @@ class CachedRestAnswers:
             self._dated = b"".join(n + b": " + v + b"\r\n" for n, v in default_headers)
             self._dated_for = default_headers
         return self._dated
+
+
+class Replay:
+    """A cached answer queued behind answers still being computed on its connection.
+
+    The protocol writes it as soon as the answers before it are out (``on_response_complete``),
+    without a task. It is also an ASGI app that sends the same answer, should uvicorn ever
+    start it the usual way."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer  # status line, our headers, body: no date/server headers
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        head, _, body = self.answer.partition(b"\r\n\r\n")
+        status_line, *lines = head.split(b"\r\n")
+        headers = [tuple(line.split(b": ", 1)) for line in lines]
+        status = int(status_line.split(b" ", 2)[1])
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 def cached_answers_protocol(answers: CachedRestAnswers, base: type | None = None) -> type:
@@ -172,37 +198,65 @@ def cached_answers_protocol(answers: CachedRestAnswers, base: type | None = None
             super().handle_websocket_upgrade()
 
         def on_headers_complete(self) -> None:
-            if self._may_answer_here():
-                client = self.client
-                response = answers.answer(
-                    self.url,
-                    self.headers,
-                    client[0] if client else "?",
-                    self.server_state.default_headers,
-                )
-                if response is not None:
-                    self._answered_here = True
-                    if self._corked is not None:
-                        self._corked.append(response)
-                    else:
-                        self.transport.write(response)
-                    self.after_cached_answer()
-                    return
-            super().on_headers_complete()
+            if not self._cacheable_request():
+                super().on_headers_complete()
+                return
+            cycle = self.cycle
+            idle = (cycle is None or cycle.response_complete) and not self.pipeline
+            client = self.client
+            response = answers.answer(
+                self.url,
+                self.headers,
+                client[0] if client else "?",
+                self.server_state.default_headers if idle else [],
+            )
+            if response is None:
+                super().on_headers_complete()
+            elif idle:
+                self._answered_here = True
+                if self._corked is not None:
+                    self._corked.append(response)
+                else:
+                    self.transport.write(response)
+                self.after_cached_answer()
+            else:
+                # answers to earlier requests on this connection are still being computed:
+                # queue this one behind them, as uvicorn queues pipelined requests, with an
+                # app that only replays the cached answer (no routing, no resolution)
+                self._queue_behind(Replay(response))
+
+        def _queue_behind(self, app: object) -> None:
+            own = self.app
+            self.app = app
+            try:
+                super().on_headers_complete()  # queues (cycle, self.app) in self.pipeline
+            finally:
+                self.app = own
+
+        def on_response_complete(self) -> None:
+            # write the cached answers queued next, in order, then let uvicorn start the
+            # next computed one (or arm its keep-alive timer)
+            pipeline = self.pipeline
+            while pipeline and isinstance(pipeline[-1][1], Replay):
+                if self.transport.is_closing():
+                    break
+                cycle, replay = pipeline.pop()
+                cycle.response_complete = True
+                self.server_state.total_requests += 1
+                default_headers = self.server_state.default_headers
+                self.transport.write(answers.with_server_headers(replay.answer, default_headers))
+            super().on_response_complete()
 
         def after_cached_answer(self) -> None:
             """What uvicorn does after any response (count it, arm the keep-alive timer);
             ``slow_clients`` overrides it with a cheaper watchdog."""
             self.on_response_complete()
 
-        def _may_answer_here(self) -> bool:
+        def _cacheable_request(self) -> bool:
             parser = self.parser
-            cycle = self.cycle
             return (
                 parser.get_method() == b"GET"
                 and self.scheme == "http"
-                and (cycle is None or cycle.response_complete)
-                and not self.pipeline
                 and not self.expect_100_continue
                 and parser.get_http_version() == "1.1"
                 and parser.should_keep_alive()

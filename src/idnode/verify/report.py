@@ -105,6 +105,7 @@ def document(command: str, runs: list[Run], env: dict[str, Any]) -> dict[str, An
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
 
 
@@ -246,6 +247,7 @@ def html_page(doc: dict[str, Any]) -> str:
 
 
 def write_html(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html_page(doc), encoding="utf-8")
 
 
