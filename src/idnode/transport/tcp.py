@@ -60,11 +60,15 @@ class HandleTCPProtocol(asyncio.Protocol):
         self.peer = ""
         self.idle_timeout = idle_timeout
         self.idle_handle: asyncio.TimerHandle | None = None
+        self.last_request = 0.0  # loop time of the last complete request (idle watchdog)
+        self.answering = False  # the worker is computing an answer: later ones must wait
+        self.host_ip = "?"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername") or ("?", 0)
         self.peer = f"{peer[0]}:{peer[1]}"
+        self.host_ip = str(peer[0])
         limits = self.handler.limits
         if self.connections is not None and not limits.is_exempt(str(peer[0])):
             if not self.connections.acquire(str(peer[0]), limits.tcp_max_connections_per_ip):
@@ -72,14 +76,19 @@ class HandleTCPProtocol(asyncio.Protocol):
                 transport.close()
                 return
             self.host = str(peer[0])
-        self.worker = asyncio.get_running_loop().create_task(self._serve())
-        self._arm_idle()
-
-    def _arm_idle(self) -> None:
-        if self.idle_handle is not None:
-            self.idle_handle.cancel()
         loop = asyncio.get_running_loop()
-        self.idle_handle = loop.call_later(self.idle_timeout, self._close)
+        self.worker = loop.create_task(self._serve())
+        self.last_request = loop.time()
+        self.idle_handle = loop.call_at(self.last_request + self.idle_timeout, self._idle_check)
+
+    def _idle_check(self) -> None:
+        """One timer per connection, moved on lazily: requests only note their time."""
+        loop = asyncio.get_running_loop()
+        due = self.last_request + self.idle_timeout
+        if loop.time() >= due:
+            self._close()
+        else:
+            self.idle_handle = loop.call_at(due, self._idle_check)
 
     def _close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -92,10 +101,17 @@ class HandleTCPProtocol(asyncio.Protocol):
             log.info("closing %s: %s", self.peer, exc)
             self._close()
             return
+        handler, transport = self.handler, self.transport
         for frame in frames:
+            if not self.answering and self.queue.empty() and transport is not None:
+                # nothing before it is unanswered: a cached answer can go out now, in order
+                hit = handler.answer_frame_cached(frame[0], frame[1], self.host_ip)
+                if hit is not None:
+                    transport.write(hit)
+                    continue
             self.queue.put_nowait(frame)
         if frames:
-            self._arm_idle()
+            self.last_request = asyncio.get_running_loop().time()
         self._arm_read_deadline(restart=bool(frames))
 
     def _arm_read_deadline(self, restart: bool) -> None:
@@ -135,8 +151,12 @@ class HandleTCPProtocol(asyncio.Protocol):
                 self._close()
                 return
             envelope, payload = frame
-            # a long listing arrives as several messages chained with the CN flag
-            responses = await self.handler.answer_messages(envelope, payload, peer=self.peer)
+            self.answering = True
+            try:
+                # a long listing arrives as several messages chained with the CN flag
+                responses = await self.handler.answer_messages(envelope, payload, peer=self.peer)
+            finally:
+                self.answering = self.queue.qsize() > 0
             if self.transport is None:
                 return
             for response in responses:

@@ -138,6 +138,16 @@ class WireHandler:
             self.cache.put(key, encoded, generation, requested_handle(payload))
         return encoded
 
+    def answer_frame_cached(self, envelope: Envelope, payload: bytes, host: str) -> bytes | None:
+        """``answer_datagram_cached`` for a request already framed (TCP): no task, no store."""
+        cache = self.cache
+        if cache is None:
+            return None
+        key = cache.key(envelope, payload)
+        if key is None or not cache.contains(key):
+            return None
+        return self._cached_answer(cache, key, envelope.request_id.to_bytes(4, "big"), host)
+
     def answer_datagram_cached(self, datagram: bytes, host: str) -> bytes | None:
         """The cached answer to a request that arrived whole in one datagram, or None.
 
@@ -150,13 +160,18 @@ class WireHandler:
         key = cache.datagram_key(datagram)
         if key is None or not cache.contains(key):
             return None
+        return self._cached_answer(cache, key, datagram[8:12], host)
+
+    def _cached_answer(
+        self, cache: ResponseCache, key: bytes, request_id: bytes, host: str
+    ) -> bytes | None:
         if not self.limits.allow_request(host):
             return None  # the full path answers SERVER_BUSY
         hit = cache.peek(key)
         if hit is None or not self._gate_allows(hit[1]):
             return None
         answer = hit[0]
-        return answer[:8] + datagram[8:12] + answer[12:]  # the request id, as in the request
+        return answer[:8] + request_id + answer[12:]  # the request id, as in the request
 
     def _gate_allows(self, handle: str) -> bool:
         """Run the resolver's gate (statistics, lifecycle tombstones) for a cached answer.
