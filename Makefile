@@ -36,7 +36,7 @@ bench: $(STAMP)
 		--json-out bench/results/http-pipelined.json
 	$(BENCH_RUN) --protocol udp,tcp,http \
 		--json-out bench/results/mix.json --html-out bench/results/mix.html
-	$(BENCH_RUN) --protocol udp --mix hit=100 --mode rate --rate 10000 \
+	$(BENCH_RUN) --protocol udp --mix hit=100 --mode rate --rate 10000 --processes 1 \
 		--json-out bench/results/udp-rate.json
 
 # Long fuzz run (issue 7): Atheris (coverage-guided) over every decoder, FUZZ_RUNS inputs;
