@@ -3,7 +3,6 @@ tests/e2e/test_http_cache.py drives it through a real server)."""
 
 from __future__ import annotations
 
-from idnode.errors import HandleNotFound
 from idnode.transport.http_fast import CachedRestAnswers, request_target
 from idnode.transport.limits import Limits, RateLimiter
 from idnode.transport.response_cache import ResponseCache
@@ -19,10 +18,9 @@ class Resolver:
         self.refused: set[str] = set()
         self.seen: list[str] = []
 
-    def gate(self, handle: str) -> None:
+    def admits(self, handle: str) -> bool:
         self.seen.append(handle)
-        if handle in self.refused:
-            raise HandleNotFound(f"handle {handle} revoked")
+        return handle not in self.refused
 
 
 def scope(target: bytes = TARGET, headers=(), scheme: str = "http", method: str = "GET"):

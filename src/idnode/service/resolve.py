@@ -69,6 +69,17 @@ class Resolver:
         # reports a child sends its parent
         self.on_error: Callable[[str], None] | None = None
 
+    def admits(self, handle: str) -> bool:
+        """The gate, for an answer served from a response cache: counts the resolution and
+        says False when the identifier's state now refuses it (the full path then answers)."""
+        if self.gate is None or not handle:
+            return True
+        try:
+            self.gate(handle)
+        except IdnodeError:
+            return False
+        return True
+
     async def resolve(self, query: ResolutionQuery, *, reader: Any = None) -> list[HandleValue]:
         """The values of ``query.handle`` that ``reader`` (an Identity, or None) may see."""
         try:

@@ -25,11 +25,10 @@ revoked identifier.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from idnode.errors import IdnodeError
+from idnode.service.resolve import Resolver
 from idnode.transport.limits import Limits
 from idnode.transport.response_cache import ResponseCache
 
@@ -63,11 +62,11 @@ class CachedRestAnswers:
         self,
         cache: ResponseCache,
         limits: Limits,
-        resolver: object = None,
+        resolver: Resolver,
     ) -> None:
         self.cache = cache
         self.limits = limits
-        self.resolver = resolver  # its ``gate`` (statistics, lifecycle) sees every hit
+        self.resolver = resolver  # its gate (statistics, lifecycle) sees every hit
         self._dated_for: object = None  # the default-headers list _dated was built from
         self._dated = b""
 
@@ -93,12 +92,13 @@ class CachedRestAnswers:
         target: bytes,
         headers: list[tuple[bytes, bytes]],
         client_host: str,
-        default_headers: list[tuple[bytes, bytes]],
+        default_headers: list[tuple[bytes, bytes]] | None,
     ) -> bytes | None:
         """The whole HTTP response to a GET of ``target``, or None for the full path.
 
         ``headers`` are the request's (names lower-cased); ``default_headers`` are the
-        server's ``date`` and ``server`` headers, which every answer starts with.
+        server's ``date`` and ``server`` headers, which every answer starts with; None for
+        the answer as stored, which ``with_server_headers`` completes later.
         """
         cache = self.cache
         if not cache.contains(target):
@@ -114,12 +114,10 @@ class CachedRestAnswers:
         if hit is None:
             return None
         answer, handle = hit
-        gate: Callable[[str], object] | None = getattr(self.resolver, "gate", None)
-        if gate is not None:
-            try:
-                gate(handle)
-            except IdnodeError:
-                return None
+        if not self.resolver.admits(handle):
+            return None
+        if default_headers is None:
+            return answer  # as stored: status line, our headers, body
         return self.with_server_headers(answer, default_headers)
 
     def with_server_headers(
@@ -208,7 +206,7 @@ def cached_answers_protocol(answers: CachedRestAnswers, base: type | None = None
                 self.url,
                 self.headers,
                 client[0] if client else "?",
-                self.server_state.default_headers if idle else [],
+                self.server_state.default_headers if idle else None,
             )
             if response is None:
                 super().on_headers_complete()

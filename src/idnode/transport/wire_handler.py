@@ -127,7 +127,7 @@ class WireHandler:
         key = None if busy or self.cache is None else self.cache.key(envelope, payload)
         if key is not None:
             hit = self.cache.get(key, envelope.request_id)
-            if hit is not None and self._gate_allows(hit[1]):
+            if hit is not None and self.node.resolver.admits(hit[1]):
                 return hit[0]
             generation = self.cache.generation
         response = await self._answer_message(envelope, payload, peer, busy=busy)
@@ -168,25 +168,10 @@ class WireHandler:
         if not self.limits.allow_request(host):
             return None  # the full path answers SERVER_BUSY
         hit = cache.peek(key)
-        if hit is None or not self._gate_allows(hit[1]):
+        if hit is None or not self.node.resolver.admits(hit[1]):
             return None
         answer = hit[0]
         return answer[:8] + request_id + answer[12:]  # the request id, as in the request
-
-    def _gate_allows(self, handle: str) -> bool:
-        """Run the resolver's gate (statistics, lifecycle tombstones) for a cached answer.
-
-        A gate that refuses means the identifier's state changed after the answer was cached:
-        the request then takes the full path, which answers with the gate's error.
-        """
-        gate = getattr(self.node.resolver, "gate", None)
-        if gate is None or not handle:
-            return True
-        try:
-            gate(handle)
-        except IdnodeError:
-            return False
-        return True
 
     async def answer_messages(
         self, envelope: Envelope, payload: bytes, peer: str = ""
