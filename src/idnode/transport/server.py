@@ -50,6 +50,17 @@ async def response_cache_for(config: Config, store) -> ResponseCache | None:
     return cache
 
 
+def watch_caches(node, caches: dict[str, ResponseCache | None]) -> None:
+    """Show the caches in ``/metrics`` and clear them on lifecycle and prefix state changes
+    (writes to the store clear them through ``response_cache_for``)."""
+    live = {face: cache for face, cache in caches.items() if cache is not None}
+    if node.registry is None:
+        return
+    node.registry.stats.metrics.register(ResponseCacheCollector(live))
+    for cache in live.values():  # a suspended or reactivated identifier: answers change
+        node.registry.state_listeners.append(cache.invalidate)
+
+
 async def serve(
     config: Config, *, ready: asyncio.Event | None = None, reuse_port: bool = False
 ) -> None:
@@ -59,17 +70,13 @@ async def serve(
     UDP, TCP and HTTP ports; the kernel spreads clients across them.
     """
     node = await open_node(config)
-    handler = WireHandler(node, cache=await response_cache_for(config, node.store))
+    wire_cache = await response_cache_for(config, node.store)
     rest_cache = await response_cache_for(config, node.store)
+    watch_caches(node, {"wire": wire_cache, "http": rest_cache})
+    handler = WireHandler(node, cache=wire_cache)
     answers = (
         None if rest_cache is None else CachedRestAnswers(rest_cache, handler.limits, node.resolver)
     )
-    caches = {"wire": handler.cache, "http": rest_cache}
-    live = {face: cache for face, cache in caches.items() if cache is not None}
-    if node.registry is not None:
-        node.registry.stats.metrics.register(ResponseCacheCollector(live))  # /metrics
-        for cache in live.values():  # a revoked or reinstated identifier: answers change
-            node.registry.state_listeners.append(cache.invalidate)
     protocol = request_deadline_protocol(
         config.limits.http_request_timeout,
         base=None if answers is None else cached_answers_protocol(answers),
