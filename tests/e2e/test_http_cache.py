@@ -180,3 +180,13 @@ def test_answers_written_together_keep_their_order_before_a_bad_request(node):
         raw_exchange(node, get(target), 1)
     answers = raw_exchange(node, get(target) * 3 + b"NOT HTTP AT ALL\r\n\r\n", 4)
     assert [a[0].split()[1] for a in answers] == [b"200", b"200", b"200", b"400"]
+
+
+def test_the_proxy_redirect_is_cached_too(node):
+    target = "/20.500.123/demo-1"
+    hits = metric(node, "idnode_response_cache_hits_total")
+    answers = [without_date(raw_exchange(node, get(target), 1)[0]) for _ in range(3)]
+    assert answers[0][0] == b"HTTP/1.1 302 Found"
+    assert answers[0][1][b"location"] == b"https://example.com/products/pump-7"
+    assert answers[0] == answers[1] == answers[2]
+    assert metric(node, "idnode_response_cache_hits_total") - hits == 2

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -211,16 +211,9 @@ class RestApi:
                 "values": [value_to_json(v) for v in values],
             }
 
-        answers = self.answers
-        if answers is None:
-            return await self.respond(request, handle, work)
-        generation = answers.generation()
-        response = await self.respond(request, handle, work)
-        answers.remember(
-            request.scope, response.status_code, response.raw_headers, response.body, handle,
-            generation,
-        )  # fmt: skip
-        return response
+        return await remembered(
+            self.answers, request, handle, lambda: self.respond(request, handle, work)
+        )
 
     async def _refuse_hidden(self, query: ResolutionQuery) -> None:
         """``publicOnly=false`` from an anonymous caller: 401 if restricted values match, as
@@ -300,6 +293,25 @@ class RestApi:
         return await self.respond(request, handle, work)
 
 
+async def remembered(
+    answers: CachedRestAnswers | None,
+    request: Request,
+    handle: str,
+    produce: Callable[[], Awaitable[Response]],
+) -> Response:
+    """``produce()``'s response to a resolution, offered to the response cache (which keeps
+    it only for anonymous GETs) for the HTTP protocol to answer the next identical one."""
+    if answers is None:
+        return await produce()
+    generation = answers.generation()  # before resolving: a write meanwhile voids it
+    response = await produce()
+    answers.remember(
+        request.scope, response.status_code, response.raw_headers, response.body, handle,
+        generation,
+    )  # fmt: skip
+    return response
+
+
 async def _json_entity(request: Request) -> Any:
     """The request entity as JSON; HSJ answers 400 / code 4 for anything else."""
     content_type = request.headers.get("content-type")
@@ -377,6 +389,9 @@ def build_app(
     async def proxy(request: Request) -> Response:
         """``GET /{handle}``: redirect to the record's URL value, as public handle proxies do."""
         handle = request.path_params["handle"]
+        return await remembered(answers, request, handle, lambda: redirect(request, handle))
+
+    async def redirect(request: Request, handle: str) -> Response:
         try:
             values = await node.resolver.resolve(ResolutionQuery(handle=handle, public_only=True))
         except IdnodeError as exc:

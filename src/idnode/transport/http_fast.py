@@ -5,7 +5,7 @@ everyone until the store changes, like a hot UDP resolution (``response_cache``)
 uvicorn, Starlette, the limits middleware, authentication, the resolver and JSON rendering
 it costs about 130 µs of Python; answered from here, a dict lookup and one write.
 
-The full path fills the cache (``RestApi.get`` calls ``remember``); the HTTP protocol asks
+The full path fills the cache (``http.remembered`` calls ``remember``); the HTTP protocol asks
 ``answer`` once a request's head has arrived and, when it gets bytes back, writes them and
 skips the ASGI cycle. Everything the full path would do differently for this request sends
 it there instead:
@@ -18,9 +18,9 @@ it there instead:
 
 The key is the request target exactly as sent (path and query), so two requests share an
 answer only when every parameter (``type``, ``index``, ``publicOnly``, ``pretty``,
-``callback``) is the same. Found (200) and not found (404) answers are kept, with the
-handle they answer for: every hit passes the resolver's gate, which counts it and refuses a
-revoked identifier.
+``callback``) is the same. Found (200), not found (404) and the proxy's redirects
+(``GET /{handle}``, 302) are kept, with the handle they answer for: every hit passes the
+resolver's gate, which counts it and refuses a revoked identifier.
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ from idnode.service.resolve import Resolver
 from idnode.transport.limits import Limits
 from idnode.transport.response_cache import ResponseCache
 
-# found, and not found (negative caching): the answers of GET /api/handles/{handle} that
-# are the same for every anonymous client until a write or a lifecycle change
+# found, redirected (the proxy's GET /{handle}) and not found (negative caching): answers
+# that are the same for every anonymous client until a write or a lifecycle change
 _KEPT_STATUS = {
-    code: b"HTTP/1.1 %d %s\r\n" % (code, HTTPStatus(code).phrase.encode()) for code in (200, 404)
+    code: b"HTTP/1.1 %d %s\r\n" % (code, HTTPStatus(code).phrase.encode())
+    for code in (200, 302, 404)
 }
-REST_RESOLUTION = b"/api/handles/"  # the only answers kept; other GETs are not misses
+REST_RESOLUTION = b"/api/handles/"  # misses are counted for these only (not every GET)
 _PERSONAL_HEADERS = frozenset((b"authorization", b"cookie"))
 
 
