@@ -91,7 +91,9 @@ def start_node(
         args.append("--demo")
     subprocess.run(args, check=True, capture_output=True, text=True)
     proc = subprocess.Popen(
-        [*IDNODE, "serve", str(directory), *serve_args],
+        # one process unless a test asks for more: a write is then seen by the next request
+        # at once (workers learn of each other's writes within 50 ms)
+        [*IDNODE, "serve", str(directory), *one_worker_unless(serve_args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -100,6 +102,14 @@ def start_node(
     node = RunningNode(directory, "127.0.0.1", port, http_port, proc, prefix)
     wait_http(node.http_url, proc)
     return node
+
+
+def one_worker_unless(serve_args: tuple[str, ...]) -> tuple[str, ...]:
+    """``serve_args``, with ``--workers 1`` added unless they choose a number of workers
+    (``idnode serve`` runs one worker per core by default)."""
+    if any(a == "--workers" or a.startswith("--workers=") for a in serve_args):
+        return serve_args
+    return (*serve_args, "--workers", "1")
 
 
 def stop_node(node: RunningNode) -> str:

@@ -135,10 +135,15 @@ def serve(
         if value is not None:
             setattr(cfg.server, attr, value)
     setup_logging(cfg.log.level, cfg.log.format)
-    if cfg.server.workers != 1:
-        from idnode.transport.workers import Supervisor, worker_count
+    tls = bool(cfg.tls.tcp_port or cfg.tls.https_port)
+    if cfg.server.workers == 0 and tls:
+        cfg.server.workers = 1  # "one per core" by default, but TLS ports take one process
+    from idnode.transport.workers import worker_count
 
-        if cfg.tls.tcp_port or cfg.tls.https_port:
+    if worker_count(cfg.server.workers) > 1:
+        from idnode.transport.workers import Supervisor
+
+        if tls:
             fail("TLS ports are served by one process: use --workers 1 with [tls]", USAGE_ERROR)
         raise typer.Exit(Supervisor(cfg, worker_count(cfg.server.workers)).run())
     _install_uvloop()

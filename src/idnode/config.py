@@ -31,8 +31,8 @@ class ServerSection:
     http_port: int = 8000
     # The address published in HS_SITE; defaults to ``host`` (``0.0.0.0`` publishes 127.0.0.1).
     public_address: str = ""
-    # processes sharing the ports (SO_REUSEPORT) and the store; 0 = one per core
-    workers: int = 1
+    # processes sharing the ports (SO_REUSEPORT) and the store; 0 = one per core (default)
+    workers: int = 0
     # encoded answers to anonymous resolutions kept per worker; 0 disables the cache
     cache_entries: int = 100_000
 

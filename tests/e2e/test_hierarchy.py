@@ -53,7 +53,7 @@ def init_args(directory: Path, role: str, prefix: str | None) -> tuple[list[str]
 
 def serve(directory: Path, port: int, http_port: int, prefix: str) -> RunningNode:
     proc = subprocess.Popen(
-        [*IDNODE, "serve", str(directory)],
+        [*IDNODE, "serve", str(directory), "--workers", "1"],  # six nodes on two cores
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -83,7 +83,7 @@ def node(tmp_path_factory) -> Iterator[Node]:
     log_path = directory / "server.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [*IDNODE, "serve", str(directory)],
+            [*IDNODE, "serve", str(directory), "--workers", "1"],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "IDNODE_LOG_FORMAT": "json", "IDNODE_LOG_LEVEL": "DEBUG"},

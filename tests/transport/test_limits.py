@@ -237,7 +237,7 @@ def tight_node(node_dir, tmp_path_factory) -> Iterator[RunningNode]:
         "IDNODE_SERVER_HTTP_PORT": str(http_port),
     }
     proc = subprocess.Popen(
-        [*IDNODE, "serve", str(node_dir)],
+        [*IDNODE, "serve", str(node_dir), "--workers", "1"],  # limits are per process
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -146,6 +146,14 @@ def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 
     raise PrepareError(f"idnode serve at {url} did not become ready in {timeout:g}s")
 
 
+def _one_worker_unless(serve_args: Sequence[str]) -> list[str]:
+    """One serving process unless ``--serve-arg=--workers=N`` says otherwise: the generator
+    shares the machine, and the figures in docs/performance.md are of one worker."""
+    if any(a == "--workers" or a.startswith("--workers=") for a in serve_args):
+        return list(serve_args)
+    return [*serve_args, "--workers", "1"]
+
+
 @contextmanager
 def served(directory: Path, serve_args: Sequence[str] = ()) -> Iterator[ServedNode]:
     """``idnode serve directory`` on free loopback ports for the duration of the block;
@@ -166,7 +174,7 @@ def served(directory: Path, serve_args: Sequence[str] = ()) -> Iterator[ServedNo
                 str(port),
                 "--http-port",
                 str(http_port),
-                *serve_args,
+                *_one_worker_unless(serve_args),
             ],
             stdout=fh,
             stderr=subprocess.STDOUT,
