@@ -212,6 +212,8 @@ async def test_revoked_identifier_is_a_tombstone(env):
     with pytest.raises(IdnodeError, match="revoked"):  # no rewrite on any path
         await reg.admin.modify_values(reg.operator, "88.123.4567/P00001",
                                       [HandleValue(4, "BATCH", b"B9")])  # fmt: skip
+    with pytest.raises(IdnodeError, match="revoked"):  # nor a deletion
+        await reg.admin.delete_handle(reg.operator, "88.123.4567/P00001")
     with pytest.raises(RegistryError, match="final"):
         await reg.lifecycle.set_state(None, "88.123.4567/P00001", "active", "")
     hist = await reg.lifecycle.history("88.123.4567/P00001")
@@ -232,6 +234,9 @@ async def test_suspended_prefix_answers_tombstones_and_refuses_writes(env):
         await reg.admin.modify_values(
             reg.operator, "88.123.4567/P00001", [HandleValue(4, "BATCH", b"B9")]
         )
+    with pytest.raises(IdnodeError, match="no writes are accepted"):
+        await reg.admin.delete_handle(reg.operator, "88.123.4567/P00001")
+    assert await reg.store.get_handle("88.123.4567/P00001")  # still there
     reg.prefixes.reinstate("op", "88.123.4567")
     assert await env.node.resolver.resolve(ResolutionQuery("88.123.4567/P00001"))
 

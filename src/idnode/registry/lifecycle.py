@@ -78,12 +78,15 @@ class Lifecycle:
                 raise IdentifierGone(f"{closed}: prefix {prefix} is {closed}")
 
     # -- the AdminService hooks -------------------------------------------------------------
-    def validate(self, handle: str, values: list[HandleValue]) -> None:
-        """Before every write: lifecycle and template rules."""
+    def validate(self, handle: str, values: list[HandleValue] | None) -> None:
+        """Before every write: lifecycle and template rules (``values`` None: a deletion,
+        refused like any write for a revoked identifier or under a closed prefix)."""
         reg = self.reg
         state = self.handles.get(handle_key(handle)) if self.handles else None
         if state is not None and state[0] == REVOKED:
-            raise InvalidValue(f"{handle} is revoked; a revoked identifier cannot be rewritten")
+            raise InvalidValue(
+                f"{handle} is revoked; a revoked identifier cannot be rewritten or deleted"
+            )
         if "/" not in handle:
             return
         prefix_key = handle_key(handle.partition("/")[0])
@@ -91,7 +94,7 @@ class Lifecycle:
         if closed is not None:
             raise InvalidValue(f"prefix of {handle} is {closed}; no writes are accepted")
         template = reg.bound.get(prefix_key)
-        if template is not None:
+        if template is not None and values is not None:
             template.check_values(values)
 
     def observe(

@@ -50,15 +50,16 @@ class AdminService:
     clock: Callable[[], float] = time.time
     new_suffix: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
     # Registry hooks (idnode.registry): ``record_validator(handle, final values)`` runs before
-    # every write that leaves a record (templates, lifecycle) and raises to refuse it;
+    # every write (final values None: a deletion) and raises to refuse it (templates,
+    # lifecycle);
     # ``record_observer(who, action, handle, before, after)`` runs after each committed write
     # (history, audit). Both live here so wire, REST, CLI and import obey them alike.
-    record_validator: Callable[[str, list[HandleValue]], None] | None = None
+    record_validator: Callable[[str, list[HandleValue] | None], None] | None = None
     record_observer: (
         Callable[[Identity | None, str, str, list | None, list | None], None] | None
     ) = None
 
-    def _validate(self, handle: str, values: list[HandleValue]) -> None:
+    def _validate(self, handle: str, values: list[HandleValue] | None) -> None:
         if self.record_validator is not None:
             self.record_validator(handle, values)
 
@@ -182,6 +183,7 @@ class AdminService:
         record = await self._record(handle)
         needed = P.DELETE_NA if is_prefix_handle(handle) else P.DELETE_HANDLE
         await self._require(who, handle, record, needed, f"delete {handle}")
+        self._validate(handle, None)
         await self.store.delete_handle(handle)
         self._observe(who, "delete", handle, record, None)
 
