@@ -34,9 +34,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
-import orjson
 
-from idnode.codes import Permission, TTLType
 from idnode.errors import (
     HandleAlreadyExists,
     HandleNotFound,
@@ -47,7 +45,7 @@ from idnode.errors import (
     ValueAlreadyExists,
     ValueNotFound,
 )
-from idnode.model import HandleValue, ValueReference, handle_key
+from idnode.model import HandleValue, handle_key
 from idnode.store.base import (
     Store,
     Transaction,
@@ -58,14 +56,13 @@ from idnode.store.base import (
 )
 from idnode.store.postgres_listen import SerialCallback, SerialListener
 from idnode.store.postgres_schema import Statements, channel_of, check_schema_name, migrate
+from idnode.store.rows import encode_refs, record_from_rows
 
 T = TypeVar("T")
 
 LOAD_BATCH = 5000  # records per COPY round: bounded memory, few round trips
 
 # Enum members built once: constructing IntFlag values per row is measurable on the hot path.
-_PERMS = {i: Permission(i) for i in range(16)}
-_TTL_TYPES = {int(t): t for t in TTLType}
 
 # SQLSTATE classes that mean "try again later", not "your request was wrong": connection
 # exceptions, transaction rollback (serialization failure, deadlock), insufficient resources
@@ -240,18 +237,7 @@ class PostgresStore(Store):
         key = handle_key(handle)
         if "\x00" in key:  # cannot be stored (see _check_name), so it does not exist
             return None
-        rows = await self._read(lambda c: c.fetch(self._sql.get, key))
-        if not rows:
-            return None
-        if rows[0][0] is None:  # the handle exists but has no values
-            return []
-        return [
-            HandleValue(
-                r[0], r[1], r[2], _PERMS[r[3]], _TTL_TYPES[r[4]], r[5], r[6],
-                _decode_refs(r[7]) if r[7] is not None else (),
-            )
-            for r in rows
-        ]  # fmt: skip
+        return record_from_rows(await self._read(lambda c: c.fetch(self._sql.get, key)))
 
     async def list_handles(
         self, prefix: str, *, offset: int = 0, limit: int | None = None
@@ -496,7 +482,7 @@ def _check_values(values: Iterable[HandleValue], *, allow_empty: bool = True) ->
 def _fields(v: HandleValue) -> tuple[Any, ...]:
     return (
         v.index, v.type, bytes(v.data), int(v.permissions), int(v.ttl_type), v.ttl, v.timestamp,
-        _encode_refs(v.references),
+        encode_refs(v.references),
     )  # fmt: skip
 
 
@@ -509,16 +495,6 @@ def _require_all(spelled: str, indexes: list[int], rows: list[asyncpg.Record]) -
     missing = sorted(set(indexes) - {r[0] for r in rows})
     if missing:  # rows already changed are rolled back with the transaction
         raise ValueNotFound(f"handle {spelled} has no value at index {missing[0]}")
-
-
-def _encode_refs(refs: tuple[ValueReference, ...]) -> str | None:
-    if not refs:
-        return None
-    return orjson.dumps([[r.handle, r.index] for r in refs]).decode()
-
-
-def _decode_refs(text: str) -> tuple[ValueReference, ...]:
-    return tuple(ValueReference(h, i) for h, i in orjson.loads(text))
 
 
 def _translate(exc: BaseException, doing: str = "") -> IdnodeError:

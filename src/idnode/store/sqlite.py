@@ -41,9 +41,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
-
-from idnode.codes import Permission, TTLType
 from idnode.errors import (
     HandleAlreadyExists,
     HandleNotFound,
@@ -52,7 +49,7 @@ from idnode.errors import (
     ValueAlreadyExists,
     ValueNotFound,
 )
-from idnode.model import HandleValue, ValueReference, handle_key
+from idnode.model import HandleValue, handle_key
 from idnode.store.base import (
     RowGroup,
     SerialCallback,
@@ -65,6 +62,7 @@ from idnode.store.base import (
     check_row_group,
     check_values,
 )
+from idnode.store.rows import encode_refs, record_from_rows
 
 T = TypeVar("T")
 LOAD_BATCH = 5000  # records per executemany in a bulk load
@@ -124,8 +122,6 @@ _UPDATE_VALUE = (
 )
 
 # Enum members built once: constructing IntFlag values per row is measurable on the hot path.
-_PERMS = {i: Permission(i) for i in range(16)}
-_TTL_TYPES = {int(t): t for t in TTLType}
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 _AUTOCHECKPOINT = 1000  # pages: SQLite's default, restored after a bulk load turns it off
 
@@ -698,7 +694,7 @@ def _values_sql(layout: tuple[HandleValue, ...]) -> str | None:
     """
     rows = []
     for n, v in enumerate(layout, 2):
-        refs = _encode_refs(v.references)
+        refs = encode_refs(v.references)
         if not v.type.isprintable() or (refs is not None and not refs.isprintable()):
             return None
         rows.append(
@@ -764,28 +760,7 @@ def _last_serial(conn: sqlite3.Connection) -> int:
 
 
 def _read_record(conn: sqlite3.Connection, key: str) -> list[HandleValue] | None:
-    rows = conn.execute(_GET, (key,)).fetchall()
-    if not rows:
-        return None
-    if rows[0][0] is None:  # the handle exists but has no values
-        return []
-    return [
-        HandleValue(
-            r[0], r[1], r[2], _PERMS[r[3]], _TTL_TYPES[r[4]], r[5], r[6],
-            _decode_refs(r[7]) if r[7] is not None else (),
-        )
-        for r in rows
-    ]  # fmt: skip
-
-
-def _encode_refs(refs: tuple[ValueReference, ...]) -> str | None:
-    if not refs:
-        return None
-    return orjson.dumps([[r.handle, r.index] for r in refs]).decode()
-
-
-def _decode_refs(text: str) -> tuple[ValueReference, ...]:
-    return tuple(ValueReference(h, i) for h, i in orjson.loads(text))
+    return record_from_rows(conn.execute(_GET, (key,)).fetchall())
 
 
 def _value_row(key: str, v: HandleValue) -> tuple[Any, ...]:
@@ -799,7 +774,7 @@ def _update_row(key: str, v: HandleValue) -> tuple[Any, ...]:
 def _value_fields(v: HandleValue) -> tuple[Any, ...]:
     return (
         v.type, bytes(v.data), int(v.permissions), int(v.ttl_type), v.ttl, v.timestamp,
-        _encode_refs(v.references),
+        encode_refs(v.references),
     )  # fmt: skip
 
 
