@@ -20,6 +20,7 @@ from pathlib import Path
 
 from idnode.bootstrap import init_node
 from idnode.registry import service
+from idnode.runtime import system
 from idnode.service.node import open_node
 
 
@@ -36,8 +37,8 @@ def write_csv(path: Path, rows: int) -> None:
 
 async def main(rows: int, batch: int, workdir: Path) -> None:
     service.BACKGROUND = False
-    cfg = await init_node(workdir / "node", name="bench", prefixes=["88.123"])
-    node = await open_node(cfg)
+    cfg = await init_node(workdir / "node", name="bench", prefixes=["88.123"], runtime=system())
+    node = await open_node(cfg, runtime=system())
     reg = node.registry
     org = reg.organisations.apply("bench", "Fujian Auto Parts Co., Ltd.", "91350100M000100Y43",
                                   {"name": "Lin", "phone": "+86 591 0000000",

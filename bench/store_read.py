@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from idnode.model import HandleValue
+from idnode.runtime import SystemClock
 from idnode.store.base import Store
 from idnode.store.sqlite import SQLiteStore
 
@@ -82,10 +83,10 @@ async def reads(store: Store, label: str, n: int, lookups: int) -> None:
 async def bench_sqlite(n: int, lookups: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "bench.db")
-        async with SQLiteStore(path) as store:
+        async with SQLiteStore(path, clock=SystemClock()) as store:
             await fill(store, n)
         for inline in (True, False):
-            async with SQLiteStore(path, inline_reads=inline) as store:
+            async with SQLiteStore(path, inline_reads=inline, clock=SystemClock()) as store:
                 await reads(store, f"sqlite, inline_reads={inline}", n, lookups)
 
 
@@ -93,7 +94,7 @@ async def bench_postgres(n: int, lookups: int, dsn: str, pool: int) -> None:
     from idnode.store.postgres import PostgresStore
 
     schema = f"bench_{os.getpid()}"
-    store = PostgresStore(dsn, schema=schema, max_size=pool)
+    store = PostgresStore(dsn, schema=schema, max_size=pool, clock=SystemClock())
     try:
         async with store:
             await fill(store, n)

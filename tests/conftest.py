@@ -47,7 +47,24 @@ class RunningNode:
         return f"http://{self.host}:{self.http_port}"
 
 
-def wait_http(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+def eventually(check, what: str, timeout: float = 60.0, interval: float = 0.05):
+    """``check()``'s first truthy result, polled until ``timeout``.
+
+    For what another process does in its own time (a worker seeing a sibling's write, a
+    report arriving): the test waits for the event itself, never a fixed sleep, and the
+    generous bound only turns a thing that never happens into a failure.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_http(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

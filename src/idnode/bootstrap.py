@@ -6,8 +6,8 @@ the site information answered on the wire can never drift from what the node rea
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
+import datetime as dt
+from collections.abc import Iterable
 from pathlib import Path
 
 from idnode.codes import AdminPermission, Permission
@@ -29,6 +29,7 @@ from idnode.model import (
     URL,
     HandleValue,
 )
+from idnode.runtime import Runtime, utc
 from idnode.wire.admin import AdminRecord, encode_admin
 from idnode.wire.site import SiteInfo, encode_site
 
@@ -112,14 +113,15 @@ async def init_node(
     tcp_port: int = 2641,
     http_port: int = 8000,
     demo: bool = False,
-    clock: Callable[[], float] = time.time,
+    runtime: Runtime,
     self_signed: bool = False,
     https_port: int = 8443,
     tls_tcp_port: int = 0,
     encrypt_at_rest: bool = True,
     store_url: str = "",
 ) -> Config:
-    """``store_url`` picks the store (default: SQLite ``node.db`` in the directory)."""
+    """``store_url`` picks the store (default: SQLite ``node.db`` in the directory);
+    ``runtime`` stamps the first records and draws the storage key."""
     directory = Path(directory)
     if (directory / CONFIG_NAME).exists():
         raise InitError(f"{directory} already holds a node ({CONFIG_NAME} exists)")
@@ -142,15 +144,15 @@ async def init_node(
     _write_private(config.private_key_path, save_private_key_pem(server_key))
     _write_private(directory / ADMIN_KEY_NAME, save_private_key_pem(admin_key))
     site = build_site(config, server_key.public_key())
-    now = int(clock())
+    now = int(runtime.clock())
     if encrypt_at_rest:  # before the first write, so no non-public value is ever stored clear
         from idnode.crypto.keyring import create_key_file
 
         config.security.storage_key_file = STORAGE_KEY_NAME
-        create_key_file(directory / STORAGE_KEY_NAME)
+        create_key_file(directory / STORAGE_KEY_NAME, runtime.random, runtime.clock)
     from idnode.store.encrypted import configured_store
 
-    async with configured_store(config) as store:
+    async with configured_store(config, runtime) as store:
         for prefix in prefixes:
             await store.home_prefix(prefix)
             values = prefix_handle_values(
@@ -160,12 +162,14 @@ async def init_node(
             if demo:
                 await store.load(demo_records(prefix, now), overwrite=True)
     if self_signed:
-        _self_signed_tls(config, admin_key, https_port, tls_tcp_port)
+        _self_signed_tls(config, admin_key, https_port, tls_tcp_port, utc(runtime.clock))
     (directory / CONFIG_NAME).write_text(render_config(config), encoding="utf-8")
     return config
 
 
-def _self_signed_tls(config: Config, admin_key, https_port: int, tcp_port: int) -> None:
+def _self_signed_tls(
+    config: Config, admin_key, https_port: int, tcp_port: int, now: dt.datetime
+) -> None:
     """``--self-signed``: a development CA, server certificate and the operator's client
     certificate (``300:0.NA/<first prefix>``), wired into ``[tls]``."""
     from idnode.crypto.certs import write_dev_pki
@@ -173,7 +177,7 @@ def _self_signed_tls(config: Config, admin_key, https_port: int, tcp_port: int) 
     prefixes = config.node.prefixes
     identity = f"{ADMIN_INDEX}:{NA_PREFIX}{prefixes[0]}" if prefixes else None
     hosts = dict.fromkeys(["127.0.0.1", "localhost", config.published_address])
-    pki = write_dev_pki(config.directory, identity, admin_key, hosts)
+    pki = write_dev_pki(config.directory, identity, admin_key, hosts, now=now)
     tls = config.tls
     tls.cert_file, tls.key_file, tls.client_ca_file = pki.server_cert, pki.server_key, pki.ca_cert
     tls.https_port, tls.tcp_port = https_port, tcp_port

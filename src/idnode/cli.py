@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +17,7 @@ import typer
 from rich.table import Table
 
 from idnode import __version__
-from idnode.cli_common import FAILURE, USAGE_ERROR, err, fail, out  # noqa: F401 (re-exported)
+from idnode.cli_common import FAILURE, RUNTIME, USAGE_ERROR, err, fail, out  # noqa: F401
 from idnode.config import ConfigError, load_config
 
 app = typer.Typer(
@@ -95,6 +94,7 @@ def init(
                 tls_tcp_port=tls_port,
                 encrypt_at_rest=encrypt_at_rest,
                 store_url=store,
+                runtime=RUNTIME,
             )
         )
     except InitError as exc:
@@ -145,12 +145,12 @@ def serve(
 
         if tls:
             fail("TLS ports are served by one process: use --workers 1 with [tls]", USAGE_ERROR)
-        raise typer.Exit(Supervisor(cfg, worker_count(cfg.server.workers)).run())
+        raise typer.Exit(Supervisor(cfg, worker_count(cfg.server.workers), RUNTIME).run())
     _install_uvloop()
     from idnode.crypto.keyring import KeyringError
 
     try:
-        asyncio.run(run_server(cfg))
+        asyncio.run(run_server(cfg, RUNTIME))
     except KeyringError as exc:  # missing/unreadable storage keys: say so, no traceback
         fail(str(exc), USAGE_ERROR)
     except OSError as exc:
@@ -241,7 +241,12 @@ def get(
             from idnode.hierarchy.resolver import resolve_from_root
 
             found = resolve_from_root(
-                from_root, handle, indexes=tuple(index), types=tuple(type), timeout=timeout
+                from_root,
+                handle,
+                indexes=tuple(index),
+                types=tuple(type),
+                timeout=timeout,
+                wall=RUNTIME.clock,
             )
             code, values, message = 1, [value_to_json(v) for v in asyncio.run(found)], ""
         elif protocol == "http":
@@ -328,7 +333,7 @@ def load(
     records = _read_records(file)
 
     async def run() -> int:
-        async with configured_store(cfg) as store:
+        async with configured_store(cfg, RUNTIME) as store:
             homed = PrefixSet(await store.homed_prefixes())
             for handle, _ in records:
                 if not homed.responsible_for(handle):
@@ -351,7 +356,7 @@ def _read_records(file: Path) -> list[tuple[str, list]]:
 
     if not file.exists():
         fail(f"{file}: no such file", USAGE_ERROR)
-    now = int(time.time())
+    now = int(RUNTIME.clock())
     records = []
     with file.open("rb") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -546,7 +551,7 @@ def _parse_values(specs: list[str], values_file: Path | None) -> list:
     from idnode.wire.admin import AdminRecord, encode_admin
     from idnode.wire.handlevalues import value_data_from_json
 
-    now = int(time.time())
+    now = int(RUNTIME.clock())
     values = []
     for spec in specs:
         index_text, _, rest = spec.partition(":")
@@ -593,7 +598,7 @@ def _with_default_admin(values: list, identity) -> list:
     used = {v.index for v in values}
     index = next(i for i in range(100, 1 << 30) if i not in used)
     admin = encode_admin(AdminRecord(identity.handle, identity.index))
-    return [*values, HandleValue(index, HS_ADMIN, admin, timestamp=int(time.time()))]
+    return [*values, HandleValue(index, HS_ADMIN, admin, timestamp=int(RUNTIME.clock()))]
 
 
 @admin_app.command("create")

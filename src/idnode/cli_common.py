@@ -17,10 +17,16 @@ import orjson
 import typer
 from rich.console import Console
 
+from idnode import runtime
+
 T = TypeVar("T")
 
 err = Console(stderr=True)
 out = Console()
+
+# The real clock and entropy of a command's process: every command passes these down, and no
+# module below reads the machine's own (tests/test_runtime_sources.py).
+RUNTIME: runtime.Runtime = runtime.system()
 
 USAGE_ERROR = 2  # bad arguments or configuration
 FAILURE = 1  # the command ran but what it asked for failed
@@ -50,7 +56,7 @@ def on_local_node(directory: Path, work: Callable[[Any], Awaitable[T]]) -> T:
         fail(str(exc), USAGE_ERROR)
 
     async def go() -> T:
-        node = await open_node(cfg)
+        node = await open_node(cfg, runtime=RUNTIME)
         try:
             return await work(node)
         finally:

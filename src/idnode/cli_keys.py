@@ -23,6 +23,8 @@ from typing import Annotated
 
 import typer
 
+from idnode.cli_common import RUNTIME
+
 keys_app = typer.Typer(
     help="Storage keys: SM4-GCM encryption at rest of values without PUBLIC_READ.",
     no_args_is_help=True,
@@ -42,7 +44,7 @@ def _keyring_and_path(directory: Path):
     cfg = _config(directory)
     path = cfg.path(cfg.security.storage_key_file)
     try:
-        keyring = load_keyring(path)
+        keyring = load_keyring(path, clock=RUNTIME.clock)
     except KeyringError as exc:
         _fail(str(exc), USAGE_ERROR)
     if keyring is None:
@@ -54,17 +56,24 @@ def _keyring_and_path(directory: Path):
     return cfg, path, keyring
 
 
+def _encrypted_store(cfg, keyring):
+    from idnode.store import open_store
+    from idnode.store.encrypted import EncryptedStore
+
+    return EncryptedStore(
+        open_store(cfg.store_url, clock=RUNTIME.clock), keyring, random=RUNTIME.random
+    )
+
+
 @keys_app.command()
 def status(directory: Annotated[Path, typer.Argument(help="node directory")]) -> None:
     """The keys, which is active, and how many non-public values each one seals."""
     from idnode.errors import IdnodeError
-    from idnode.store import open_store
-    from idnode.store.encrypted import EncryptedStore
 
     cfg, path, keyring = _keyring_and_path(directory)
 
     async def run() -> dict[str, int]:
-        async with EncryptedStore(open_store(cfg.store_url), keyring) as store:
+        async with _encrypted_store(cfg, keyring) as store:
             return await store.census()
 
     try:
@@ -91,14 +100,12 @@ def rotate(
     """Add a new active key and re-encrypt every non-public value with it, online."""
     from idnode.crypto.keyring import KeyringError, add_active_key, drop_keys_except
     from idnode.errors import IdnodeError
-    from idnode.store import open_store
-    from idnode.store.encrypted import EncryptedStore
 
     cfg, path, keyring = _keyring_and_path(directory)
     if keyring.from_env or path is None or not path.exists():
         _fail("the active key comes from IDNODE_STORAGE_KEY: rotate by giving a new one there")
     try:
-        new = add_active_key(path)
+        new = add_active_key(path, RUNTIME.random, RUNTIME.clock)
         keyring.refresh(force=True)
     except KeyringError as exc:
         _fail(str(exc))
@@ -112,7 +119,7 @@ def rotate(
         )
 
     async def run():
-        async with EncryptedStore(open_store(cfg.store_url), keyring) as store:
+        async with _encrypted_store(cfg, keyring) as store:
             return await store.reencrypt(batch=batch, on_progress=progress)
 
     try:

@@ -10,6 +10,7 @@ from idnode.codes import AdminPermission as P
 from idnode.errors import AuthenticationNeeded, NotAuthorized
 from idnode.model import HS_ADMIN, HS_PUBKEY, HS_SECKEY, HS_VLIST, URL, HandleValue
 from idnode.model import ValueReference as Ref
+from idnode.runtime import ManualClock
 from idnode.store.sqlite import SQLiteStore
 from idnode.wire.admin import ALL_PERMISSIONS, AdminRecord, encode_admin
 from idnode.wire.vlist import encode_vlist
@@ -34,7 +35,7 @@ def pubkey(index: int) -> HandleValue:
 
 @pytest.fixture
 async def store(tmp_path):
-    async with SQLiteStore(str(tmp_path / "n.db")) as s:
+    async with SQLiteStore(str(tmp_path / "n.db"), clock=ManualClock()) as s:
         await s.create_handle("20.500/alice", [pubkey(300), HandleValue(1, URL, b"x")])
         await s.create_handle("20.500/bob", [HandleValue(300, HS_SECKEY, b"pw")])
         yield s

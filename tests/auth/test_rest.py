@@ -23,6 +23,7 @@ from idnode.auth.sessions import SessionTable
 from idnode.crypto.keys import encode_public_key, verify
 from idnode.errors import AuthenticationFailed, MalformedAuthorization, SessionTimeout
 from idnode.model import HS_PUBKEY, HS_SECKEY, HandleValue
+from idnode.runtime import ManualClock
 from idnode.store.sqlite import SQLiteStore
 
 NONCE = bytes(range(16))
@@ -179,7 +180,7 @@ def test_malformed_answers(fields):
 
 @pytest.fixture
 async def setup(tmp_path, clock, rand, rsa_key):
-    async with SQLiteStore(str(tmp_path / "n.db")) as store:
+    async with SQLiteStore(str(tmp_path / "n.db"), clock=ManualClock()) as store:
         await store.create_handle(
             "0.NA/20.500",
             [

@@ -17,35 +17,36 @@ from idnode.crypto.keyring import (
     load_keyring,
     read_key_file,
 )
+from idnode.runtime import ManualClock, SeededRandom
 
 
 def test_create_and_load(tmp_path):
     path = tmp_path / "keys.json"
-    key = create_key_file(path)
+    key = create_key_file(path, random=SeededRandom(0), clock=ManualClock())
     assert path.stat().st_mode & 0o777 == 0o600
-    ring = load_keyring(path, env={})
+    ring = load_keyring(path, env={}, clock=ManualClock())
     assert ring.active == key and ring.get(key.id) == key
     assert key.id == key_id(key.key) and len(key.id) == 4
     assert key.key.hex() not in repr(key)
     with pytest.raises(KeyringError, match="exists"):
-        create_key_file(path)
+        create_key_file(path, random=SeededRandom(0), clock=ManualClock())
 
 
 def test_off_when_nothing_configured(tmp_path):
-    assert load_keyring(None, env={}) is None
+    assert load_keyring(None, env={}, clock=ManualClock()) is None
 
 
 def test_missing_file_is_an_error_not_plaintext(tmp_path):
     with pytest.raises(KeyringError, match="missing"):
-        load_keyring(tmp_path / "gone.json", env={})
+        load_keyring(tmp_path / "gone.json", env={}, clock=ManualClock())
 
 
 def test_file_readable_by_others_is_refused(tmp_path):
     path = tmp_path / "keys.json"
-    create_key_file(path)
+    create_key_file(path, random=SeededRandom(0), clock=ManualClock())
     path.chmod(0o644)
     with pytest.raises(KeyringError, match="chmod 600"):
-        load_keyring(path, env={})
+        load_keyring(path, env={}, clock=ManualClock())
 
 
 @pytest.mark.parametrize(
@@ -69,29 +70,29 @@ def test_malformed_files(tmp_path, doc):
     path.write_text(doc)
     path.chmod(0o600)
     with pytest.raises(KeyringError):
-        load_keyring(path, env={})
+        load_keyring(path, env={}, clock=ManualClock())
 
 
 def test_env_key(tmp_path):
     raw = bytes(range(16))
-    ring = load_keyring(None, env={ENV_VAR: base64.b64encode(raw).decode()})
+    ring = load_keyring(None, env={ENV_VAR: base64.b64encode(raw).decode()}, clock=ManualClock())
     assert ring.active.key == raw and ring.from_env
     with pytest.raises(KeyringError, match="16 bytes"):
-        load_keyring(None, env={ENV_VAR: base64.b64encode(b"short").decode()})
+        load_keyring(None, env={ENV_VAR: base64.b64encode(b"short").decode()}, clock=ManualClock())
     with pytest.raises(KeyringError, match="base64"):
-        load_keyring(None, env={ENV_VAR: "%%%"})
+        load_keyring(None, env={ENV_VAR: "%%%"}, clock=ManualClock())
     # with a file too: the variable is active, the file's keys stay readable
     path = tmp_path / "keys.json"
-    old = create_key_file(path)
-    ring = load_keyring(path, env={ENV_VAR: base64.b64encode(raw).decode()})
+    old = create_key_file(path, random=SeededRandom(0), clock=ManualClock())
+    ring = load_keyring(path, env={ENV_VAR: base64.b64encode(raw).decode()}, clock=ManualClock())
     assert ring.active.key == raw and ring.get(old.id) == old
 
 
 def test_add_reload_and_drop(tmp_path):
     path = tmp_path / "keys.json"
-    first = create_key_file(path)
-    ring = load_keyring(path, env={})
-    second = add_active_key(path)
+    first = create_key_file(path, random=SeededRandom(0), clock=ManualClock())
+    ring = load_keyring(path, env={}, clock=ManualClock())
+    second = add_active_key(path, random=SeededRandom(1), clock=ManualClock())
     assert ring.get(second.id) == second  # an unknown id re-reads the file at once
     assert ring.active == second
     keys, active = read_key_file(path)

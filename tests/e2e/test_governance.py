@@ -21,7 +21,7 @@ from idnode.errors import IdnodeError
 from idnode.model import HandleValue
 from idnode.transport import client
 from idnode.transport.admin_client import AdminClient
-from tests.conftest import IDNODE, start_node, stop_node
+from tests.conftest import IDNODE, eventually, start_node, stop_node
 
 NODE_PREFIX = "88.123"
 ENTERPRISE = "88.123.4567"
@@ -225,11 +225,12 @@ def test_registrar_writes_are_the_same_on_rest_and_wire(node):
                    headers=bearer)  # fmt: skip
     assert r.status_code == 202, r.text
     job_id = r.json()["id"]
-    for _ in range(100):
+
+    def finished() -> dict | None:
         job = httpx.get(f"{mgmt}/imports/{job_id}", headers=bearer).json()
-        if job["state"] in ("done", "failed"):
-            break
-        time.sleep(0.05)
+        return job if job["state"] in ("done", "failed") else None
+
+    job = eventually(finished, f"import job {job_id} to finish")
     assert (job["state"], job["imported"], job["rejected"]) == ("done", 2, 1), job
     report = httpx.get(f"{mgmt}/imports/{job_id}/rejects", headers=bearer).text
     assert report.splitlines()[1] == "3,PRODUCTION_DATE,is not a valid date"

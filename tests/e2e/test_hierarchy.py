@@ -25,7 +25,7 @@ from idnode.crypto.keys import load_private_key_pem
 from idnode.model import URL, HandleValue
 from idnode.transport.admin_client import AdminClient
 from idnode.transport.client import request_udp, resolution_request
-from tests.conftest import IDNODE, RunningNode, free_port, wait_http
+from tests.conftest import IDNODE, RunningNode, eventually, free_port, wait_http
 
 STALE_SECONDS = 6
 ENV = {
@@ -84,16 +84,6 @@ def enrol(parent: RunningNode, child: RunningNode) -> None:
 
 def resolve_via(node: RunningNode, handle: str):
     return asyncio.run(request_udp(node.host, node.port, resolution_request(handle), timeout=3))
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +194,7 @@ def test_the_tree(tree):
         ok = s.get("88.123", {}).get("healthy") and s.get("88.456", {}).get("healthy")
         return s if ok and s["88.123"]["subtree"] else None
 
-    children = wait_for(all_healthy, 10, "reports from both secondary nodes")
+    children = eventually(all_healthy, "reports from both secondary nodes")
     assert [c["prefix"] for c in children["88.123"]["subtree"]] == ["88.123.4567"]
     assert httpx.get(top.http_url + "/api/hierarchy/status").status_code == 401
 
@@ -225,7 +215,7 @@ def test_the_tree(tree):
         s = status()
         return s if not s["88.123"]["healthy"] else None
 
-    s = wait_for(sec1_unhealthy, 8, "the parent to mark 88.123 unhealthy")
+    s = eventually(sec1_unhealthy, "the parent to mark 88.123 unhealthy")
     assert s["88.456"]["healthy"]
     assert any("no report" in r or "health check" in r for r in s["88.123"]["reasons"])
     top_metrics = httpx.get(top.http_url + "/metrics").text
@@ -233,10 +223,8 @@ def test_the_tree(tree):
 
     # past the stale bound the error goes out, after a bounded wait
     time.sleep(max(0.0, stopped_at + 1 + STALE_SECONDS + 0.5 - time.monotonic()))
-    started = time.monotonic()
-    gone = resolve_via(rec, "88.123/lot-1")
+    gone = resolve_via(rec, "88.123/lot-1")  # within the upstream timeout, or it times out
     assert gone.header.response_code == ResponseCode.ERROR
-    assert time.monotonic() - started < 5
 
     # suspension stops referrals to a child at once (well, within a second); resume restores
     sec2 = nodes["sec2"]
@@ -250,7 +238,7 @@ def test_the_tree(tree):
             answer if answer.header.response_code == ResponseCode.SERVER_NOT_RESPONSIBLE else None
         )
 
-    refused_answer = wait_for(refused, 5, "the suspension to reach the serving parent")
+    refused_answer = eventually(refused, "the suspension to reach the serving parent")
     assert "suspended" in refused_answer.body.message
     assert resolve_via(top, "0.NA/88.456").header.response_code == ResponseCode.HANDLE_NOT_FOUND
     idnode("child", "resume", "88.456", "-d", str(top.directory))

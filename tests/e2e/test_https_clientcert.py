@@ -159,12 +159,16 @@ def test_https_write_without_certificate_is_refused(node):
 
 
 def test_pyhandle_with_foreign_certificate_fails(node, tmp_path):
+    import datetime as dt
+
     from idnode.crypto.certs import cert_pem, key_pem, make_ca, make_client_cert, new_key
 
-    rogue_key, rogue_ca = make_ca("rogue")
+    rogue_key, rogue_ca = make_ca("rogue", now=dt.datetime.now(dt.UTC))
     key = new_key()
     both = tmp_path / "rogue.pem"
-    cert = make_client_cert(rogue_key, rogue_ca, f"300:0.NA/{PREFIX}", key.public_key())
+    cert = make_client_cert(
+        rogue_key, rogue_ca, f"300:0.NA/{PREFIX}", key.public_key(), now=dt.datetime.now(dt.UTC)
+    )
     both.write_bytes(cert_pem(cert) + key_pem(key))
     client = _client(node, certificate_and_key=str(both))
     # refused in the handshake (TLS 1.3: the server's alert ends the connection)

@@ -17,6 +17,7 @@ import pytest
 from idnode.codes import Permission
 from idnode.crypto.keys import load_private_key_pem
 from idnode.model import HS_PUBKEY, URL, HandleValue
+from idnode.runtime import ManualClock, SeededRandom
 from idnode.transport.admin_client import AdminClient, AdminError
 from tests.conftest import IDNODE, start_node, stop_node
 
@@ -179,7 +180,9 @@ def test_wrong_storage_key_is_reported_clearly(served, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(served.directory, copy, ignore=shutil.ignore_patterns("*.pem*"))
     (copy / "storage_keys.json").unlink()
-    create_key_file(copy / "storage_keys.json")  # a different key: nothing opens
+    create_key_file(
+        copy / "storage_keys.json", random=SeededRandom(0), clock=ManualClock()
+    )  # a different key: nothing opens
     status = run("keys", "status", str(copy))
     assert status.returncode == 0, status.stderr
     assert "under unknown key" in status.stdout

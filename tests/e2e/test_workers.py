@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import time
 
 import httpx
 import psutil
@@ -14,7 +13,7 @@ import pytest
 
 from idnode.codes import ResponseCode
 from idnode.transport import client
-from tests.conftest import IDNODE, start_node, stop_node
+from tests.conftest import IDNODE, eventually, start_node, stop_node
 
 
 @pytest.fixture
@@ -33,13 +32,11 @@ def _is_worker(p: psutil.Process) -> bool:
 
 
 def workers_of(proc) -> list[psutil.Process]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    def two() -> list[psutil.Process] | None:
         kids = [p for p in psutil.Process(proc.pid).children() if _is_worker(p)]
-        if len(kids) == 2:
-            return kids
-        time.sleep(0.1)
-    raise AssertionError("expected two workers")
+        return kids if len(kids) == 2 else None
+
+    return eventually(two, "two workers")
 
 
 def resolve(port: int, handle: str):
@@ -75,11 +72,16 @@ def test_workers_answer_and_see_each_others_writes(workers_node):
         timeout=30,
     )
     assert add.returncode == 0, add.stderr
-    time.sleep(0.3)  # other processes' writes are announced by polling (50 ms)
-    # ... is seen by every worker: no stale cached answer survives it
-    for _ in range(20):
-        reply = resolve(port, "20.500.123/demo-1")
-        assert 7 in {v.index for v in reply.body.values}
+
+    # ... is seen by every worker (other processes' writes are announced by polling): no
+    # stale cached answer survives it
+    def every_worker_sees_it() -> bool:
+        return all(
+            7 in {v.index for v in resolve(port, "20.500.123/demo-1").body.values}
+            for _ in range(20)
+        )
+
+    eventually(every_worker_sees_it, "both workers to answer with the new value")
     body = httpx.get(f"http://127.0.0.1:{http_port}/api/handles/20.500.123/demo-1").json()
     assert 7 in {v["index"] for v in body["values"]}
 
@@ -88,14 +90,9 @@ def test_killed_worker_is_restarted(workers_node):
     proc, port, _, _ = workers_node
     first = workers_of(proc)
     os.kill(first[0].pid, signal.SIGKILL)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        now = workers_of(proc)
-        if first[0].pid not in {p.pid for p in now}:
-            break
-        time.sleep(0.2)
-    else:
-        raise AssertionError("killed worker was not replaced")
-    time.sleep(1.5)  # the new worker binds its sockets
+    eventually(
+        lambda: first[0].pid not in {p.pid for p in workers_of(proc)}, "a replacement worker"
+    )
+    # the survivor answers while the new worker binds its sockets; then both do
     for _ in range(10):
         assert resolve(port, "20.500.123/demo-2").header.response_code == ResponseCode.SUCCESS

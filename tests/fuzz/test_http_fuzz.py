@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from idnode.bootstrap import init_node
 from idnode.config import load_config
+from idnode.runtime import system
 from idnode.service.node import open_node
 from idnode.transport.http import build_app
 from tests.transport_http.support import PREFIX, SECRET, admin_identity, basic, provision
@@ -111,9 +112,11 @@ def app(tmp_path_factory) -> Iterator[object]:
     directory: Path = tmp_path_factory.mktemp("httpfuzz") / "node"
     loop = asyncio.new_event_loop()
     config = loop.run_until_complete(
-        init_node(directory, name="fuzz", prefixes=[PREFIX], demo=True)
+        init_node(directory, name="fuzz", prefixes=[PREFIX], demo=True, runtime=system())
     )
-    node = loop.run_until_complete(open_node(load_config(config.directory, env={})))
+    node = loop.run_until_complete(
+        open_node(load_config(config.directory, env={}), runtime=system())
+    )
     loop.run_until_complete(provision(node.store))
     yield loop, build_app(node)
     loop.run_until_complete(node.store.close())

@@ -18,6 +18,7 @@ from idnode.hierarchy.delegation import (
 from idnode.hierarchy.reporting import ReportBook, ReportRefused
 from idnode.hierarchy.roles import RoleError, apply_role, parent_url, prefixes_for
 from idnode.model import HS_PUBKEY, HS_SITE
+from idnode.runtime import ManualClock, SeededRandom
 from idnode.service.names import PrefixSet
 from idnode.store.sqlite import SQLiteStore
 from idnode.wire.site import SiteInfo, encode_site
@@ -30,13 +31,13 @@ KEY_PEM = public_key_to_pem(generate_key("ed25519")).decode()
 @pytest.fixture
 async def parent(tmp_path):
     now = [1_700_000_000.0]
-    store = SQLiteStore(str(tmp_path / "n.db"))
+    store = SQLiteStore(str(tmp_path / "n.db"), clock=ManualClock())
     await store.open()
     await store.home_prefix("88")
     db = HierarchyDB(tmp_path / "hierarchy.db")
     d = Delegations(
         db, store, own_site=PARENT_SITE, homed=PrefixSet(["88"]), operator_prefix="88",
-        clock=lambda: now[0], token_ttl=600,
+        clock=lambda: now[0], token_ttl=600, random=SeededRandom(0),
     )  # fmt: skip
     d.now = now  # type: ignore[attr-defined]
     yield d

@@ -4,7 +4,6 @@ that answer garbage or nothing."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -20,6 +19,7 @@ from idnode.hierarchy.resolver import (
     network_transport,
 )
 from idnode.model import HS_ALIAS, HS_SERV, URL, HandleValue
+from idnode.runtime import ManualClock
 from idnode.transport.limits import MAX_ALIAS_CHAIN
 from idnode.wire.site import SiteInfo, encode_site, site_to_json
 from tests.hierarchy.fakenet import FakeNet, site, site_value
@@ -38,6 +38,7 @@ def tree() -> FakeNet:
 
 
 def resolver(net: FakeNet, **kw) -> GlobalResolver:
+    kw.setdefault("wall", ManualClock())
     return GlobalResolver([site(ROOT)], transport=net.transport, **kw)
 
 
@@ -124,10 +125,8 @@ async def test_a_child_whose_site_points_back_at_its_parent_is_a_loop():
     net = tree()
     net.delegate(TOP, "88.666", TOP)  # the child's site is the parent itself
     net.refer(TOP, "88.666/x", "0.NA/88.666", [site_value(site(TOP))])
-    started = time.monotonic()
     with pytest.raises(ReferralLoop):
         await resolver(net).resolve("88.666/x")
-    assert time.monotonic() - started < 1
 
 
 async def test_referral_chain_stops_at_the_recursion_bound():
@@ -183,10 +182,8 @@ async def test_a_down_server_falls_back_then_fails_clearly():
 async def test_whole_resolution_has_a_deadline():
     net = tree()
     net.delay = 10
-    started = time.monotonic()
     with pytest.raises(UpstreamFailed, match="longer than 0.3s"):
         await resolver(net, timeout=5, total_timeout=0.3).resolve("88.123.4567/part-1")
-    assert time.monotonic() - started < 1.5
 
 
 async def _tcp_server(handler) -> tuple[asyncio.base_events.Server, int]:
@@ -203,11 +200,9 @@ async def test_upstream_answering_garbage_is_a_clear_bounded_error():
 
     server, port = await _tcp_server(garbage)
     root = SiteInfo.for_single_server("127.0.0.1", udp_port=None, tcp_port=port, http_port=None)
-    started = time.monotonic()
     async with server:
         with pytest.raises(UpstreamFailed, match="no server answered"):
-            await GlobalResolver([root], timeout=1).resolve("88/x")
-    assert time.monotonic() - started < 2
+            await GlobalResolver([root], timeout=1, wall=ManualClock()).resolve("88/x")
 
 
 async def test_upstream_too_slow_is_a_clear_bounded_error():
@@ -216,11 +211,11 @@ async def test_upstream_too_slow_is_a_clear_bounded_error():
 
     server, port = await _tcp_server(silent)
     root = SiteInfo.for_single_server("127.0.0.1", udp_port=None, tcp_port=port, http_port=None)
-    started = time.monotonic()
     async with server:
         with pytest.raises(UpstreamFailed, match="within 0.5s"):
-            await GlobalResolver([root], transport=network_transport, timeout=0.5).resolve("88/x")
-    assert time.monotonic() - started < 1.5
+            await GlobalResolver(
+                [root], transport=network_transport, timeout=0.5, wall=ManualClock()
+            ).resolve("88/x")
 
 
 def test_root_info_files_binary_and_json(tmp_path):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from idnode.bootstrap import init_node
 from idnode.registry import service
 from idnode.registry.service import Registry
+from idnode.runtime import ManualClock, Runtime, SeededRandom
 from idnode.service.node import Node, open_node
 
 VALID_CODE = "91350100M000100Y43"
@@ -19,19 +22,11 @@ FIELDS = ["suffix", "PART_NUMBER", "PART_NAME", "MODEL", "BATCH", "PRODUCTION_DA
           "MANUFACTURER"]  # fmt: skip
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_793_577_600.0  # 2026-11-02
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclass
 class Env:
     node: Node
     reg: Registry
-    clock: Clock
+    clock: ManualClock
     tmp: Path
 
     async def allocated(self, prefix: str = "88.123.4567", code: str = VALID_CODE) -> dict:
@@ -69,13 +64,24 @@ def row(i: int, **over: str) -> list[str]:
 
 @pytest.fixture
 async def env(tmp_path):
+    """A node whose every part (store log, registry, audit, statistics) runs on one clock,
+    set to 2026-11-02 whatever the machine's date."""
     service.BACKGROUND = False
-    cfg = await init_node(tmp_path / "node", name="t", prefixes=["88.123"])
-    node = await open_node(cfg)
-    clock = Clock()
-    reg = node.registry
-    reg.clock = clock
-    reg.audit.clock = clock
-    yield Env(node, reg, clock, tmp_path)
-    reg.db.close()
-    await node.store.close()
+    async with node_env(tmp_path, Runtime(ManualClock(NOV_2_2026), SeededRandom(0))) as e:
+        yield e
+
+
+NOV_2_2026 = 1_793_577_600.0
+
+
+@asynccontextmanager
+async def node_env(tmp_path: Path, runtime: Runtime) -> AsyncIterator[Env]:
+    """A fresh node in ``tmp_path`` on ``runtime``, closed on the way out."""
+    cfg = await init_node(tmp_path / "node", name="t", prefixes=["88.123"], runtime=runtime)
+    node = await open_node(cfg, runtime=runtime)
+    env = Env(node, node.registry, runtime.clock, tmp_path)
+    try:
+        yield env
+    finally:
+        node.registry.db.close()
+        await node.store.close()

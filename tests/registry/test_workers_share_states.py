@@ -9,13 +9,16 @@ import pytest
 from idnode.bootstrap import init_node
 from idnode.config import load_config
 from idnode.errors import HandleNotFound
+from idnode.runtime import system
 from idnode.service.node import open_node
 
 
 async def test_a_revocation_through_one_worker_reaches_the_other(tmp_path):
-    config = await init_node(tmp_path / "n", name="n", prefixes=["20.500.123"], demo=True)
-    first = await open_node(load_config(config.directory, env={}))
-    second = await open_node(load_config(config.directory, env={}))
+    config = await init_node(
+        tmp_path / "n", name="n", prefixes=["20.500.123"], demo=True, runtime=system()
+    )
+    first = await open_node(load_config(config.directory, env={}), runtime=system())
+    second = await open_node(load_config(config.directory, env={}), runtime=system())
     try:
         second.registry.watch(interval=0.1)  # what `serve` starts in each worker
         second.resolver.gate("20.500.123/demo-1")  # active: passes

@@ -118,7 +118,7 @@ async def test_expired_token(env):
     reg = env.reg
     _, token, _ = await reg.accounts.create("t", "op2", "operator", ttl_seconds=60)
     assert reg.accounts.authenticate(token).name == "op2"
-    env.clock.now += 61
+    env.clock.advance(61)
     with pytest.raises(Unauthenticated) as exc:
         reg.accounts.authenticate(token)
     assert exc.value.field == "Authorization" and "expired" in exc.value.message

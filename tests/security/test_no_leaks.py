@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from idnode.bootstrap import init_node
 from idnode.config import load_config
+from idnode.runtime import ManualClock, system
 from idnode.store.base import open_store
 from idnode.transport.client import request_tcp, request_udp, resolution_request
 from idnode.wire.message import Message, encode_message
@@ -72,11 +73,14 @@ def node(tmp_path_factory) -> Iterator[Node]:
             udp_port=port,
             tcp_port=port,
             http_port=http_port,
+            runtime=system(),
         )
     )
 
     async def setup() -> None:
-        async with open_store(load_config(directory, env={}).store_url) as store:
+        async with open_store(
+            load_config(directory, env={}).store_url, clock=ManualClock()
+        ) as store:
             await provision(store)
 
     asyncio.run(setup())

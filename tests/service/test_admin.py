@@ -18,6 +18,7 @@ from idnode.errors import (
     ValueNotFound,
 )
 from idnode.model import HandleValue
+from idnode.runtime import SeededRandom, uuid4
 from idnode.service.admin import AdminService
 from idnode.service.names import PrefixSet
 from idnode.service.resolve import ResolutionQuery, Resolver
@@ -57,7 +58,7 @@ async def make_service(tmp_path, handle_perms: P, prefix_perms: P):
     )
     acl = AccessControl(store, operators=[OPERATOR], prefix_admins_inherit=False)
     service = AdminService(
-        store, PrefixSet([PREFIX]), acl, clock=lambda: 1_800_000_000, new_suffix=lambda: "minted-1"
+        store, PrefixSet([PREFIX]), acl, clock=lambda: 1_800_000_000, random=SeededRandom(1)
     )
     return store, service
 
@@ -212,7 +213,7 @@ async def test_write_rules(tmp_path):
         assert values[1].data == b"https://new.example"
         assert values[1].timestamp == 1_800_000_000  # the server stamps writes
         minted = await service.create_handle(ALICE, f"{PREFIX}/", [url()], mint=True)
-        assert minted == f"{PREFIX}/minted-1"
+        assert minted == f"{PREFIX}/{uuid4(SeededRandom(1))}"  # drawn from the node's source
     finally:
         await store.close()
 

@@ -19,6 +19,7 @@ from idnode.crypto.keyring import (
     load_keyring,
 )
 from idnode.model import HandleValue
+from idnode.runtime import ManualClock, SeededRandom
 from idnode.store.encrypted import (
     MAGIC,
     EncryptedStore,
@@ -49,7 +50,7 @@ def values() -> list[HandleValue]:
 async def pair(make_store):
     """(wrapper, the same engine unwrapped) over one storage."""
     inner = make_store()
-    enc = EncryptedStore(inner, ring())
+    enc = EncryptedStore(inner, ring(), random=SeededRandom(2))
     await enc.open()
     try:
         yield enc, inner
@@ -105,9 +106,9 @@ async def test_ciphertext_moved_to_another_value_fails(pair):
 
 
 async def test_wrong_key_is_a_clear_error(make_store):
-    async with EncryptedStore(make_store(), ring(b"a" * 16)) as enc:
+    async with EncryptedStore(make_store(), ring(b"a" * 16), random=SeededRandom(2)) as enc:
         await enc.create_handle("20.500/a", values())
-    async with EncryptedStore(make_store(), ring(b"b" * 16)) as wrong:
+    async with EncryptedStore(make_store(), ring(b"b" * 16), random=SeededRandom(2)) as wrong:
         with pytest.raises(StorageKeyError, match="lacks") as exc:
             await wrong.get_handle("20.500/a")
         assert key_id(b"a" * 16).hex() in str(exc.value)
@@ -118,9 +119,9 @@ async def test_wrong_key_is_a_clear_error(make_store):
 
 async def test_rotation_reencrypts_everything_while_a_reader_reads(make_store, tmp_path: Path):
     path = tmp_path / "keys.json"
-    old = create_key_file(path)
-    keyring = load_keyring(path, env={})
-    enc = EncryptedStore(make_store(), keyring)
+    old = create_key_file(path, random=SeededRandom(0), clock=ManualClock())
+    keyring = load_keyring(path, env={}, clock=ManualClock())
+    enc = EncryptedStore(make_store(), keyring, random=SeededRandom(2))
     await enc.open()
     try:
         inner = enc.inner
@@ -129,7 +130,7 @@ async def test_rotation_reencrypts_everything_while_a_reader_reads(make_store, t
         await inner.create_handle("20.500/legacy", [HandleValue(2, "NOTE", SECRET, PRIVATE)])
         assert await enc.census() == {old.id.hex(): 120, "clear": 1}
 
-        new = add_active_key(path)
+        new = add_active_key(path, random=SeededRandom(1), clock=ManualClock())
         stop = asyncio.Event()
         reads = 0
 
@@ -172,7 +173,9 @@ async def test_sqlite_file_holds_no_plaintext(tmp_path: Path):
     from idnode.store.sqlite import SQLiteStore
 
     db = tmp_path / "node.db"
-    async with EncryptedStore(SQLiteStore(str(db)), ring()) as enc:
+    async with EncryptedStore(
+        SQLiteStore(str(db), clock=ManualClock()), ring(), random=SeededRandom(2)
+    ) as enc:
         await enc.create_handle("20.500/a", values())
         await enc.modify_values("20.500/a", [HandleValue(2, "NOTE", SECRET + b"!", PRIVATE)])
         raw = b"".join(p.read_bytes() for p in tmp_path.glob("node.db*"))

@@ -10,6 +10,7 @@ import pytest
 from idnode.codes import Permission, TTLType
 from idnode.errors import HandleAlreadyExists, IdnodeError, InvalidHandle, InvalidValue
 from idnode.model import HandleValue, ValueReference
+from idnode.runtime import SeededRandom
 from idnode.store.base import RowGroup, Store, _check_value, _plain_value_ok, check_values
 from idnode.store.encrypted import EncryptedStore, is_sealed
 
@@ -255,7 +256,7 @@ async def test_load_rows_errors_are_those_of_load(seeded: Store, name: str) -> N
 # -- encryption at rest ---------------------------------------------------------------------------
 async def test_encrypted_load_rows_seals_non_public_slots(make_store) -> None:
     inner = make_store()
-    enc = EncryptedStore(inner, ring())
+    enc = EncryptedStore(inner, ring(), random=SeededRandom(2))
     await enc.open()
     try:
         layout = (lv(1, permissions=PUBLIC), lv(2, "NOTE", permissions=PRIVATE))

@@ -21,6 +21,7 @@ from idnode.errors import (
     ValueNotFound,
 )
 from idnode.model import HandleValue
+from idnode.runtime import ManualClock
 from idnode.store import postgres_schema
 from idnode.store.postgres import PostgresStore, _translate
 from idnode.store.postgres_schema import SCHEMA_VERSION
@@ -54,7 +55,7 @@ async def conn() -> AsyncIterator[asyncpg.Connection]:
 
 @pytest.fixture
 async def db(schema: str) -> AsyncIterator[PostgresStore]:
-    async with PostgresStore(PG_DSN, schema=schema, max_size=4) as store:
+    async with PostgresStore(PG_DSN, schema=schema, max_size=4, clock=ManualClock()) as store:
         yield store
 
 
@@ -89,13 +90,13 @@ async def test_tables_live_in_the_schema_with_byte_order_keys(db, conn, schema) 
 
 async def test_reopen_does_not_migrate_again(db, conn, schema) -> None:
     before = await conn.fetch(f"SELECT * FROM {schema}.schema_version")
-    async with PostgresStore(PG_DSN, schema=schema) as again:
+    async with PostgresStore(PG_DSN, schema=schema, clock=ManualClock()) as again:
         assert await again.serial() == 0
     assert await conn.fetch(f"SELECT * FROM {schema}.schema_version") == before
 
 
 async def test_concurrent_first_opens_migrate_once(schema, conn) -> None:
-    stores = [PostgresStore(PG_DSN, schema=schema) for _ in range(4)]
+    stores = [PostgresStore(PG_DSN, schema=schema, clock=ManualClock()) for _ in range(4)]
     await asyncio.gather(*(s.open() for s in stores))
     try:
         rows = await conn.fetch(f"SELECT version FROM {schema}.schema_version")
@@ -110,7 +111,7 @@ async def test_concurrent_first_opens_migrate_once(schema, conn) -> None:
 
 async def test_newer_schema_is_refused(db, conn, schema) -> None:
     await conn.execute(f"INSERT INTO {schema}.schema_version (version) VALUES (999)")
-    newer = PostgresStore(PG_DSN, schema=schema)
+    newer = PostgresStore(PG_DSN, schema=schema, clock=ManualClock())
     with pytest.raises(IdnodeError, match="newer than this idnode"):
         await newer.open()
     with pytest.raises(RuntimeError, match="not open"):
@@ -118,34 +119,38 @@ async def test_newer_schema_is_refused(db, conn, schema) -> None:
 
 
 async def test_failed_migration_step_rolls_back_whole(schema, conn, monkeypatch) -> None:
-    async with PostgresStore(PG_DSN, schema=schema) as s:
+    async with PostgresStore(PG_DSN, schema=schema, clock=ManualClock()) as s:
         await s.create_handle(f"{P}/kept", [v(1)])
     broken = ("CREATE TABLE {s}.extra (x int)", "SELECT no_such_function()")
     monkeypatch.setattr(postgres_schema, "MIGRATIONS", (*postgres_schema.MIGRATIONS, broken))
     monkeypatch.setattr(postgres_schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(IdnodeError) as info:
-        await PostgresStore(PG_DSN, schema=schema).open()
+        await PostgresStore(PG_DSN, schema=schema, clock=ManualClock()).open()
     assert not isinstance(info.value, ServerBusy)
     assert await conn.fetchval(f"SELECT max(version) FROM {schema}.schema_version") == 1
     assert await conn.fetchval("SELECT to_regclass($1)", f"{schema}.extra") is None
     monkeypatch.undo()
-    async with PostgresStore(PG_DSN, schema=schema) as s:
+    async with PostgresStore(PG_DSN, schema=schema, clock=ManualClock()) as s:
         assert await s.get_handle(f"{P}/KEPT") == [v(1)]
 
 
 def test_schema_names_are_checked() -> None:
     for bad in ("", "Upper", "a-b", "x;drop", "pg_x", "1abc", "a" * 51):
         with pytest.raises(ValueError):
-            PostgresStore(PG_DSN, schema=bad)
+            PostgresStore(PG_DSN, schema=bad, clock=ManualClock())
 
 
 def test_from_url_takes_out_our_parameters() -> None:
     s = PostgresStore.from_url(
-        "postgresql://u@h:5433/db?schema=reg&pool_max=20&sslmode=disable&pool_min=2"
+        "postgresql://u@h:5433/db?schema=reg&pool_max=20&sslmode=disable&pool_min=2",
+        clock=ManualClock(),
     )
     assert (s.schema, s.channel, s._sizes) == ("reg", "reg_serial", (2, 20))
     assert s.dsn == "postgresql://u@h:5433/db?sslmode=disable"
-    assert PostgresStore.from_url("postgresql://u@h/db").channel == "idnode_serial"
+    assert (
+        PostgresStore.from_url("postgresql://u@h/db", clock=ManualClock()).channel
+        == "idnode_serial"
+    )
 
 
 # -- NOTIFY / subscribe --------------------------------------------------------------------------
@@ -158,7 +163,9 @@ async def wait_for(seen: list[int], want: int, timeout: float = 5.0) -> None:
 async def test_subscribe_gets_serials_committed_by_another_instance(db, schema) -> None:
     seen: list[int] = []
     await db.subscribe(seen.append)
-    async with PostgresStore(PG_DSN, schema=schema) as other:  # as another process would
+    async with PostgresStore(
+        PG_DSN, schema=schema, clock=ManualClock()
+    ) as other:  # as another process would
         await other.create_handle(f"{P}/a", [v(1)])
         await other.add_values(f"{P}/a", [v(2)])
         with pytest.raises(HandleAlreadyExists):  # a failed write announces nothing
@@ -176,7 +183,9 @@ async def test_other_schemas_do_not_notify(db, tmp_path) -> None:
     other_place = tmp_path / "other"
     await drop_pg_schema(other_place)
     try:
-        async with PostgresStore(PG_DSN, schema=pg_schema_for(other_place)) as other:
+        async with PostgresStore(
+            PG_DSN, schema=pg_schema_for(other_place), clock=ManualClock()
+        ) as other:
             await other.create_handle(f"{P}/x", [v(1)])
         await db.create_handle(f"{P}/mine", [v(1)])
         await wait_for(seen, 1)
@@ -219,7 +228,9 @@ async def test_a_raising_callback_does_not_stop_others(db) -> None:
 
 # -- pool and connection failures ----------------------------------------------------------------
 async def test_exhausted_pool_answers_busy_then_recovers(schema) -> None:
-    async with PostgresStore(PG_DSN, schema=schema, max_size=1, acquire_timeout=0.2) as s:
+    async with PostgresStore(
+        PG_DSN, schema=schema, max_size=1, acquire_timeout=0.2, clock=ManualClock()
+    ) as s:
         assert s._pool is not None
         held = await s._pool.acquire()
         try:
@@ -233,7 +244,7 @@ async def test_exhausted_pool_answers_busy_then_recovers(schema) -> None:
 
 
 async def test_killed_connection_is_busy_then_replaced(schema, conn) -> None:
-    async with PostgresStore(PG_DSN, schema=schema, max_size=1) as s:
+    async with PostgresStore(PG_DSN, schema=schema, max_size=1, clock=ManualClock()) as s:
         await s.create_handle(f"{P}/x", [v(1)])
         pid = await s._read(lambda c: c.fetchval("SELECT pg_backend_pid()"))  # the only one
         killed = await conn.fetchval("SELECT pg_terminate_backend($1)::int", pid)
@@ -248,7 +259,9 @@ async def test_killed_connection_is_busy_then_replaced(schema, conn) -> None:
 
 
 async def test_unreachable_server_is_busy(tmp_path) -> None:
-    s = PostgresStore("postgresql://postgres@127.0.0.1:1/test", connect_timeout=2)
+    s = PostgresStore(
+        "postgresql://postgres@127.0.0.1:1/test", connect_timeout=2, clock=ManualClock()
+    )
     with pytest.raises(ServerBusy, match="cannot connect"):
         await s.open()
 
@@ -342,7 +355,7 @@ async def test_serials_gap_free_with_failures_mixed_in(db) -> None:
 
 
 async def test_writes_by_one_instance_are_read_by_another(db, schema) -> None:
-    async with PostgresStore(PG_DSN, schema=schema) as other:
+    async with PostgresStore(PG_DSN, schema=schema, clock=ManualClock()) as other:
         await db.create_handle(f"{P}/shared", [v(1)])
         assert await other.get_handle(f"{P}/SHARED") == [v(1)]
         assert await other.serial() == 1

@@ -9,6 +9,7 @@ import pytest
 
 from idnode.errors import HandleAlreadyExists, IdnodeError, InvalidValue, ServerBusy
 from idnode.model import HandleValue
+from idnode.runtime import ManualClock
 from idnode.store import open_store
 from idnode.store import sqlite as engine
 from idnode.store.sqlite import SCHEMA_VERSION, SQLiteStore
@@ -31,7 +32,7 @@ def checkpointed_bytes(path: Path) -> tuple[bytes, list[str]]:
 
 @pytest.fixture
 async def db(tmp_path: Path):
-    store = SQLiteStore(str(tmp_path / "node.db"))
+    store = SQLiteStore(str(tmp_path / "node.db"), clock=ManualClock())
     async with store:
         yield store
 
@@ -77,17 +78,17 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
     with pytest.raises(IdnodeError, match="newer"):
-        await SQLiteStore(str(path)).open()
+        await SQLiteStore(str(path), clock=ManualClock()).open()
 
 
 async def test_appended_migration_upgrades_existing_file(tmp_path, monkeypatch) -> None:
     path = str(tmp_path / "node.db")
-    async with SQLiteStore(path) as s:
+    async with SQLiteStore(path, clock=ManualClock()) as s:
         await s.create_handle("20.500.1/kept", [v(1)])
     step = ("CREATE TABLE extra (x INTEGER)", "INSERT INTO extra VALUES (42)")
     monkeypatch.setattr(engine, "MIGRATIONS", (*engine.MIGRATIONS, step))
     monkeypatch.setattr(engine, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    async with SQLiteStore(path) as s:
+    async with SQLiteStore(path, clock=ManualClock()) as s:
         assert await s.get_handle("20.500.1/kept") == [v(1)]
         assert s._wconn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
         assert s._wconn.execute("SELECT x FROM extra").fetchall() == [(42,)]
@@ -95,20 +96,20 @@ async def test_appended_migration_upgrades_existing_file(tmp_path, monkeypatch) 
 
 async def test_failing_migration_changes_nothing(tmp_path, monkeypatch) -> None:
     path = str(tmp_path / "node.db")
-    async with SQLiteStore(path) as s:
+    async with SQLiteStore(path, clock=ManualClock()) as s:
         await s.create_handle("20.500.1/kept", [v(1)])
     before = checkpointed_bytes(Path(path))
     step = ("CREATE TABLE extra (x INTEGER)", "INSERT INTO no_such_table VALUES (1)")
     monkeypatch.setattr(engine, "MIGRATIONS", (*engine.MIGRATIONS, step))
     monkeypatch.setattr(engine, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(IdnodeError, match="no_such_table"):
-        await SQLiteStore(path).open()
+        await SQLiteStore(path, clock=ManualClock()).open()
     assert checkpointed_bytes(Path(path)) == before
 
 
 async def test_write_lock_held_elsewhere_is_server_busy(tmp_path: Path) -> None:
     path = tmp_path / "node.db"
-    async with SQLiteStore(str(path), busy_timeout=0.05) as s:
+    async with SQLiteStore(str(path), busy_timeout=0.05, clock=ManualClock()) as s:
         other = sqlite3.connect(path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
         try:
@@ -123,7 +124,10 @@ async def test_write_lock_held_elsewhere_is_server_busy(tmp_path: Path) -> None:
 
 async def test_sees_writes_of_another_process(tmp_path: Path) -> None:
     path = str(tmp_path / "node.db")
-    async with SQLiteStore(path) as server, SQLiteStore(path) as importer:
+    async with (
+        SQLiteStore(path, clock=ManualClock()) as server,
+        SQLiteStore(path, clock=ManualClock()) as importer,
+    ):
         assert await server.get_handle("20.500.1/x") is None
         await importer.load([("20.500.1/x", [v(1)])])
         assert await server.get_handle("20.500.1/X") == [v(1)]
@@ -131,7 +135,7 @@ async def test_sees_writes_of_another_process(tmp_path: Path) -> None:
 
 
 async def test_reads_off_the_loop_thread(tmp_path: Path) -> None:
-    async with SQLiteStore(str(tmp_path / "n.db"), inline_reads=False) as s:
+    async with SQLiteStore(str(tmp_path / "n.db"), inline_reads=False, clock=ManualClock()) as s:
         assert s._rconn is None
         await s.create_handle("20.500.1/a", [v(1)])
         assert await s.get_handle("20.500.1/A") == [v(1)]
@@ -141,7 +145,7 @@ async def test_reads_off_the_loop_thread(tmp_path: Path) -> None:
 
 
 async def test_open_store_url(tmp_path: Path) -> None:
-    store = open_store(f"sqlite://{tmp_path}/sub/dir/node.db")
+    store = open_store(f"sqlite://{tmp_path}/sub/dir/node.db", clock=ManualClock())
     assert isinstance(store, SQLiteStore)
     async with store:  # parent directories are created
         assert await store.serial() == 0
@@ -150,11 +154,11 @@ async def test_open_store_url(tmp_path: Path) -> None:
 
 def test_memory_database_is_refused() -> None:
     with pytest.raises(ValueError):
-        SQLiteStore(":memory:")
+        SQLiteStore(":memory:", clock=ManualClock())
 
 
 async def test_use_when_closed_is_an_error(tmp_path: Path) -> None:
-    s = SQLiteStore(str(tmp_path / "n.db"))
+    s = SQLiteStore(str(tmp_path / "n.db"), clock=ManualClock())
     with pytest.raises(RuntimeError):
         await s.create_handle("20.500.1/a", [v(1)])
     await s.open()

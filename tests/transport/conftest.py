@@ -1,7 +1,7 @@
 """An in-process node served on real UDP and TCP sockets, with a clock the test can move.
 
 ``idnode serve`` in a subprocess (tests/conftest.py) cannot have its challenge clock
-advanced; here the WireHandler gets a ``FakeClock`` so an expired nonce takes no waiting.
+advanced; here the node runs on a ``ManualClock`` so an expired nonce takes no waiting.
 The node directory is made once per module by ``idnode init`` and copied for each test.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 from idnode.bootstrap import ADMIN_KEY_NAME, init_node
 from idnode.config import load_config
 from idnode.crypto.keys import load_private_key_pem
+from idnode.runtime import ManualClock, Runtime, SystemRandom, system
 from idnode.service.node import Node, open_node
 from idnode.transport.admin_client import AdminClient
 from idnode.transport.tcp import serve_tcp
@@ -32,22 +32,11 @@ OPERATOR = f"300:0.NA/{PREFIX}"
 CHALLENGE_TTL = 30.0
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @dataclass
 class WireNode:
     node: Node
     handler: WireHandler
-    clock: FakeClock
+    clock: ManualClock
     host: str
     port: int
     directory: Path
@@ -67,7 +56,9 @@ class WireNode:
 @pytest.fixture(scope="module")
 def node_template(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("template") / "node"
-    asyncio.run(init_node(directory, name="wire-test", prefixes=[PREFIX], demo=True))
+    asyncio.run(
+        init_node(directory, name="wire-test", prefixes=[PREFIX], demo=True, runtime=system())
+    )
     return directory
 
 
@@ -75,9 +66,9 @@ def node_template(tmp_path_factory) -> Path:
 async def wire_node(node_template, tmp_path) -> AsyncIterator[WireNode]:
     directory = tmp_path / "node"
     shutil.copytree(node_template, directory)
-    node = await open_node(load_config(directory, env={}))
-    clock = FakeClock()
-    handler = WireHandler(node, clock, challenge_ttl=CHALLENGE_TTL)
+    clock = ManualClock()
+    node = await open_node(load_config(directory, env={}), runtime=Runtime(clock, SystemRandom()))
+    handler = WireHandler(node, challenge_ttl=CHALLENGE_TTL)
     port = free_port()
     udp_transport, _ = await serve_udp(handler, "127.0.0.1", port)
     tcp_server = await serve_tcp(handler, "127.0.0.1", port)

@@ -3,6 +3,7 @@ tests/e2e/test_http_cache.py drives it through a real server)."""
 
 from __future__ import annotations
 
+from idnode.runtime import ManualClock
 from idnode.transport.http_fast import CachedRestAnswers, request_target
 from idnode.transport.limits import Limits, RateLimiter
 from idnode.transport.response_cache import ResponseCache
@@ -32,7 +33,8 @@ def scope(target: bytes = TARGET, headers=(), scheme: str = "http", method: str 
 
 
 def answers(rate: int = 1000, burst: int = 1000) -> tuple[CachedRestAnswers, Resolver]:
-    limits = Limits(resolve=RateLimiter(rate, burst), auth=RateLimiter(1, 1))
+    clock = ManualClock().monotonic
+    limits = Limits(resolve=RateLimiter(rate, burst, clock), auth=RateLimiter(1, 1, clock))
     resolver = Resolver()
     return CachedRestAnswers(ResponseCache(100), limits, resolver), resolver
 

@@ -24,7 +24,8 @@ from idnode.bootstrap import init_node
 from idnode.codes import OpCode, ResponseCode
 from idnode.config import LimitsSection, load_config
 from idnode.model import URL, HandleValue
-from idnode.service.node import open_node
+from idnode.runtime import ManualClock, Runtime, SystemRandom, system
+from idnode.service.node import close_node, open_node
 from idnode.store.base import open_store
 from idnode.transport.client import request_tcp, request_udp, resolution_request
 from idnode.transport.http import build_app
@@ -35,6 +36,7 @@ from idnode.transport.limits import (
     TokenBucket,
     is_truncated_answer,
 )
+from idnode.transport.udp import serve_udp
 from idnode.transport.wire_handler import WireHandler
 from idnode.wire import bodies
 from idnode.wire.envelope import ENVELOPE_SIZE, Envelope, decode_envelope
@@ -99,7 +101,7 @@ def test_rate_limiter_memory_is_bounded_lru() -> None:
 
 
 def test_disabled_limiter_and_exemptions() -> None:
-    assert all(RateLimiter(0, 1).allow("x") for _ in range(10_000))
+    assert all(RateLimiter(0, 1, FakeClock()).allow("x") for _ in range(10_000))
     section = replace(LimitsSection(), exempt=["192.0.2.7", "10.9.0.0/16"], resolve_burst=1)
     limits = Limits.from_settings(section, FakeClock())
     assert limits.is_exempt("192.0.2.7") and limits.is_exempt("10.9.3.4")
@@ -123,10 +125,12 @@ def test_defaults_are_generous_and_auth_much_tighter() -> None:
 @pytest.fixture(scope="module")
 def node_dir(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("limits") / "node"
-    config = asyncio.run(init_node(directory, name="limits", prefixes=[PREFIX], demo=False))
+    config = asyncio.run(
+        init_node(directory, name="limits", prefixes=[PREFIX], demo=False, runtime=system())
+    )
 
     async def load() -> None:
-        async with open_store(config.store_url) as store:
+        async with open_store(config.store_url, clock=ManualClock()) as store:
             big = [HandleValue(i, URL, b"https://example.com/" + b"x" * 400) for i in range(1, 21)]
             await store.create_handle(BIG, big)
             await store.create_handle(SMALL, [HandleValue(1, URL, b"https://e.com/")])
@@ -152,7 +156,7 @@ async def _ask(handler: WireHandler, message: Message, peer: str) -> Message:
 
 
 async def test_wire_auth_throttled_long_before_resolution(node_dir) -> None:
-    node = await open_node(load_config(node_dir, env={}))
+    node = await open_node(load_config(node_dir, env={}), runtime=system())
     try:
         clock = FakeClock()
         handler = WireHandler(node, limits=_tight_limits(clock))
@@ -191,7 +195,7 @@ async def test_wire_auth_throttled_long_before_resolution(node_dir) -> None:
 
 
 async def test_recursion_count_bound(node_dir) -> None:
-    node = await open_node(load_config(node_dir, env={}))
+    node = await open_node(load_config(node_dir, env={}), runtime=system())
     try:
         handler = WireHandler(node)
         deep = resolution_request(SMALL)
@@ -206,7 +210,7 @@ async def test_recursion_count_bound(node_dir) -> None:
 
 
 async def test_http_rate_limit_is_429_json(node_dir) -> None:
-    node = await open_node(load_config(node_dir, env={}))
+    node = await open_node(load_config(node_dir, env={}), runtime=system())
     try:
         clock = FakeClock()
         app = build_app(node, limits=_tight_limits(clock))
@@ -272,32 +276,54 @@ def _http(source: str) -> httpx.Client:
     return httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=5)
 
 
-def test_udp_flood_is_shed_then_served(tight_node: RunningNode) -> None:
-    addr = (tight_node.host, tight_node.port)
-    flood = _udp_from("127.0.0.2")
+async def test_udp_flood_is_shed_then_served(node_dir) -> None:
+    """A flood from one address gets its burst, then busy answers; another client is served
+    meanwhile; once the node's clock has moved, the flooder is served again.
+
+    The node runs in process on a ``ManualClock``: its buckets refill only when the test
+    moves the clock, so no figure here depends on how fast this machine sends or answers.
+    """
+    clock = ManualClock()
+    config = load_config(node_dir, env={})
+    config.limits = replace(config.limits, exempt=[], resolve_rate=300, resolve_burst=300)
+    node = await open_node(config, runtime=Runtime(clock, SystemRandom()))
+    handler = WireHandler(node)
+    transport, _ = await serve_udp(handler, "127.0.0.1", 0)
+    addr = transport.get_extra_info("sockname")
+    flood, other = _udp_from("127.0.0.2"), _udp_from("127.0.0.3")
     request = encode_message(resolution_request(SMALL, request_id=7))
-    start = time.monotonic()
-    for i in range(5000):
+    try:
+        codes: list[int] = []
+        for _ in range(12):  # 600 requests, 50 in flight (a socket buffer holds ~250)
+            for _ in range(50):
+                flood.sendto(request, addr)
+            codes += await _answers(flood, until=50)
+        # the clock stood still: the burst of 300 served, every request after it refused
+        assert codes == [ResponseCode.SUCCESS] * 300 + [ResponseCode.SERVER_BUSY] * 300
+        other.sendto(encode_message(resolution_request(SMALL, request_id=8)), addr)
+        assert await _answers(other, until=1) == [ResponseCode.SUCCESS]
         flood.sendto(request, addr)
-        if i % 500 == 499:
-            time.sleep(0.01)  # bounded: ~5000 requests in well under 2 s
-    elapsed = time.monotonic() - start
-    assert elapsed < 2.0
-    codes = _codes(flood, 0.5)
-    served = codes.count(ResponseCode.SUCCESS)
-    busy = codes.count(ResponseCode.SERVER_BUSY)
-    # the rest is shed: answered busy, or dropped (in our queue or the kernel's buffer)
-    assert busy >= 200 and served + busy < 5000, (served, busy)
-    assert served <= 300 + 300 * (time.monotonic() - start) + 50
-    # during and after the flood, a different client is served at once
-    other = _udp_from("127.0.0.3")
-    other.sendto(encode_message(resolution_request(SMALL, request_id=8)), addr)
-    assert _codes(other, 1.0) == [ResponseCode.SUCCESS]
-    time.sleep(1.2)  # the flood is over: its bucket refills
-    flood.sendto(request, addr)
-    assert _codes(flood, 1.0) == [ResponseCode.SUCCESS]
-    flood.close()
-    other.close()
+        assert await _answers(flood, until=1) == [ResponseCode.SERVER_BUSY]  # still empty
+        clock.advance(1.0)  # 300 tokens a second: the flooder's bucket is full again
+        flood.sendto(request, addr)
+        assert await _answers(flood, until=1) == [ResponseCode.SUCCESS]
+    finally:
+        flood.close()
+        other.close()
+        transport.close()
+        await close_node(node)
+
+
+async def _answers(sock: socket.socket, *, until: int) -> list[int]:
+    """The response codes of the next ``until`` datagrams on ``sock`` (the event loop serves
+    the in-process node meanwhile); a generous bound turns a lost answer into a failure."""
+    loop = asyncio.get_running_loop()
+    sock.setblocking(False)
+    async with asyncio.timeout(60):
+        return [
+            decode_header((await loop.sock_recv(sock, 65536))[ENVELOPE_SIZE:]).response_code
+            for _ in range(until)
+        ]
 
 
 def test_http_auth_failures_throttled_before_resolution(tight_node: RunningNode) -> None:
@@ -367,7 +393,8 @@ async def test_slowloris_closed_while_others_are_served(tight_node) -> None:
             await asyncio.sleep(0.1)
     finally:
         slow.close()
-    assert closed_after is not None and 0.9 < closed_after < 3.0
+    # never before the 1 s deadline; the upper bound only catches a connection never closed
+    assert closed_after is not None and 0.9 < closed_after < 30
 
 
 def test_connections_per_ip_bounded(tight_node: RunningNode) -> None:

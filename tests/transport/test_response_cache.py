@@ -5,6 +5,7 @@ from __future__ import annotations
 from idnode.bootstrap import init_node
 from idnode.codes import OpCode, OpFlag, ResponseCode
 from idnode.config import load_config
+from idnode.runtime import system
 from idnode.service.node import close_node, open_node
 from idnode.transport.client import resolution_request, siteinfo_request
 from idnode.transport.response_cache import ResponseCache, requested_handle
@@ -102,8 +103,10 @@ def test_requested_handle_is_read_from_the_request_body():
 
 async def test_lifecycle_changes_and_negative_answers_through_a_real_node(tmp_path):
     """Found and not-found answers are cached; a suspension or reactivation clears them."""
-    config = await init_node(tmp_path / "n", name="n", prefixes=["20.500.123"], demo=True)
-    node = await open_node(load_config(config.directory, env={}))
+    config = await init_node(
+        tmp_path / "n", name="n", prefixes=["20.500.123"], demo=True, runtime=system()
+    )
+    node = await open_node(load_config(config.directory, env={}), runtime=system())
     cache = ResponseCache()
     node.registry.state_listeners.append(cache.invalidate)  # what `serve` does
     handler = WireHandler(node, cache=cache)

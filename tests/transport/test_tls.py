@@ -31,6 +31,7 @@ from idnode.crypto.certs import (
     new_key,
 )
 from idnode.crypto.keys import load_private_key_pem
+from idnode.runtime import system
 from idnode.service.node import open_node
 from idnode.transport import client
 from idnode.transport.http import build_app
@@ -84,6 +85,7 @@ def tls_template(tmp_path_factory) -> Path:
             self_signed=True,
             https_port=free_port(),
             tls_tcp_port=free_port(),
+            runtime=system(),
         )
     )
     return directory
@@ -92,7 +94,7 @@ def tls_template(tmp_path_factory) -> Path:
 @pytest.fixture
 async def tls_node(tls_template) -> AsyncIterator[TlsNode]:
     config = load_config(tls_template, env={})
-    node = await open_node(config)
+    node = await open_node(config, runtime=system())
     handler = WireHandler(node)
     http_config = uvicorn.Config(
         build_app(node), host="127.0.0.1", port=0, log_level="warning", lifespan="off"
@@ -127,7 +129,7 @@ CLIENT_CERT = {"Authorization": 'Handle clientCert="true"'}
 
 
 def _subject_cert(*attrs: tuple) -> x509.Certificate:
-    ca_key, ca_cert = make_ca()
+    ca_key, ca_cert = make_ca(now=dt.datetime.now(dt.UTC))
     key = new_key()
     name = x509.Name([x509.NameAttribute(oid, value) for oid, value in attrs])
     now = dt.datetime.now(dt.UTC)
@@ -213,7 +215,13 @@ async def test_client_cert_header_without_certificate_is_refused(tls_node):
 async def test_certificate_with_another_key_is_refused(tls_node, tmp_path):
     """Issued by the trusted CA and naming the operator, but not holding the operator's key."""
     key = new_key()
-    cert = make_client_cert(tls_node.ca_key(), tls_node.ca_cert(), OPERATOR, key.public_key())
+    cert = make_client_cert(
+        tls_node.ca_key(),
+        tls_node.ca_cert(),
+        OPERATOR,
+        key.public_key(),
+        now=dt.datetime.now(dt.UTC),
+    )
     ctx = _tls(tls_node, *_write_cert(tmp_path, cert, key))
     async with httpx.AsyncClient(verify=ctx, timeout=10) as http:
         resp = await http.put(
@@ -228,7 +236,11 @@ async def test_certificate_with_another_key_is_refused(tls_node, tmp_path):
 async def test_certificate_for_a_foreign_identity_is_refused(tls_node, tmp_path):
     key = tls_node.admin_key()
     cert = make_client_cert(
-        tls_node.ca_key(), tls_node.ca_cert(), "300:0.NA/99.999", key.public_key()
+        tls_node.ca_key(),
+        tls_node.ca_cert(),
+        "300:0.NA/99.999",
+        key.public_key(),
+        now=dt.datetime.now(dt.UTC),
     )
     ctx = _tls(tls_node, *_write_cert(tmp_path, cert, key))
     async with httpx.AsyncClient(verify=ctx, timeout=10) as http:
@@ -247,7 +259,7 @@ async def test_expired_certificate_fails_the_handshake(tls_node, tmp_path):
         OPERATOR,
         key.public_key(),
         days=1,
-        not_before=long_ago,
+        now=long_ago,
     )
     ctx = _tls(tls_node, *_write_cert(tmp_path, cert, key))
     async with httpx.AsyncClient(verify=ctx, timeout=10) as http:
@@ -258,8 +270,10 @@ async def test_expired_certificate_fails_the_handshake(tls_node, tmp_path):
 async def test_certificate_from_an_untrusted_ca_fails_the_handshake(tls_node, tmp_path):
     """Self-signed by its holder (right identity, right key): not from the operator's CA."""
     key = tls_node.admin_key()
-    rogue_key, rogue_ca = make_ca("rogue CA")
-    cert = make_client_cert(rogue_key, rogue_ca, OPERATOR, key.public_key())
+    rogue_key, rogue_ca = make_ca("rogue CA", now=dt.datetime.now(dt.UTC))
+    cert = make_client_cert(
+        rogue_key, rogue_ca, OPERATOR, key.public_key(), now=dt.datetime.now(dt.UTC)
+    )
     ctx = _tls(tls_node, *_write_cert(tmp_path, cert, key))
     async with httpx.AsyncClient(verify=ctx, timeout=10) as http:
         with pytest.raises(httpx.TransportError):

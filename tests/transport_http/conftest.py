@@ -18,6 +18,7 @@ import pytest
 from idnode.bootstrap import ADMIN_KEY_NAME, init_node
 from idnode.config import load_config
 from idnode.crypto.keys import PrivateKey, private_key_from_pem
+from idnode.runtime import system
 from idnode.service.node import Node, open_node
 from idnode.transport.http import build_app
 from tests.transport_http.support import PREFIX, provision, snapshot
@@ -38,8 +39,10 @@ def node_template(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("template") / "node"
 
     async def make() -> None:
-        config = await init_node(directory, name="rest-test", prefixes=[PREFIX], demo=True)
-        node = await open_node(config)
+        config = await init_node(
+            directory, name="rest-test", prefixes=[PREFIX], demo=True, runtime=system()
+        )
+        node = await open_node(config, runtime=system())
         try:
             await provision(node.store)
         finally:
@@ -53,7 +56,7 @@ def node_template(tmp_path_factory) -> Path:
 async def rest(node_template: Path, tmp_path: Path) -> AsyncIterator[Rest]:
     directory = tmp_path / "node"
     shutil.copytree(node_template, directory)
-    node = await open_node(load_config(directory, env={}))
+    node = await open_node(load_config(directory, env={}), runtime=system())
     key = private_key_from_pem((directory / ADMIN_KEY_NAME).read_bytes())
     transport = httpx.ASGITransport(app=build_app(node))
     try:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from idnode import runtime
 from idnode.verify.engine import CLOSED, RATE, LoadSpec
 from idnode.verify.results import CODE, CONNECT, ERROR_KINDS, TIMEOUT
 from idnode.verify.runner import run
@@ -13,6 +14,7 @@ from idnode.verify.workload import HIT, KINDS, MISS, TYPED, KeySet, parse_mix
 from tests.conftest import free_port, start_node, stop_node
 
 MIX = parse_mix("hit=60,miss=25,typed=15")
+CLOCK = runtime.system().clock  # latencies and timeouts against a real socket: real time
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def keys(node, tmp_path_factory) -> KeySet:
 
 def spec_for(node, keys, protocol: str, **kw) -> LoadSpec:
     port = node.http_port if protocol == "http" else node.port
-    base = dict(keys=keys, mix=MIX, duration=2.0, timeout=1.0, concurrency=8)
+    base = dict(keys=keys, mix=MIX, clock=CLOCK, duration=2.0, timeout=1.0, concurrency=8)
     return LoadSpec(protocol=protocol, host="127.0.0.1", port=port, **{**base, **kw})
 
 
@@ -87,6 +89,7 @@ def test_silence_counts_as_timeouts():
         port=free_port(),
         keys=keys,
         mix=MIX,
+        clock=CLOCK,
         mode=CLOSED,
         concurrency=5,
         requests=5,
@@ -104,6 +107,7 @@ def test_refused_connections_count_as_connect_errors():
         port=free_port(),
         keys=keys,
         mix=MIX,
+        clock=CLOCK,
         concurrency=2,
         requests=6,
         timeout=0.5,

@@ -20,6 +20,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from idnode import runtime
 from idnode.verify.bench_cli import bench_app
 from idnode.verify.engine import CLOSED, RATE, LoadSpec
 from idnode.verify.results import CONNECT, ERROR_KINDS, MALFORMED, TIMEOUT
@@ -29,6 +30,7 @@ from idnode.verify.workload import MISS_LABEL, KeySet, parse_mix
 
 MIX = parse_mix("hit=70,miss=20,typed=10")
 KEYS = KeySet.generated("20.500.777", 50)
+CLOCK = runtime.system().clock  # the fake server answers in real time
 
 NORMAL, CLOSE_WITH_HEADER, CLOSE_ABRUPTLY, MALFORMED_SECOND, SILENT = (
     "normal",
@@ -174,7 +176,7 @@ def writes(monkeypatch) -> list[int]:
 
 
 def spec(server: FakeServer, **kw: object) -> LoadSpec:
-    base: dict[str, object] = dict(keys=KEYS, mix=MIX, duration=5.0, timeout=2.0)
+    base: dict[str, object] = dict(keys=KEYS, mix=MIX, clock=CLOCK, duration=5.0, timeout=2.0)
     return LoadSpec(protocol="http", host="127.0.0.1", port=server.port, **{**base, **kw})
 
 
@@ -243,7 +245,7 @@ def test_timeout_fails_every_request_on_the_connection():
 
 def test_pool_size_counts_pipeline_slots():
     def size(**kw: object) -> int:
-        base: dict[str, object] = dict(host="h", port=1, keys=KEYS, mix=MIX)
+        base: dict[str, object] = dict(host="h", port=1, keys=KEYS, mix=MIX, clock=CLOCK)
         return LoadSpec(**{"protocol": "http", **base, **kw}).pool_size()
 
     assert size(concurrency=16) == 16

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from idnode import runtime
 from idnode.auth.identity import Identity
 from idnode.crypto.keys import load_private_key_pem
 from idnode.verify.conformance import fixtures
@@ -38,8 +39,10 @@ def env(tmp_path_factory) -> Iterator[Env]:
     try:
         key = load_private_key_pem((node.directory / "admin_privkey.pem").read_bytes())
         creds = Credentials(Identity("0.NA/" + PREFIX, 300), private_key=key)
-        probe = Probe((node.host, node.port), (node.host, node.port), node.http_url, 3.0)
-        ctx = Context(probe, PREFIX, None, creds)
+        rt = runtime.system()  # the fixtures go to a real node, timed on the real clock
+        addr = (node.host, node.port)
+        probe = Probe(addr, addr, node.http_url, 3.0, clock=rt.clock)
+        ctx = Context(probe, PREFIX, None, creds, clock=rt.clock, random=rt.random)
         fx = asyncio.run(fixtures.setup(ctx))
         proxy = FaultyServer(node.host, node.port, node.http_url).start()
         try:

@@ -10,6 +10,7 @@ import asyncio
 
 import pytest
 
+from idnode import runtime
 from idnode.verify.conformance.catalogue import all_checks
 from idnode.verify.conformance.runner import FAILED, PASSED, Options, Target, run
 
@@ -39,6 +40,7 @@ def _run(env, ids, *, timeout=1.0, bound=0.3):
         check_timeout=20,
         bound=bound,
         sample=False,
+        runtime=runtime.system(),  # timing checks measure a real node through the proxy
     )
     checks = [CATALOGUE[i] for i in sorted(ids)]
     return asyncio.run(run(checks, opts, preset=env.fixtures))

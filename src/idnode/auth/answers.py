@@ -53,8 +53,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from enum import IntEnum
 
 from cryptography.hazmat.primitives import hashes
@@ -76,6 +75,7 @@ from idnode.crypto.keys import (
 )
 from idnode.crypto.sm2 import sm3
 from idnode.errors import IdnodeError, InvalidValue, UnableToAuthenticate
+from idnode.runtime import ENTROPY, Random
 from idnode.wire.bodies import RequestDigest
 from idnode.wire.codec import Reader, Writer
 
@@ -209,7 +209,7 @@ def make_secret_key_answer(
     salt: bytes | None = None,
     iterations: int = HSJ_ANSWER_ITERATIONS,
     key_bits: int = 160,
-    random_bytes: Callable[[int], bytes] = os.urandom,
+    random_bytes: Random = ENTROPY,
 ) -> bytes:
     """A client's HS_SECKEY answer, exactly as HSJ builds it.
 

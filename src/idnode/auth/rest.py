@@ -27,8 +27,7 @@ Once verified, the session is bound to the identity; later requests carry only
 from __future__ import annotations
 
 import base64
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from urllib.parse import quote
 
 from idnode.auth.acl import AccessControl
@@ -57,6 +56,7 @@ from idnode.errors import (
     SessionTimeout,
 )
 from idnode.model import HS_PUBKEY, HS_SECKEY, HandleValue
+from idnode.runtime import ENTROPY, Random
 
 REQUIRED = ("id", "cnonce", "type", "alg", "signature")
 MAX_CNONCE = 1024
@@ -156,7 +156,7 @@ def make_rest_session_authorization(
     cnonce: bytes | None = None,
     salt: bytes | None = None,
     iterations: int | None = None,
-    random_bytes: Callable[[int], bytes] = os.urandom,
+    random_bytes: Random = ENTROPY,
 ) -> str:
     """The client side: the ``Authorization`` value answering a session's ``nonce``.
 

@@ -35,12 +35,11 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from idnode.errors import InvalidValue, UnableToAuthenticate
+from idnode.runtime import ENTROPY, Random
 
 PBKDF2_SHA1 = "PBKDF2-HMAC-SHA1"
 PBKDF2_SHA256 = "PBKDF2-HMAC-SHA256"
@@ -106,7 +105,7 @@ def hash_secret(
     salt: bytes | None = None,
     *,
     key_bits: int | None = None,
-    random_bytes: Callable[[int], bytes] = os.urandom,
+    random_bytes: Random = ENTROPY,
 ) -> bytes:
     """HS_SECKEY data that does not hold ``secret`` itself.
 

@@ -48,10 +48,6 @@ class CertIdentity:
         return f"{self.index}:{self.handle}" if self.index else self.handle
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def new_key() -> ec.EllipticCurvePrivateKey:
     """P-256: small, fast, and accepted by every TLS stack."""
     return ec.generate_private_key(ec.SECP256R1())
@@ -74,9 +70,9 @@ def _builder(
     issuer: x509.Name,
     public_key,
     days: int,
-    not_before: dt.datetime | None,
+    now: dt.datetime,
 ) -> x509.CertificateBuilder:
-    start = not_before or (_now() - dt.timedelta(minutes=5))
+    start = now - dt.timedelta(minutes=5)  # a peer whose clock is a little behind accepts it
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -88,13 +84,14 @@ def _builder(
     )
 
 
-def make_ca(common_name: str = "idnode development CA", *, days: int = CA_DAYS):
-    """A self-signed CA that may sign end-entity certificates only (path length 0)."""
+def make_ca(common_name: str = "idnode development CA", *, now: dt.datetime, days: int = CA_DAYS):
+    """A self-signed CA that may sign end-entity certificates only (path length 0), valid
+    from ``now`` (the caller's clock) for ``days``."""
     key = new_key()
     name = _name(common_name)
     pub = key.public_key()
     cert = (
-        _builder(name, name, pub, days, None)
+        _builder(name, name, pub, days, now)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -123,10 +120,10 @@ def _leaf(
     public_key,
     usage: x509.ObjectIdentifier,
     days: int,
-    not_before: dt.datetime | None,
+    now: dt.datetime,
 ) -> x509.CertificateBuilder:
     return (
-        _builder(subject, ca_cert.subject, public_key, days, not_before)
+        _builder(subject, ca_cert.subject, public_key, days, now)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(
@@ -141,6 +138,7 @@ def make_server_cert(
     ca_cert: x509.Certificate,
     hosts: Iterable[str] = DEV_HOSTS,
     *,
+    now: dt.datetime,
     days: int = DEFAULT_DAYS,
 ):
     """A TLS server certificate for ``hosts`` (IP addresses and DNS names in the SAN)."""
@@ -153,7 +151,7 @@ def make_server_cert(
             names.append(x509.DNSName(host))
     key = new_key()
     cert = (
-        _leaf(ca_key, ca_cert, _name(hosts[0]), key.public_key(), _SERVER_AUTH, days, None)
+        _leaf(ca_key, ca_cert, _name(hosts[0]), key.public_key(), _SERVER_AUTH, days, now)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .sign(ca_key, _hash_for(ca_key))
     )
@@ -166,8 +164,8 @@ def make_client_cert(
     identity: str,
     public_key,
     *,
+    now: dt.datetime,
     days: int = DEFAULT_DAYS,
-    not_before: dt.datetime | None = None,
 ) -> x509.Certificate:
     """A client certificate naming ``identity`` ("300:0.NA/20.500") in UID and CN.
 
@@ -175,7 +173,7 @@ def make_client_cert(
     refuses a certificate whose key is not the identity's, as HSJ does.
     """
     subject = _name(identity, uid=identity)
-    return _leaf(ca_key, ca_cert, subject, public_key, _CLIENT_AUTH, days, not_before).sign(
+    return _leaf(ca_key, ca_cert, subject, public_key, _CLIENT_AUTH, days, now).sign(
         ca_key, _hash_for(ca_key)
     )
 
@@ -253,7 +251,12 @@ class DevPki:
 
 
 def write_dev_pki(
-    directory, admin_identity: str | None, admin_key, hosts: Iterable[str] = DEV_HOSTS
+    directory,
+    admin_identity: str | None,
+    admin_key,
+    hosts: Iterable[str] = DEV_HOSTS,
+    *,
+    now: dt.datetime,
 ) -> DevPki:
     """A CA, a server certificate for ``hosts`` and, for ``admin_identity``, a client
     certificate carrying the admin's own key (so it matches the HS_PUBKEY ``init`` stored).
@@ -266,14 +269,14 @@ def write_dev_pki(
     root = Path(directory)
     (root / "tls").mkdir(parents=True, exist_ok=True)
     pki = DevPki()
-    ca_key, ca_cert = make_ca()
-    server_key, server_cert = make_server_cert(ca_key, ca_cert, hosts)
+    ca_key, ca_cert = make_ca(now=now)
+    server_key, server_cert = make_server_cert(ca_key, ca_cert, hosts, now=now)
     _write(root / pki.ca_cert, cert_pem(ca_cert), private=False)
     _write(root / pki.ca_key, key_pem(ca_key), private=True)
     _write(root / pki.server_cert, cert_pem(server_cert), private=False)
     _write(root / pki.server_key, key_pem(server_key), private=True)
     if admin_identity is not None and admin_key is not None:
-        cert = make_client_cert(ca_key, ca_cert, admin_identity, admin_key.public_key())
+        cert = make_client_cert(ca_key, ca_cert, admin_identity, admin_key.public_key(), now=now)
         _write(root / pki.admin_cert, cert_pem(cert), private=False)
         _write(root / pki.admin_cert_and_key, cert_pem(cert) + key_pem(admin_key), private=True)
     return pki

@@ -30,13 +30,13 @@ import binascii
 import json
 import os
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from idnode.crypto.sm2 import sm3
 from idnode.errors import IdnodeError
+from idnode.runtime import Clock, Random
 
 KEY_BYTES = 16  # SM4 is a 128-bit cipher
 ENV_VAR = "IDNODE_STORAGE_KEY"
@@ -63,15 +63,14 @@ class StorageKey:
         return f"StorageKey({self.id.hex()})"
 
 
-def new_key(
-    random_bytes: Callable[[int], bytes] = os.urandom, clock: Callable[[], float] = time.time
-) -> StorageKey:
-    raw = bytes(random_bytes(KEY_BYTES))
+def new_key(random: Random, clock: Clock) -> StorageKey:
+    raw = bytes(random(KEY_BYTES))
     return StorageKey(key_id(raw), raw, int(clock()))
 
 
 class Keyring:
-    """Keys by id plus the active one; optionally backed by a file it re-reads when changed."""
+    """Keys by id plus the active one; optionally backed by a file it re-reads when changed
+    (at most every ``RELOAD_INTERVAL`` seconds of ``clock``, which a file needs)."""
 
     def __init__(
         self,
@@ -80,13 +79,15 @@ class Keyring:
         *,
         path: Path | None = None,
         env_key: StorageKey | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
     ) -> None:
+        if path is not None and clock is None:
+            raise ValueError("a keyring backed by a file needs a clock to pace its re-reads")
         self._lock = threading.Lock()  # load() of a big import encrypts on the writer thread
-        self._path, self._env_key, self._monotonic = path, env_key, monotonic
+        self._path, self._env_key, self._clock = path, env_key, clock
         self._set(keys, active)
         self._stamp = _stamp(path) if path is not None else None
-        self._checked = monotonic()
+        self._checked = clock.monotonic() if clock is not None else 0.0
 
     def _set(self, keys: list[StorageKey], active: bytes) -> None:
         by_id = {k.id: k for k in keys}
@@ -123,9 +124,9 @@ class Keyring:
 
     def refresh(self, *, force: bool = False) -> bool:
         """Re-read the key file if it changed; True when the keys were reloaded."""
-        if self._path is None:
+        if self._path is None or self._clock is None:
             return False
-        now = self._monotonic()
+        now = self._clock.monotonic()
         if not force and now - self._checked < RELOAD_INTERVAL:
             return False
         with self._lock:
@@ -150,7 +151,9 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
 # -- loading -------------------------------------------------------------------------------
 
 
-def load_keyring(path: Path | None, env: Mapping[str, str] | None = None) -> Keyring | None:
+def load_keyring(
+    path: Path | None, env: Mapping[str, str] | None = None, *, clock: Clock
+) -> Keyring | None:
     """The keyring a node runs with: from ``IDNODE_STORAGE_KEY`` and/or the key file.
 
     None when neither is configured (encryption at rest off). A configured file that is
@@ -168,7 +171,7 @@ def load_keyring(path: Path | None, env: Mapping[str, str] | None = None) -> Key
             f"PUBLIC_READ cannot be read without it) or set {ENV_VAR}"
         )
     keys, active = read_key_file(path)
-    return Keyring(keys, active, path=path, env_key=env_key)
+    return Keyring(keys, active, path=path, env_key=env_key, clock=clock)
 
 
 def parse_env_key(text: str) -> StorageKey:
@@ -235,19 +238,19 @@ def write_key_file(path: Path, keys: list[StorageKey], active: bytes) -> None:
     os.replace(tmp, path)
 
 
-def create_key_file(path: Path, **kw) -> StorageKey:
+def create_key_file(path: Path, random: Random, clock: Clock) -> StorageKey:
     """A new key file with one fresh active key (``idnode init``); refuses to overwrite."""
     if path.exists():
         raise KeyringError(f"{path} exists; not overwriting storage keys")
-    key = new_key(**kw)
+    key = new_key(random, clock)
     write_key_file(path, [key], key.id)
     return key
 
 
-def add_active_key(path: Path, **kw) -> StorageKey:
+def add_active_key(path: Path, random: Random, clock: Clock) -> StorageKey:
     """Append a fresh key to the file and make it the active one (first step of rotation)."""
     keys, _ = read_key_file(path)
-    key = new_key(**kw)
+    key = new_key(random, clock)
     write_key_file(path, [*keys, key], key.id)
     return key
 

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 from collections.abc import Callable
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -58,6 +57,7 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from idnode.crypto import sm2
 from idnode.crypto.sm2 import SM2PrivateKey, SM2PublicKey
 from idnode.errors import IdnodeError, InvalidValue
+from idnode.runtime import ENTROPY, Random
 from idnode.wire.codec import Reader, Writer
 
 PublicKey = rsa.RSAPublicKey | dsa.DSAPublicKey | SM2PublicKey | ed25519.Ed25519PublicKey
@@ -328,7 +328,7 @@ def encode_private_key_file(
     key: PrivateKey,
     passphrase: bytes | str | None = None,
     *,
-    random_bytes: Callable[[int], bytes] = os.urandom,
+    random_bytes: Random = ENTROPY,
 ) -> bytes:
     """The contents of an HSJ ``admpriv.bin``: unencrypted, or PBKDF2 + AES-128-CBC."""
     clear = encode_private_key(key)

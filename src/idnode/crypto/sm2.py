@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 from collections.abc import Callable
 
 from cryptography.hazmat.primitives import hashes
@@ -43,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from ecdsa.ellipticcurve import CurveFp, PointJacobi
 
 from idnode.errors import InvalidValue
+from idnode.runtime import ENTROPY, Random
 
 DEFAULT_USER_ID = b"1234567812345678"  # GB/T 35276 / GM/T 0009 default signer id
 MAX_USER_ID = 8191  # ENTL is a 16-bit count of bits
@@ -218,7 +218,7 @@ class SM2PrivateKey:
         return f"SM2PrivateKey({self.curve.name})"
 
     @classmethod
-    def generate(cls, random_bytes: Callable[[int], bytes] = os.urandom) -> SM2PrivateKey:
+    def generate(cls, random_bytes: Random = ENTROPY) -> SM2PrivateKey:
         return cls(_random_scalar(SM2P256V1.n - 1, random_bytes))
 
     def public_key(self) -> SM2PublicKey:
@@ -229,7 +229,7 @@ class SM2PrivateKey:
         data: bytes,
         user_id: bytes = DEFAULT_USER_ID,
         *,
-        random_bytes: Callable[[int], bytes] = os.urandom,
+        random_bytes: Random = ENTROPY,
     ) -> bytes:
         """``SM3withSM2`` over ``data``; DER ``r, s``."""
         e = int.from_bytes(sm3(self._public.za(user_id), bytes(data)), "big")

@@ -18,8 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +28,7 @@ from idnode.errors import IdnodeError
 from idnode.hierarchy.db import HierarchyDB
 from idnode.hierarchy.roles import ROOT_PREFIX
 from idnode.model import HS_ADMIN, HS_PUBKEY, HS_SITE, NA_PREFIX, HandleValue, handle_key
+from idnode.runtime import Random, token_urlsafe
 from idnode.service.names import PrefixSet
 from idnode.store.base import Store
 from idnode.wire.admin import AdminRecord, encode_admin
@@ -57,8 +56,8 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def new_token(kind: str = TOKEN_PREFIX) -> str:
-    return kind + secrets.token_urlsafe(32)
+def new_token(random: Random, kind: str = TOKEN_PREFIX) -> str:
+    return kind + token_urlsafe(random, 32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +82,13 @@ class Delegations:
         own_site: bytes,
         homed: PrefixSet,
         operator_prefix: str,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float],
+        random: Random,
         token_ttl: int = 86400,
     ) -> None:
         self.db, self.store, self.own_site, self.homed = db, store, own_site, homed
         self.operator_prefix = operator_prefix
-        self.clock = clock
+        self.clock, self.random = clock, random
         self.token_ttl = token_ttl
 
     # -- allocation ---------------------------------------------------------------------
@@ -111,7 +111,7 @@ class Delegations:
     def allocate(self, prefix: str, *, ttl: int | None = None) -> dict[str, Any]:
         """Reserve ``prefix`` for a child; the returned token is shown once, stored hashed."""
         prefix = self.check_child_prefix(prefix)
-        token = new_token()
+        token = new_token(self.random)
         now = int(self.clock())
         expires = now + (self.token_ttl if ttl is None else ttl)
         with self.db.tx() as c:
@@ -146,7 +146,7 @@ class Delegations:
             raise EnrolmentRefused(f"this token enrols {row['prefix']}, not {prefix!r}")
         site_bytes = self._site(request.get("site"))
         public_key = self._public_key(request.get("public_key"))
-        report_token = new_token("idnreport_")
+        report_token = new_token(self.random, "idnreport_")
         now = int(self.clock())
         with self.db.tx() as c:
             done = c.execute(

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -64,7 +63,7 @@ class RecursiveResolver:
         self,
         resolver: GlobalResolver,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float],
         max_entries: int = 10_000,
         negative_ttl: float = 60.0,
         stale_for: float = 300.0,

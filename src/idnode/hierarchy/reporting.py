@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -111,7 +110,7 @@ class ReportBook:
         self,
         db: HierarchyDB,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float],
         health_timeout: float = 180.0,
         check: HealthCheck = siteinfo_check,
     ) -> None:

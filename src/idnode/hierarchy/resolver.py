@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,7 +154,7 @@ class GlobalResolver:
         root_sites: Iterable[SiteInfo],
         *,
         transport: Transport = network_transport,
-        wall: Callable[[], float] = time.time,
+        wall: Callable[[], float],
         timeout: float = 2.0,
         total_timeout: float | None = None,
         max_referrals: int = MAX_RECURSION_COUNT,
@@ -404,8 +403,9 @@ async def resolve_from_root(
     indexes: tuple[int, ...] = (),
     types: tuple[str, ...] = (),
     timeout: float = 2.0,
+    wall: Callable[[], float],
 ) -> list[HandleValue]:
-    """What ``idnode get --from-root`` prints."""
-    resolver = GlobalResolver(load_root_info(root_info), timeout=timeout)
+    """What ``idnode get --from-root`` prints; ``wall`` bounds the TTLs it trusts."""
+    resolver = GlobalResolver(load_root_info(root_info), wall=wall, timeout=timeout)
     answer = await resolver.resolve(handle)
     return filter_values(handle, answer.values, indexes, types)

@@ -14,8 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,9 +46,9 @@ _REC, _DNRF = OpFlag.REC, OpFlag.DNRF
 
 
 class Hierarchy:
-    def __init__(self, node: Node, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, node: Node) -> None:
         self.node = node
-        self.clock = clock
+        self.clock = clock = node.runtime.clock
         cfg = node.config.hierarchy
         self.role = cfg.role
         directory = node.config.directory
@@ -64,6 +63,7 @@ class Hierarchy:
                 homed=node.homed,
                 operator_prefix=prefixes[0],
                 clock=clock,
+                random=node.runtime.random,
                 token_ttl=cfg.token_ttl,
             )
         timeout = cfg.health_timeout or 3 * max(cfg.report_interval, 1)
@@ -88,6 +88,7 @@ class Hierarchy:
         sites_cache = TTLCache(max(cfg.cache_entries, 1), self.clock, stale_for=cfg.stale_seconds)
         resolver = GlobalResolver(
             load_root_info(path),
+            wall=self.clock,
             timeout=float(cfg.upstream_timeout),
             site_cache=sites_cache,
             max_ttl=float(cfg.max_ttl),
@@ -164,7 +165,7 @@ class Hierarchy:
         return None
 
     def _refresh(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if now - self._refreshed < REFRESH_SECONDS:
             return
         self._refreshed = now

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +28,7 @@ from idnode.auth.identity import Identity
 from idnode.auth.secrets import hash_secret, parse_hashed
 from idnode.model import HS_ADMIN, HS_SECKEY, HS_VLIST, HandleValue, ValueReference
 from idnode.registry.errors import Conflict, Forbidden, NotFound, RegistryError, Unauthenticated
+from idnode.runtime import token_urlsafe
 from idnode.wire.admin import AdminRecord, encode_admin
 from idnode.wire.vlist import decode_vlist, encode_vlist
 
@@ -134,7 +134,7 @@ class Accounts:
             raise RegistryError("must be a positive number of seconds", field="ttl_seconds")
         if self.reg.db.one("SELECT 1 FROM accounts WHERE name = ?", (name,)):
             raise Conflict(f"account {name!r} exists", field="name")
-        token = "idn_" + secrets.token_urlsafe(32)
+        token = "idn_" + token_urlsafe(self.reg.random, 32)
         extra: dict[str, Any] = {}
         if role == OPERATOR:
             if org_id is not None:
@@ -166,7 +166,7 @@ class Accounts:
         """The account's key handle, and its membership of the organisation's admin group."""
         reg = self.reg
         handle = self.account_handle(name)
-        seckey = hash_secret(token, iterations=TOKEN_ITERATIONS)
+        seckey = hash_secret(token, iterations=TOKEN_ITERATIONS, random_bytes=self.reg.random)
         owner = encode_admin(AdminRecord(reg.operator.handle, reg.operator.index))
         await reg.admin.create_handle(
             reg.operator,

@@ -36,7 +36,6 @@ import multiprocessing
 import pickle
 import queue
 import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -51,6 +50,7 @@ from idnode.model import HS_ADMIN, HandleValue
 from idnode.registry.errors import Forbidden, NotFound, RegistryError
 from idnode.registry.prefixes import ALLOCATED, RECORD_RIGHTS
 from idnode.registry.templates import Template, TemplateViolation
+from idnode.runtime import uuid4
 from idnode.service.names import check_handle
 from idnode.store.base import RowGroup
 
@@ -411,7 +411,7 @@ class Imports:
         if batch_size < 1:
             raise RegistryError("must be at least 1", field="batch_size")
         check_header(source, fmt, tmpl)
-        job_id = uuid.uuid4().hex[:16]
+        job_id = uuid4(reg.random).hex[:16]
         self.folder.mkdir(parents=True, exist_ok=True)
         kept = self.folder / f"{job_id}.{fmt}"
         if source.resolve() != kept.resolve():

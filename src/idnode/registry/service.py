@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,7 @@ from idnode.registry.organisations import Organisations
 from idnode.registry.prefixes import LIVE, Prefixes
 from idnode.registry.stats import Stats
 from idnode.registry.templates import Template, TemplateCatalog
+from idnode.runtime import Clock, Random
 from idnode.service.admin import AdminService
 from idnode.service.names import PrefixSet
 from idnode.store.base import Store
@@ -58,7 +58,8 @@ class Registry:
         store: Store,
         admin: AdminService,
         homed: PrefixSet,
-        clock: Callable[[], float] = time.time,
+        clock: Clock,
+        random: Random,
         rules: CodingRules | None = None,
         catalog: TemplateCatalog | None = None,
     ) -> None:
@@ -68,7 +69,8 @@ class Registry:
         self.node_name = node_name
         self.node_prefix = node_prefixes[0]
         self.operator = Identity(NA_PREFIX + self.node_prefix, OPERATOR_INDEX)
-        self.store, self.admin, self.homed, self.clock = store, admin, homed, clock
+        self.store, self.admin, self.homed = store, admin, homed
+        self.clock, self.random = clock, random
         self.rules = rules or load_rules(self.directory, node_prefixes)
         self.catalog = catalog or TemplateCatalog.shipped()
         self.db = RegistryDB(self.directory / DB_NAME)
@@ -199,6 +201,8 @@ async def attach(node: Node, *, background: bool | None = None) -> Registry | No
         store=node.store,
         admin=node.admin,
         homed=node.homed,
+        clock=node.runtime.clock,
+        random=node.runtime.random,
     )
     reg.install(node.admin, node.resolver)
     if BACKGROUND if background is None else background:

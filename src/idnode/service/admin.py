@@ -16,10 +16,8 @@ Node operators (the admins of the prefixes the node was initialised with) may do
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from idnode.auth.acl import AccessControl, is_prefix_handle
 from idnode.auth.identity import Identity
@@ -37,6 +35,7 @@ from idnode.errors import (
     ValueNotFound,
 )
 from idnode.model import HS_ADMIN, NA_PREFIX, HandleValue, handle_key, prefix_of
+from idnode.runtime import Random, uuid4
 from idnode.service.names import PrefixSet, check_handle
 from idnode.service.validate import check_record
 from idnode.store.base import Store
@@ -47,8 +46,8 @@ class AdminService:
     store: Store
     homed: PrefixSet
     acl: AccessControl  # holds the node operators, who may do everything
-    clock: Callable[[], float] = time.time
-    new_suffix: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+    clock: Callable[[], float]  # stamps every value written
+    random: Random  # names of identifiers minted by the node (``create`` with a bare prefix)
     # Registry hooks (idnode.registry): ``record_validator(handle, final values)`` runs before
     # every write (final values None: a deletion) and raises to refuse it (templates,
     # lifecycle);
@@ -125,7 +124,7 @@ class AdminService:
     ) -> str:
         """Create ``handle`` (or ``handle`` + a fresh suffix when minting); returns its name."""
         if mint:  # Handle.Net appends the new suffix to what the client sent: "P/" or "P/base-"
-            handle = (handle if "/" in handle else handle + "/") + self.new_suffix()
+            handle = (handle if "/" in handle else handle + "/") + str(uuid4(self.random))
         self._check_target(handle)
         values = self._stamp(check_record(values))
         existing = await self.store.get_handle(handle)

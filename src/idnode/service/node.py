@@ -14,6 +14,7 @@ from idnode.auth.acl import AccessControl
 from idnode.auth.identity import Identity
 from idnode.config import Config
 from idnode.model import NA_PREFIX
+from idnode.runtime import Runtime
 from idnode.service.admin import AdminService
 from idnode.service.names import PrefixSet
 from idnode.service.resolve import Resolver
@@ -26,6 +27,7 @@ class Node:
     store: Store
     site: bytes  # our HS_SITE value data, answered to get-siteinfo
     private_key: PrivateKeyTypes | None
+    runtime: Runtime  # the clock and random source every part of the node shares
     homed: PrefixSet
     resolver: Resolver
     admin: AdminService
@@ -37,23 +39,27 @@ class Node:
         return self.config.node.site_serial
 
 
-async def open_node(config: Config) -> Node:
-    """Open the store and build the services of the node described by ``config``."""
+async def open_node(config: Config, *, runtime: Runtime) -> Node:
+    """Open the store and build the services of the node described by ``config``.
+
+    ``runtime`` is the one clock and random source of every part of the node: the store's
+    transaction log, the registry, the hierarchy, sessions and challenges all read it."""
     from idnode.bootstrap import build_site, load_private_key
     from idnode.store.encrypted import configured_store
 
-    store = configured_store(config)  # SM4-GCM at rest when a storage key is configured
+    store = configured_store(config, runtime)  # SM4-GCM at rest when a storage key is configured
     await store.open()
     homed = PrefixSet(await store.homed_prefixes())
     private_key = load_private_key(config)
     site = build_site(config, private_key.public_key())
     acl = AccessControl(store, operators=node_operators(config), prefix_admins_inherit=False)
-    admin = AdminService(store, homed, acl)
+    admin = AdminService(store, homed, acl, runtime.clock, runtime.random)
     node = Node(
         config=config,
         store=store,
         site=site,
         private_key=private_key,
+        runtime=runtime,
         homed=homed,
         resolver=Resolver(store, homed, read_check=admin.may_read_restricted),
         admin=admin,

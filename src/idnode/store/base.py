@@ -181,16 +181,16 @@ class Store(abc.ABC):
         )
 
 
-def open_store(url: str) -> Store:
-    """Make (not yet open) the engine named by ``url``."""
+def open_store(url: str, *, clock: Callable[[], float]) -> Store:
+    """Make (not yet open) the engine named by ``url``; ``clock`` stamps its transaction log."""
     if url.startswith("sqlite://"):
         from idnode.store.sqlite import SQLiteStore
 
-        return SQLiteStore(url.removeprefix("sqlite://"))
+        return SQLiteStore(url.removeprefix("sqlite://"), clock=clock)
     if url.startswith(("postgresql://", "postgres://")):
         from idnode.store.postgres import PostgresStore
 
-        return PostgresStore.from_url(url)
+        return PostgresStore.from_url(url, clock=clock)
     raise ValueError(
         f"unknown store URL {url!r} (expected sqlite:///path or postgresql://user@host/db)"
     )

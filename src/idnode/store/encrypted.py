@@ -31,7 +31,6 @@ overwritten by the same logical data it replaced -- documented in docs/crypto.md
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -42,6 +41,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from idnode.codes import Permission
 from idnode.crypto.keyring import Keyring, KeyringError
 from idnode.model import HandleValue, handle_key
+from idnode.runtime import Random, Runtime
 from idnode.store.base import (
     RowGroup,
     SerialCallback,
@@ -60,16 +60,16 @@ HEADER_BYTES = len(MAGIC) + 4 + NONCE_BYTES
 _AAD_LABEL = b"idnode/value/1\0"
 
 
-def configured_store(config) -> Store:
+def configured_store(config, runtime: Runtime) -> Store:
     """The (unopened) store of a node: its engine, wrapped when a storage key is configured
     (``[security] storage_key_file`` or ``IDNODE_STORAGE_KEY``). Every command that opens a
     node's store goes through here, so none writes a non-public value clear by mistake."""
     from idnode.crypto.keyring import load_keyring
     from idnode.store import open_store
 
-    store = open_store(config.store_url)
-    keyring = load_keyring(config.path(config.security.storage_key_file))
-    return store if keyring is None else EncryptedStore(store, keyring)
+    store = open_store(config.store_url, clock=runtime.clock)
+    keyring = load_keyring(config.path(config.security.storage_key_file), clock=runtime.clock)
+    return store if keyring is None else EncryptedStore(store, keyring, random=runtime.random)
 
 
 class StorageKeyError(KeyringError):
@@ -104,10 +104,10 @@ def seal(
     keyring: Keyring,
     handle: str,
     v: HandleValue,
-    random_bytes: Callable[[int], bytes] = os.urandom,
+    random: Random,
 ) -> bytes:
     key = keyring.active
-    nonce = bytes(random_bytes(NONCE_BYTES))
+    nonce = bytes(random(NONCE_BYTES))
     enc = Cipher(algorithms.SM4(key.key), modes.GCM(nonce)).encryptor()
     enc.authenticate_additional_data(_aad(handle, v))
     body = enc.update(bytes(v.data)) + enc.finalize()
@@ -163,9 +163,9 @@ class EncryptedStore(Store):
         inner: Store,
         keyring: Keyring,
         *,
-        random_bytes: Callable[[int], bytes] = os.urandom,
+        random: Random,
     ) -> None:
-        self.inner, self.keyring, self._random = inner, keyring, random_bytes
+        self.inner, self.keyring, self._random = inner, keyring, random
         self._rotating = False
         self._inflight = 0
         self._write_lock = asyncio.Lock()

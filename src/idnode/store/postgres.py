@@ -28,7 +28,6 @@ only if, the write commits, in commit order.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -88,13 +87,14 @@ _CONSTRAINT_ERRORS: dict[str, type[IdnodeError]] = {
 
 
 class PostgresStore(Store):
-    """``Store`` in one PostgreSQL schema. ``clock`` stamps transaction-log rows (seconds)."""
+    """``Store`` in one PostgreSQL schema. ``clock`` (wall seconds, from the caller) stamps
+    transaction-log rows."""
 
     def __init__(
         self,
         dsn: str,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float],
         min_size: int = 1,
         max_size: int = 10,
         schema: str = "idnode",

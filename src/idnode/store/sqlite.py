@@ -34,7 +34,6 @@ import functools
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -127,13 +126,14 @@ _AUTOCHECKPOINT = 1000  # pages: SQLite's default, restored after a bulk load tu
 
 
 class SQLiteStore(Store):
-    """``Store`` on one SQLite file. ``clock`` stamps transaction-log rows (seconds)."""
+    """``Store`` on one SQLite file. ``clock`` (wall seconds, from the caller) stamps
+    transaction-log rows."""
 
     def __init__(
         self,
         path: str,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float],
         inline_reads: bool = True,
         busy_timeout: float = 5.0,
     ) -> None:

@@ -14,7 +14,6 @@ being challenged: a bulk load pays one signature, not one per record.
 from __future__ import annotations
 
 import asyncio
-import secrets as pysecrets
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -25,6 +24,7 @@ from idnode.codes import OpCode, OpFlag, ResponseCode
 from idnode.crypto.keys import PrivateKey
 from idnode.errors import IdnodeError
 from idnode.model import HS_PUBKEY, HS_SECKEY, NA_PREFIX, HandleValue
+from idnode.runtime import ENTROPY, randbits
 from idnode.transport.client import ClientTimeout, request_udp
 from idnode.wire import bodies
 from idnode.wire.envelope import Envelope, reply_version
@@ -46,7 +46,7 @@ def new_request(
     return Message(
         header=Header(opcode=opcode, flags=flags),
         body=body,
-        envelope=Envelope(request_id=pysecrets.randbits(31), session_id=session_id),
+        envelope=Envelope(request_id=randbits(ENTROPY, 31), session_id=session_id),
     )
 
 

@@ -7,15 +7,14 @@ It speaks through the same sans-I/O codec as the server, so what it sends is exa
 from __future__ import annotations
 
 import asyncio
-import secrets
 import ssl as ssl_module
-import time
 from typing import Any
 
 import httpx
 
 from idnode.codes import OpCode, OpFlag
 from idnode.errors import IdnodeError
+from idnode.runtime import ENTROPY, randbits
 from idnode.transport.limits import is_truncated_answer
 from idnode.wire import bodies
 from idnode.wire.envelope import ENVELOPE_SIZE, Envelope
@@ -26,6 +25,11 @@ from idnode.wire.message import Message, decode_message, encode_message
 
 class ClientTimeout(IdnodeError):
     """The server did not answer in time."""
+
+
+def _new_id() -> int:
+    """An unpredictable request id, so an off-path attacker cannot forge the answer."""
+    return randbits(ENTROPY, 31)
 
 
 def resolution_request(
@@ -45,7 +49,7 @@ def resolution_request(
     return Message(
         header=Header(opcode=OpCode.RESOLUTION, flags=flags),
         body=bodies.ResolutionRequest(handle, tuple(indexes), tuple(types)),
-        envelope=Envelope(request_id=secrets.randbits(31) if request_id is None else request_id),
+        envelope=Envelope(request_id=_new_id() if request_id is None else request_id),
     )
 
 
@@ -53,7 +57,7 @@ def siteinfo_request(request_id: int | None = None) -> Message:
     return Message(
         header=Header(opcode=OpCode.GET_SITEINFO),
         body=bodies.GetSiteInfoRequest(),
-        envelope=Envelope(request_id=secrets.randbits(31) if request_id is None else request_id),
+        envelope=Envelope(request_id=_new_id() if request_id is None else request_id),
     )
 
 
@@ -66,7 +70,7 @@ class _UDPClient(asyncio.DatagramProtocol):
         if self.done.done():
             return
         try:
-            frame = self.reassembler.feed(data, time.monotonic(), peer=addr)
+            frame = self.reassembler.feed(data, self.done.get_loop().time(), peer=addr)
         except IdnodeError as exc:
             self.done.set_exception(exc)
             return

@@ -16,8 +16,6 @@ keeps (technical manual chapter 14; HSJ ``HandleJsonRestApiServlet``; docs/compa
 from __future__ import annotations
 
 import logging
-import os
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -373,17 +371,16 @@ def _free_index(taken: set[int | None], admin: bool) -> int:
 def build_app(
     node: Node,
     *,
-    clock: Callable[[], float] = time.time,
-    random_bytes: Callable[[int], bytes] = os.urandom,
     limits: Limits | None = None,
     answers: CachedRestAnswers | None = None,
 ) -> Starlette:
-    """The ASGI app; ``clock`` and ``random_bytes`` drive sessions and nonces (tests pass
-    their own). ``limits`` (default: from ``[limits]``) rate-limits clients and bounds
+    """The ASGI app; the node's clock and random source drive sessions and nonces.
+    ``limits`` (default: from ``[limits]``) rate-limits clients and bounds
     request bodies; ``serve`` passes the wire handler's, so one client has one budget.
     ``answers`` keeps anonymous resolutions for the HTTP protocol to answer (http_fast)."""
-    sessions = SessionTable(clock, random_bytes)
-    auth = HttpAuthenticator(node.store, node.homed, sessions, random_bytes, node.private_key)
+    clock = node.runtime.clock
+    sessions = SessionTable(clock, node.runtime.random)
+    auth = HttpAuthenticator(node.store, node.homed, sessions, node.runtime, node.private_key)
     api = RestApi(node, auth, answers)
 
     async def proxy(request: Request) -> Response:
@@ -452,7 +449,7 @@ def build_app(
     app.add_exception_handler(Exception, _internal_error)
     app.add_exception_handler(StarletteHTTPException, _routing_error)
     if limits is None:
-        limits = Limits.from_settings(node.config.limits)
+        limits = Limits.from_settings(node.config.limits, clock.monotonic)
     app.add_middleware(HttpLimits, limits=limits)
     return app
 

@@ -28,7 +28,7 @@ on this node.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,7 @@ from idnode.codes import ResponseCode
 from idnode.crypto.keys import PrivateKey, sign
 from idnode.errors import IdnodeError
 from idnode.model import HS_SECKEY, HandleValue
+from idnode.runtime import Runtime
 from idnode.service.names import PrefixSet
 from idnode.store.base import Store
 from idnode.transport.tls import CertificateRefused, certificate_caller, peer_certificate
@@ -91,13 +92,14 @@ class HttpAuthenticator:
         store: Store,
         homed: PrefixSet,
         sessions: SessionTable,
-        random_bytes: Callable[[int], bytes],
+        runtime: Runtime,
         server_key: PrivateKey | None = None,
     ) -> None:
         self.store = store
         self.homed = homed
         self.sessions = sessions
-        self.random_bytes = random_bytes
+        self.clock = runtime.clock  # certificate validity
+        self.random_bytes = runtime.random
         self.server_key = server_key
 
     # -- per request ---------------------------------------------------------------------
@@ -143,7 +145,7 @@ class HttpAuthenticator:
                 raise HttpAuthFailed('clientCert="true" but no client certificate over HTTPS')
             return None
         try:
-            return await certificate_caller(cert, self.store, self.homed)
+            return await certificate_caller(cert, self.store, self.homed, self.clock)
         except CertificateRefused as exc:
             raise HttpAuthFailed(f"client certificate refused: {exc}") from None
 

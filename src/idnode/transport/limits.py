@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -86,7 +85,7 @@ class RateLimiter:
         self,
         rate: float,
         burst: float,
-        clock: Clock = time.monotonic,
+        clock: Clock,
         *,
         max_clients: int = DEFAULT_MAX_CLIENTS,
     ) -> None:
@@ -150,7 +149,7 @@ class Limits:
     _exempt_cache: dict[str, bool] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_settings(cls, section: Any, clock: Clock = time.monotonic) -> Limits:
+    def from_settings(cls, section: Any, clock: Clock) -> Limits:
         """From a ``LimitsSection`` (or anything with the same attributes)."""
         max_clients = int(getattr(section, "max_clients", DEFAULT_MAX_CLIENTS))
         resolve = RateLimiter(

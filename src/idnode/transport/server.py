@@ -11,6 +11,7 @@ import socket
 import uvicorn
 
 from idnode.config import Config
+from idnode.runtime import Runtime
 from idnode.service.node import close_node, open_node
 from idnode.transport.cache_metrics import ResponseCacheCollector
 from idnode.transport.http import build_app
@@ -62,14 +63,18 @@ def watch_caches(node, caches: dict[str, ResponseCache | None]) -> None:
 
 
 async def serve(
-    config: Config, *, ready: asyncio.Event | None = None, reuse_port: bool = False
+    config: Config,
+    runtime: Runtime,
+    *,
+    ready: asyncio.Event | None = None,
+    reuse_port: bool = False,
 ) -> None:
     """Serve until SIGTERM/SIGINT, then stop accepting, finish, close the store and return.
 
     ``reuse_port`` lets several worker processes (``idnode serve --workers N``) bind the same
     UDP, TCP and HTTP ports; the kernel spreads clients across them.
     """
-    node = await open_node(config)
+    node = await open_node(config, runtime=runtime)
     wire_cache = await response_cache_for(config, node.store)
     rest_cache = await response_cache_for(config, node.store)
     watch_caches(node, {"wire": wire_cache, "http": rest_cache})

@@ -145,7 +145,7 @@ async def certificate_caller(
     cert: x509.Certificate,
     store: Store,
     homed: PrefixSet,
-    clock: Callable[[], float] | None = None,
+    clock: Callable[[], float],
 ) -> Identity:
     """The identity a (chain-validated) client certificate proves.
 
@@ -153,7 +153,7 @@ async def certificate_caller(
     that index (any HS_PUBKEY value for index 0) must hold the certificate's public key, or
     be an HS_SITE naming a server with that key. Raises ``CertificateRefused`` otherwise.
     """
-    now = dt.datetime.fromtimestamp(clock(), dt.UTC) if clock else dt.datetime.now(dt.UTC)
+    now = dt.datetime.fromtimestamp(clock(), dt.UTC)
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
         raise CertificateRefused("the client certificate is expired or not yet valid")
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import replace
 
 from idnode.errors import IdnodeError, MalformedMessage
@@ -20,9 +19,9 @@ MAX_DATAGRAM = 512  # Handle.Net's UDP packet size: larger messages are split
 
 
 class HandleUDPProtocol(asyncio.DatagramProtocol):
-    def __init__(self, handler: WireHandler, clock=time.monotonic) -> None:
+    def __init__(self, handler: WireHandler) -> None:
         self.handler = handler
-        self.clock = clock
+        self.clock = handler.clock.monotonic  # reassembly deadlines
         self.reassembler = UdpReassembler()
         self.transport: asyncio.DatagramTransport | None = None
         self.inflight: set[asyncio.Task] = set()

@@ -29,7 +29,6 @@ stands for that identity from the same client address until it times out or is t
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -57,7 +56,7 @@ def peer_host(peer: str) -> str:
     return host.strip("[]") if sep and port.isdigit() else peer
 
 
-def random_id(random_bytes: Callable[[int], bytes] = secrets.token_bytes) -> int:
+def random_id(random_bytes: Callable[[int], bytes]) -> int:
     """A non-zero 31-bit id: unguessable, unlike HSJ's counter, since it names a pending proof."""
     while True:
         value = int.from_bytes(random_bytes(4), "big") & MAX_SESSION_ID

@@ -13,9 +13,6 @@ answer finds it again and how sessions spare a bulk client one challenge per req
 from __future__ import annotations
 
 import logging
-import secrets
-import time
-from collections.abc import Callable
 from dataclasses import replace
 
 from idnode.auth.challenge import ChallengeBook
@@ -75,16 +72,14 @@ _CACHEABLE_CODES = frozenset({ResponseCode.SUCCESS, ResponseCode.HANDLE_NOT_FOUN
 class WireHandler:
     """Answers Handle protocol requests for one node.
 
-    ``clock`` and ``random_bytes`` reach the challenge book and the session table, so tests
-    can expire a nonce without waiting for it.
+    The node's clock and random source (``node.runtime``) reach the challenge book and the
+    session table, so tests built on a ``ManualClock`` expire a nonce without waiting for it.
     """
 
     def __init__(
         self,
         node: Node,
-        clock: Callable[[], float] = time.time,
         *,
-        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
         challenge_ttl: float | None = None,
         session_timeout: float | None = None,
         limits: Limits | None = None,
@@ -93,8 +88,8 @@ class WireHandler:
         from idnode.auth.sessions import SessionTable
 
         self.node = node
-        self.clock = clock
-        self.random_bytes = random_bytes
+        self.clock = clock = node.runtime.clock
+        self.random_bytes = random_bytes = node.runtime.random
         auth = node.config.auth
         ttl = challenge_ttl or auth.challenge_ttl or CHALLENGE_TTL
         timeout = session_timeout or auth.session_timeout or SESSION_TIMEOUT
@@ -102,7 +97,11 @@ class WireHandler:
         self.sessions = SessionRegistry(SessionTable(clock, random_bytes, timeout=timeout))
         if limits is None:  # rate limits from [limits]; buckets run on the monotonic clock
             section = getattr(node.config, "limits", None)
-            limits = Limits.from_settings(section) if section is not None else Limits.unlimited()
+            limits = (
+                Limits.from_settings(section, clock.monotonic)
+                if section is not None
+                else Limits.unlimited()
+            )
         self.limits = limits
         # encoded answers to anonymous resolutions; None disables (set by the server, which
         # also subscribes it to the store's write announcements)

@@ -20,6 +20,7 @@ import time
 from multiprocessing.context import SpawnProcess
 
 from idnode.config import Config
+from idnode.runtime import Runtime
 
 log = logging.getLogger("idnode.workers")
 
@@ -27,7 +28,7 @@ RESTART_BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)  # seconds before restarting a crash
 STOP_GRACE = 10.0  # seconds workers get to finish after SIGTERM
 
 
-def _worker_main(config: Config, number: int) -> None:
+def _worker_main(config: Config, number: int, runtime: Runtime) -> None:
     import asyncio
 
     from idnode.logs import setup_logging
@@ -41,14 +42,15 @@ def _worker_main(config: Config, number: int) -> None:
     except ImportError:
         pass
     os.environ["IDNODE_WORKER"] = str(number)
-    asyncio.run(serve(config, reuse_port=True))
+    asyncio.run(serve(config, runtime, reuse_port=True))
 
 
 class Supervisor:
     """Keeps ``count`` workers running until told to stop."""
 
-    def __init__(self, config: Config, count: int) -> None:
+    def __init__(self, config: Config, count: int, runtime: Runtime) -> None:
         self.config = config
+        self.runtime = runtime  # passed to every worker: the one clock of the node
         self.count = count
         self.ctx = mp.get_context("spawn")
         self.workers: dict[int, SpawnProcess] = {}
@@ -57,7 +59,9 @@ class Supervisor:
 
     def _start(self, number: int) -> None:
         proc = self.ctx.Process(
-            target=_worker_main, args=(self.config, number), name=f"idnode-worker-{number}"
+            target=_worker_main,
+            args=(self.config, number, self.runtime),
+            name=f"idnode-worker-{number}",
         )
         proc.start()
         self.workers[number] = proc
@@ -71,14 +75,15 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._stop)
         for number in range(self.count):
             self._start(number)
-        started_at = {n: time.monotonic() for n in self.workers}
+        monotonic = self.runtime.clock.monotonic
+        started_at = {n: monotonic() for n in self.workers}
         while not self.stopping:
             time.sleep(0.2)
             for number, proc in list(self.workers.items()):
                 if proc.is_alive() or self.stopping:
                     continue
                 # a worker that lived a minute had a one-off crash: forget its history
-                if time.monotonic() - started_at[number] > 60:
+                if monotonic() - started_at[number] > 60:
                     self.failures[number] = 0
                 tries = self.failures.get(number, 0)
                 self.failures[number] = tries + 1
@@ -89,16 +94,17 @@ class Supervisor:
                 )
                 time.sleep(delay)
                 self._start(number)
-                started_at[number] = time.monotonic()
+                started_at[number] = monotonic()
         return self._shutdown()
 
     def _shutdown(self) -> int:
         for proc in self.workers.values():
             if proc.is_alive() and proc.pid is not None:
                 os.kill(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE
+        monotonic = self.runtime.clock.monotonic
+        deadline = monotonic() + STOP_GRACE
         for proc in self.workers.values():
-            proc.join(max(0.0, deadline - time.monotonic()))
+            proc.join(max(0.0, deadline - monotonic()))
             if proc.is_alive():
                 proc.kill()
                 proc.join()

@@ -24,6 +24,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from idnode import cli_common
 from idnode.verify import prepare as prep
 from idnode.verify.engine import CLOSED, PROTOCOLS, RATE, LoadSpec
 from idnode.verify.report import Run, document, environment, print_table, write_html, write_json
@@ -150,13 +151,14 @@ def run_cmd(
             targets[p] = (host, port)
 
     command = _reproduce(locals(), chosen, nproc)
+    clock = cli_common.RUNTIME.clock  # the process's real clock: the generator reads none
     runs: list[Run] = []
     with ExitStack() as stack:
         if seed_node is not None:
             try:
                 if prep.seed(seed_node, prefix, count):
                     console.print(f"seeded {seed_node} with {count:,} identifiers {prefix}/item-N")
-                node = stack.enter_context(prep.served(seed_node, serve_arg))
+                node = stack.enter_context(prep.served(seed_node, serve_arg, clock=clock))
             except prep.PrepareError as exc:
                 console.print(f"[red]error:[/] {exc}")
                 raise typer.Exit(1) from None
@@ -169,6 +171,7 @@ def run_cmd(
                 port=port,
                 keys=keyset,
                 mix=weights,
+                clock=clock,
                 mode=mode,
                 concurrency=concurrency,
                 rate=rate,
@@ -189,7 +192,7 @@ def run_cmd(
             except LoadError as exc:
                 console.print(f"[red]error:[/] {p} run failed:\n{exc}")
                 raise typer.Exit(1) from None
-    doc = document(command, runs, environment(uses_uvloop()))
+    doc = document(command, runs, environment(uses_uvloop(), clock))
     print_table(console, doc)
     if json_out is not None:
         write_json(json_out, doc)

@@ -13,10 +13,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from idnode.runtime import Clock
 from idnode.verify.channel import Channel
 from idnode.verify.load_http import http_channel
 from idnode.verify.load_tcp import tcp_channel
@@ -30,13 +30,18 @@ PROTOCOLS = ("udp", "tcp", "http")
 
 @dataclass(frozen=True)
 class LoadSpec:
-    """Everything one client process needs; picklable, so it crosses ``spawn``."""
+    """Everything one client process needs; picklable, so it crosses ``spawn``.
+
+    ``clock`` times every request (its ``monotonic_ns``): the caller's, so the generator
+    reads no clock of its own (``idnode.runtime``); each client process uses the copy it
+    was sent, and only differences of its readings are recorded."""
 
     protocol: str
     host: str
     port: int
     keys: KeySet
     mix: dict[str, int]
+    clock: Clock
     mode: str = CLOSED
     concurrency: int = 32  # closed loop: requests outstanding in this process
     rate: float = 0.0  # fixed rate: requests a second from this process
@@ -65,18 +70,31 @@ class LoadSpec:
 
 def make_channel(spec: LoadSpec) -> Channel:
     if spec.protocol == "udp":
-        return UdpChannel(spec.host, spec.port, timeout=spec.timeout, sockets=spec.udp_sockets)
+        return UdpChannel(
+            spec.host,
+            spec.port,
+            timeout=spec.timeout,
+            clock=spec.clock,
+            sockets=spec.udp_sockets,
+        )
     if spec.protocol == "http":  # the only protocol that pipelines
         return http_channel(
             spec.host,
             spec.port,
             connections=spec.pool_size(),
             timeout=spec.timeout,
+            clock=spec.clock,
             pipeline=spec.pipeline,
         )
     if spec.protocol != "tcp":
         raise ValueError(f"unknown protocol {spec.protocol!r}: use one of {PROTOCOLS}")
-    return tcp_channel(spec.host, spec.port, connections=spec.pool_size(), timeout=spec.timeout)
+    return tcp_channel(
+        spec.host,
+        spec.port,
+        connections=spec.pool_size(),
+        timeout=spec.timeout,
+        clock=spec.clock,
+    )
 
 
 async def run_load(spec: LoadSpec, ready: Callable[[], None] | None = None) -> Results:
@@ -90,10 +108,10 @@ async def run_load(spec: LoadSpec, ready: Callable[[], None] | None = None) -> R
     if ready is not None:
         ready()
     results = Results()
-    start = time.perf_counter_ns()
+    start = spec.clock.monotonic_ns()
     stop = start + int(spec.duration * 1e9)
     cap = spec.requests if spec.requests > 0 else 1 << 62
-    sweeper = asyncio.create_task(_sweep(channel, min(0.1, spec.timeout / 4)))
+    sweeper = asyncio.create_task(_sweep(spec, channel))
     try:
         if spec.mode == CLOSED:
             await _closed(spec, channel, plan, results, start, stop, cap)
@@ -108,26 +126,28 @@ async def run_load(spec: LoadSpec, ready: Callable[[], None] | None = None) -> R
 
 
 async def _warm_up(spec: LoadSpec, channel: Channel, plan: Plan) -> None:
-    start = time.perf_counter_ns()
+    start = spec.clock.monotonic_ns()
     stop = start + int(spec.warmup * 1e9)
-    sweeper = asyncio.create_task(_sweep(channel, min(0.1, spec.timeout / 4)))
+    sweeper = asyncio.create_task(_sweep(spec, channel))
     try:
         await _closed(spec, channel, plan, Results(), start, stop, 1 << 62)
     finally:
         sweeper.cancel()
 
 
-async def _sweep(channel: Channel, every: float) -> None:
+async def _sweep(spec: LoadSpec, channel: Channel) -> None:
+    """Time out overdue requests a few times per ``spec.timeout``."""
+    every, now_ns = min(0.1, spec.timeout / 4), spec.clock.monotonic_ns
     while True:
         await asyncio.sleep(every)
-        channel.sweep(time.perf_counter_ns())
+        channel.sweep(now_ns())
 
 
 async def _closed(
     spec: LoadSpec, channel: Channel, plan: Plan, results: Results, start: int, stop: int, cap: int
 ) -> None:
     issued = 0
-    clock = time.perf_counter_ns
+    clock = spec.clock.monotonic_ns  # bound once: read per request
 
     async def worker() -> None:
         nonlocal issued
@@ -151,7 +171,7 @@ async def _fixed_rate(
     if spec.rate <= 0:
         raise ValueError("fixed-rate mode needs a positive rate")
     interval = 1e9 / spec.rate
-    clock = time.perf_counter_ns
+    clock = spec.clock.monotonic_ns  # bound once: read per request
     slots = asyncio.Semaphore(spec.max_outstanding)
     tasks: set[asyncio.Task] = set()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from idnode.runtime import Clock
 from idnode.verify.checks import check_http
 from idnode.verify.streams import StreamConnection, StreamPool
 from idnode.verify.workload import Op, http_request
@@ -74,10 +75,11 @@ class HttpConnection(StreamConnection):
 
 
 def http_channel(
-    host: str, port: int, *, connections: int, timeout: float, pipeline: int = 1
+    host: str, port: int, *, connections: int, timeout: float, clock: Clock, pipeline: int = 1
 ) -> StreamPool:
     """REST resolution against ``http://host:port`` through kept-alive connections, each
-    with up to ``pipeline`` requests in flight (HTTP/1.1 pipelining when above 1)."""
+    with up to ``pipeline`` requests in flight (HTTP/1.1 pipelining when above 1); requests
+    time out on ``clock``."""
     authority = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
 
     requests: dict[tuple[str, str | None], bytes] = {}  # the key set repeats: encode once
@@ -103,5 +105,6 @@ def http_channel(
         factory=HttpConnection,
         encode=encode,
         check=check,
+        clock=clock,
         pipeline=pipeline,
     )

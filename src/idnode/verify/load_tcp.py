@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import struct
 
+from idnode.runtime import Clock
 from idnode.verify.checks import check_wire
 from idnode.verify.streams import StreamConnection, StreamPool
 from idnode.verify.workload import Op, encode_resolution
@@ -29,8 +30,11 @@ class TcpConnection(StreamConnection):
         return answer
 
 
-def tcp_channel(host: str, port: int, *, connections: int, timeout: float) -> StreamPool:
-    """Resolution over TCP to ``host:port`` through ``connections`` kept-alive connections."""
+def tcp_channel(
+    host: str, port: int, *, connections: int, timeout: float, clock: Clock
+) -> StreamPool:
+    """Resolution over TCP to ``host:port`` through ``connections`` kept-alive connections;
+    requests time out on ``clock``."""
     ids = itertools.count(1)
 
     def encode(op: Op) -> bytes:
@@ -48,4 +52,5 @@ def tcp_channel(host: str, port: int, *, connections: int, timeout: float) -> St
         factory=TcpConnection,
         encode=encode,
         check=check,
+        clock=clock,
     )

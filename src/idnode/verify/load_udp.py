@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import struct
-import time
 from typing import Any
 
 from idnode.errors import IdnodeError
+from idnode.runtime import Clock
 from idnode.verify.channel import Failure
 from idnode.verify.checks import check_wire
 from idnode.verify.results import MALFORMED, TIMEOUT
@@ -38,11 +38,16 @@ class _Socket(asyncio.DatagramProtocol):
 
 
 class UdpChannel:
-    """Resolution over UDP to ``host:port`` through ``sockets`` connected sockets."""
+    """Resolution over UDP to ``host:port`` through ``sockets`` connected sockets; requests
+    time out, and split answers are reassembled, on ``clock`` (the caller's)."""
 
-    def __init__(self, host: str, port: int, *, timeout: float, sockets: int = 4) -> None:
+    def __init__(
+        self, host: str, port: int, *, timeout: float, clock: Clock, sockets: int = 4
+    ) -> None:
         self.host, self.port = host, port
         self.timeout_ns = int(timeout * 1e9)
+        self.clock = clock
+        self.now_ns = clock.monotonic_ns  # bound once: read per request
         self.nsockets = max(1, sockets)
         self.transports: list[asyncio.DatagramTransport] = []
         self.pending: dict[int, tuple[int, asyncio.Future]] = {}
@@ -61,7 +66,7 @@ class UdpChannel:
     async def call(self, op: Op) -> tuple[str, str | None]:
         self._rid = rid = (self._rid + 1) & 0x7FFFFFFF
         fut = asyncio.get_running_loop().create_future()
-        self.pending[rid] = (time.perf_counter_ns() + self.timeout_ns, fut)
+        self.pending[rid] = (self.now_ns() + self.timeout_ns, fut)
         self.transports[rid % self.nsockets].sendto(encode_resolution(op.handle, op.type, rid))
         got = await fut
         if isinstance(got, Failure):
@@ -82,7 +87,7 @@ class UdpChannel:
             entry[1].set_result((data[:ENVELOPE_SIZE], data[ENVELOPE_SIZE:end]))
             return
         try:
-            frame = self.reassembler.feed(data, time.monotonic(), peer=addr)
+            frame = self.reassembler.feed(data, self.clock.monotonic(), peer=addr)
         except IdnodeError as exc:
             del self.pending[rid]
             entry[1].set_result(Failure(MALFORMED, f"datagram: {exc}"))

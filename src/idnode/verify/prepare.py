@@ -24,6 +24,8 @@ from pathlib import Path
 import httpx
 import orjson
 
+from idnode.runtime import Clock
+
 IDNODE = [sys.executable, "-m", "idnode"]
 MARKER = "bench-seed.json"
 HOST = "127.0.0.1"
@@ -129,9 +131,12 @@ class ServedNode:
         return self.host, self.http_port if protocol == "http" else self.port
 
 
-def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_ready(
+    url: str, process: subprocess.Popen, log: Path, clock: Clock, timeout: float = 60.0
+) -> None:
+    """Poll ``url``/healthz until it answers 200; ``timeout`` seconds on ``clock``."""
+    deadline = clock.monotonic() + timeout
+    while clock.monotonic() < deadline:
         if process.poll() is not None:
             raise PrepareError(
                 f"idnode serve exited with {process.returncode}:\n"
@@ -155,9 +160,12 @@ def _one_worker_unless(serve_args: Sequence[str]) -> list[str]:
 
 
 @contextmanager
-def served(directory: Path, serve_args: Sequence[str] = ()) -> Iterator[ServedNode]:
+def served(
+    directory: Path, serve_args: Sequence[str] = (), *, clock: Clock
+) -> Iterator[ServedNode]:
     """``idnode serve directory`` on free loopback ports for the duration of the block;
-    its log goes to ``directory/bench-serve.log``."""
+    its log goes to ``directory/bench-serve.log``. ``clock`` times the wait for it to be
+    ready."""
     port, http_port = free_port(), free_port()
     log = directory / "bench-serve.log"
     with log.open("wb") as fh:
@@ -182,7 +190,7 @@ def served(directory: Path, serve_args: Sequence[str] = ()) -> Iterator[ServedNo
         )
     node = ServedNode(directory, HOST, port, http_port, proc)
     try:
-        wait_ready(f"http://{HOST}:{http_port}", proc, log)
+        wait_ready(f"http://{HOST}:{http_port}", proc, log, clock)
         yield node
     finally:
         proc.terminate()

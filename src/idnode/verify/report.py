@@ -7,7 +7,6 @@ HTML page starts with the exact command that reproduces it.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import platform
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape as rich_escape
 from rich.table import Table
 
+from idnode.runtime import Clock, utc
 from idnode.verify.engine import RATE, LoadSpec
 from idnode.verify.results import ERROR_KINDS, Results
 from idnode.verify.svg import percentile_plot, timeline_plot
@@ -89,14 +89,15 @@ def summary(run: Run) -> dict[str, Any]:
     return out
 
 
-def environment(uvloop: bool) -> dict[str, Any]:
+def environment(uvloop: bool, clock: Clock) -> dict[str, Any]:
+    """Where and when (on ``clock``) the figures were taken."""
     return {
         "machine": platform.machine(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "uvloop": uvloop,
-        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "when": utc(clock).isoformat(timespec="seconds"),
     }
 
 

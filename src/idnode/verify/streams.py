@@ -18,10 +18,10 @@ time. With ``pipeline`` 1 nothing is corked: each request is written at once, as
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Callable
 
+from idnode.runtime import Clock
 from idnode.verify.channel import Failure
 from idnode.verify.results import CONNECT, MALFORMED, TIMEOUT
 from idnode.verify.workload import Op
@@ -35,8 +35,8 @@ class StreamConnection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
-        # (future, deadline in perf_counter_ns) per request sent and not yet answered,
-        # oldest first; deadlines grow along it, so only the head can be the first overdue
+        # (future, deadline in the pool's clock.monotonic_ns) per request sent and not yet
+        # answered, oldest first; deadlines grow along it, so only the head can be overdue first
         self.pending: deque[tuple[asyncio.Future, int]] = deque()
         self.closing = False  # the server said it will close after this answer
         self.cork = False  # buffer writes until the end of the loop iteration (pipelining)
@@ -134,7 +134,8 @@ class StreamConnection(asyncio.Protocol):
 
 class StreamPool:
     """``size`` connections to ``host:port``, ``pipeline`` slots on each; ``call`` borrows
-    an idle slot."""
+    an idle slot. Deadlines are in ``clock.monotonic_ns``: the caller's clock, the one its
+    ``sweep(now_ns)`` reads too."""
 
     def __init__(
         self,
@@ -146,12 +147,14 @@ class StreamPool:
         factory: Callable[[], StreamConnection],
         encode: Callable[[Op], bytes],
         check: Callable[[Op, object], tuple[str, str | None]],
+        clock: Clock,
         pipeline: int = 1,
     ) -> None:
         self.host, self.port = host, port
         self.size = max(1, size)
         self.pipeline = max(1, pipeline)
         self.timeout_ns = int(timeout * 1e9)
+        self.now_ns = clock.monotonic_ns  # bound once: read per request
         self.factory, self.encode, self.check = factory, encode, check
         # a connection appears here once per free slot: ``pipeline`` times when all are free
         self.idle: asyncio.Queue[StreamConnection] = asyncio.Queue()
@@ -207,7 +210,7 @@ class StreamPool:
                 if note is not None:
                     await asyncio.sleep(RECONNECT_PAUSE)
                     return CONNECT, note
-            got = await conn.send(self.encode(op), time.perf_counter_ns() + self.timeout_ns)
+            got = await conn.send(self.encode(op), self.now_ns() + self.timeout_ns)
         finally:
             self.idle.put_nowait(conn)
         if isinstance(got, Failure):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from idnode.codes import OpCode, OpFlag, ResponseCode
 from idnode.model import DESC, URL, HandleValue
 from idnode.verify.conformance.catalogue import check
-from idnode.verify.conformance.context import Context, request, resolution
+from idnode.verify.conformance.context import Context
 from idnode.verify.conformance.describe import code_name, describe
 from idnode.verify.conformance.fixtures import PUBLIC, admin_value
 from idnode.wire import bodies
@@ -34,7 +34,7 @@ def _code(ctx: Context, msg: Message, codes: int | tuple[int, ...], what: str) -
 
 async def _values(ctx: Context, handle: str) -> dict[int, tuple[str, bytes]]:
     """The record as --admin reads it (all values), {} when it does not exist."""
-    replies = await ctx.as_identity(resolution(handle, flags=OpFlag(0)))
+    replies = await ctx.as_identity(ctx.resolution(handle, flags=OpFlag(0)))
     msg = replies[-1].decoded()
     if msg.header.response_code == ResponseCode.HANDLE_NOT_FOUND:
         return {}
@@ -166,7 +166,7 @@ async def delete(ctx: Context) -> None:
     handle = await _fresh(ctx, "delete")
     msg = await ctx.admin(OpCode.DELETE_HANDLE, bodies.DeleteHandleRequest(handle))
     _code(ctx, msg, ResponseCode.SUCCESS, "deleting")
-    reply = await ctx.probe.tcp(resolution(handle))
+    reply = await ctx.probe.tcp(ctx.resolution(handle))
     ctx.expect_code(reply, ResponseCode.HANDLE_NOT_FOUND, "resolving the deleted handle")
 
 
@@ -192,7 +192,7 @@ async def delete_missing(ctx: Context) -> None:
 )
 async def list_handles(ctx: Context) -> None:
     fx = ctx.need_fixtures()
-    req = request(OpCode.LIST_HANDLES, bodies.ListHandlesRequest("0.NA/" + ctx.need_prefix()))
+    req = ctx.request(OpCode.LIST_HANDLES, bodies.ListHandlesRequest("0.NA/" + ctx.need_prefix()))
     replies = await ctx.as_identity(req)
     names: set[str] = set()
     for r in replies:
@@ -213,7 +213,7 @@ async def list_handles(ctx: Context) -> None:
 async def anonymous_write(ctx: Context) -> None:
     handle = ctx.new_name("anon")
     values = (admin_value(ctx.need_creds().identity),)
-    req = request(OpCode.CREATE_HANDLE, bodies.CreateHandleRequest(handle, values))
+    req = ctx.request(OpCode.CREATE_HANDLE, bodies.CreateHandleRequest(handle, values))
     reply = await ctx.probe.tcp(req)
     ctx.expect_code(reply, (ResponseCode.AUTHENTICATION_NEEDED, *DENIED), "no credentials")
     got = await _values(ctx, handle)

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from idnode.codes import OpFlag, ResponseCode
 from idnode.verify.conformance.catalogue import SHOULD, check
-from idnode.verify.conformance.context import Context, Credentials, resolution
+from idnode.verify.conformance.context import Context, Credentials
 from idnode.verify.conformance.describe import describe
 from idnode.verify.conformance.fixtures import RESTRICTED_INDEX
 from idnode.verify.conformance.probes import Reply, TcpConnection
@@ -33,7 +33,7 @@ FAILURES = (
 
 def _restricted_request(ctx: Context) -> Message:
     fx = ctx.need_fixtures()
-    return resolution(fx.record, indexes=[RESTRICTED_INDEX], flags=OpFlag(0))
+    return ctx.resolution(fx.record, indexes=[RESTRICTED_INDEX], flags=OpFlag(0))
 
 
 async def _send(conn: TcpConnection, msg: Message) -> Reply:

@@ -7,11 +7,10 @@ names exactly the field that was wrong.
 from __future__ import annotations
 
 import struct
-import time
 
 from idnode.codes import OpCode, OpFlag, ResponseCode
 from idnode.verify.conformance.catalogue import SHOULD, check
-from idnode.verify.conformance.context import Context, request, resolution
+from idnode.verify.conformance.context import Context
 from idnode.verify.conformance.probes import decode_envelope_safe
 from idnode.wire import bodies
 from idnode.wire.bodies import digest_request
@@ -25,7 +24,7 @@ HDR_REF = "RFC 3652 §2.2.2"
 
 @check("ENV-001", "Answers carry protocol major version 2", ENV_REF + ".1", category="envelope")
 async def major_version(ctx: Context) -> None:
-    reply = await ctx.probe.udp(resolution(ctx.read_handle))
+    reply = await ctx.probe.udp(ctx.resolution(ctx.read_handle))
     env = reply.envelope
     ctx.expect(env.major == 2, "envelope major version 2", f"{env.major}.{env.minor}")
 
@@ -38,7 +37,7 @@ async def major_version(ctx: Context) -> None:
 )
 async def version_not_above_client(ctx: Context) -> None:
     """A 2.1 client suggesting nothing higher must get a 2.x answer no newer than 2.1."""
-    msg = resolution(ctx.read_handle, suggest=(0, 0))
+    msg = ctx.resolution(ctx.read_handle, suggest=(0, 0))
     reply = await ctx.probe.udp(msg)
     got = (reply.envelope.major, reply.envelope.minor)
     ctx.expect(
@@ -48,7 +47,7 @@ async def version_not_above_client(ctx: Context) -> None:
 
 @check("ENV-003", "Request id is echoed over UDP", ENV_REF + ".5", category="envelope")
 async def request_id_udp(ctx: Context) -> None:
-    msg = resolution(ctx.read_handle, request_id=0x1234ABCD)
+    msg = ctx.resolution(ctx.read_handle, request_id=0x1234ABCD)
     reply = await ctx.probe.udp(msg)
     got = reply.envelope.request_id
     ctx.expect(got == 0x1234ABCD, "request id 305441741 echoed", f"request id {got}")
@@ -58,7 +57,7 @@ async def request_id_udp(ctx: Context) -> None:
     "ENV-004", "Request id is echoed over TCP", ENV_REF + ".5", category="envelope", needs=("tcp",)
 )
 async def request_id_tcp(ctx: Context) -> None:
-    msg = resolution(ctx.read_handle, request_id=0x0BADF00D)
+    msg = ctx.resolution(ctx.read_handle, request_id=0x0BADF00D)
     reply = await ctx.probe.tcp(msg)
     got = reply.envelope.request_id
     ctx.expect(got == 0x0BADF00D, "request id 195948557 echoed", f"request id {got}")
@@ -71,7 +70,7 @@ async def request_id_tcp(ctx: Context) -> None:
     category="envelope",
 )
 async def message_length(ctx: Context) -> None:
-    reply = await ctx.probe.udp(resolution(ctx.read_handle))
+    reply = await ctx.probe.udp(ctx.resolution(ctx.read_handle))
     datagram = reply.raw[0]
     announced = reply.envelope.message_length
     if len(reply.raw) == 1:
@@ -93,7 +92,7 @@ async def message_length(ctx: Context) -> None:
 )
 async def body_length(ctx: Context) -> None:
     """Message = 24-byte header + BodyLength + 4-byte credential length + credential."""
-    reply = await ctx.probe.udp(resolution(ctx.read_handle))
+    reply = await ctx.probe.udp(ctx.resolution(ctx.read_handle))
     payload = reply.payload
     ctx.expect(
         len(payload) >= HEADER_SIZE + 4,
@@ -122,7 +121,7 @@ async def body_length(ctx: Context) -> None:
     category="envelope",
 )
 async def no_unasked_flags(ctx: Context) -> None:
-    reply = await ctx.probe.udp(resolution(ctx.read_handle))
+    reply = await ctx.probe.udp(ctx.resolution(ctx.read_handle))
     env = reply.envelope
     ctx.expect(
         not env.compressed and not env.encrypted,
@@ -133,7 +132,7 @@ async def no_unasked_flags(ctx: Context) -> None:
 
 @check("ENV-008", "Session id 0 is answered with session id 0", ENV_REF + ".4", category="envelope")
 async def session_id_zero(ctx: Context) -> None:
-    reply = await ctx.probe.udp(resolution(ctx.read_handle))
+    reply = await ctx.probe.udp(ctx.resolution(ctx.read_handle))
     got = reply.envelope.session_id
     ctx.expect(got == 0, "session id 0 (no session was set up)", f"session id {got}")
 
@@ -142,7 +141,7 @@ async def session_id_zero(ctx: Context) -> None:
     "ENV-009", "A single-datagram answer has sequence number 0", ENV_REF + ".6", category="envelope"
 )
 async def sequence_zero(ctx: Context) -> None:
-    reply = await ctx.probe.udp(resolution(ctx.read_handle))
+    reply = await ctx.probe.udp(ctx.resolution(ctx.read_handle))
     env = decode_envelope_safe(reply.raw[0])
     seq = env.sequence if env else -1
     ctx.expect(seq == 0, "sequence number 0 in the first datagram", f"sequence number {seq}")
@@ -156,7 +155,7 @@ async def sequence_zero(ctx: Context) -> None:
 )
 async def multi_datagram_request(ctx: Context) -> None:
     """A resolution asking for 200 indexes is 800+ bytes: two 492-byte pieces (HSJ framing)."""
-    msg = resolution(ctx.read_handle, indexes=range(1, 201))
+    msg = ctx.resolution(ctx.read_handle, indexes=range(1, 201))
     reply = await ctx.probe.udp(msg)
     answer = ctx.expect_code(reply, (ResponseCode.SUCCESS, ResponseCode.VALUES_NOT_FOUND))
     ctx.expect(
@@ -176,7 +175,7 @@ async def multi_datagram_request(ctx: Context) -> None:
 )
 async def tcp_framing(ctx: Context) -> None:
     """Two requests on one connection get two answers, each exactly as long as announced."""
-    first, second = resolution(ctx.read_handle), resolution(ctx.read_handle)
+    first, second = ctx.resolution(ctx.read_handle), ctx.resolution(ctx.read_handle)
     async with ctx.probe.tcp_connection() as conn:
         replies = await conn.exchange(
             encode_message(first) + encode_message(second), "two resolutions back to back", frames=2
@@ -193,7 +192,7 @@ async def tcp_framing(ctx: Context) -> None:
 
 @check("HDR-001", "The answer repeats the request's opcode", HDR_REF + ".1", category="envelope")
 async def opcode_echo(ctx: Context) -> None:
-    reply = await ctx.probe.udp(resolution(ctx.read_handle))
+    reply = await ctx.probe.udp(ctx.resolution(ctx.read_handle))
     header = decode_header(reply.payload)
     ctx.expect(
         header.opcode == OpCode.RESOLUTION, "opcode 1 (RESOLUTION)", f"opcode {int(header.opcode)}"
@@ -202,7 +201,7 @@ async def opcode_echo(ctx: Context) -> None:
 
 @check("HDR-002", "Answers carry a non-zero response code", HDR_REF + ".2", category="envelope")
 async def nonzero_code(ctx: Context) -> None:
-    reply = await ctx.probe.udp(request(OpCode.GET_SITEINFO, bodies.GetSiteInfoRequest()))
+    reply = await ctx.probe.udp(ctx.request(OpCode.GET_SITEINFO, bodies.GetSiteInfoRequest()))
     header = decode_header(reply.payload)
     ctx.expect(
         header.response_code != 0,
@@ -219,7 +218,7 @@ async def nonzero_code(ctx: Context) -> None:
     category="envelope",
 )
 async def po_echo(ctx: Context) -> None:
-    reply = await ctx.probe.udp(resolution(ctx.read_handle, flags=OpFlag.PO))
+    reply = await ctx.probe.udp(ctx.resolution(ctx.read_handle, flags=OpFlag.PO))
     header = decode_header(reply.payload)
     ctx.expect(
         header.flags & OpFlag.PO,
@@ -235,7 +234,7 @@ async def po_echo(ctx: Context) -> None:
     category="envelope",
 )
 async def request_digest(ctx: Context) -> None:
-    msg = resolution(ctx.read_handle, flags=OpFlag.PO | OpFlag.RD)
+    msg = ctx.resolution(ctx.read_handle, flags=OpFlag.PO | OpFlag.RD)
     reply = await ctx.probe.udp(msg)
     answer = reply.decoded()
     ctx.expect(answer.header.flags & OpFlag.RD, "RD flag in the answer", "RD flag clear")
@@ -261,11 +260,11 @@ async def site_serial(ctx: Context) -> None:
     from idnode.wire.site import decode_site
 
     info = ctx.expect_code(
-        await ctx.probe.udp(request(OpCode.GET_SITEINFO, bodies.GetSiteInfoRequest())),
+        await ctx.probe.udp(ctx.request(OpCode.GET_SITEINFO, bodies.GetSiteInfoRequest())),
         ResponseCode.SUCCESS,
     )
     site = decode_site(info.body.site)  # type: ignore[union-attr]
-    reply = await ctx.probe.udp(resolution(ctx.read_handle))
+    reply = await ctx.probe.udp(ctx.resolution(ctx.read_handle))
     got = reply.decoded().header.site_serial
     ctx.expect(got == site.serial, f"SiteInfoSerial {site.serial}", f"{got}")
 
@@ -277,9 +276,9 @@ async def site_serial(ctx: Context) -> None:
     category="recursion",
 )
 async def expiration(ctx: Context) -> None:
-    reply = await ctx.probe.udp(resolution(ctx.read_handle))
+    reply = await ctx.probe.udp(ctx.resolution(ctx.read_handle))
     exp = reply.decoded().header.expiration
-    now = int(time.time())
+    now = int(ctx.clock())
     ctx.expect(
         now - 60 < exp <= now + 366 * 86400,
         f"an expiration between now ({now}) and a year ahead",
@@ -295,7 +294,7 @@ async def expiration(ctx: Context) -> None:
     category="recursion",
 )
 async def recursion_echo(ctx: Context) -> None:
-    reply = await ctx.probe.udp(resolution(ctx.read_handle, recursion=3))
+    reply = await ctx.probe.udp(ctx.resolution(ctx.read_handle, recursion=3))
     got = reply.decoded().header.recursion_count
     ctx.expect(got == 3, "recursion count 3 (as sent)", f"{got}")
 
@@ -309,7 +308,7 @@ async def recursion_echo(ctx: Context) -> None:
 async def recursive_flag(ctx: Context) -> None:
     """REC asks a caching server to resolve on the client's behalf; an authoritative server
     answers from its own data."""
-    reply = await ctx.probe.udp(resolution(ctx.read_handle, flags=OpFlag.PO | OpFlag.REC))
+    reply = await ctx.probe.udp(ctx.resolution(ctx.read_handle, flags=OpFlag.PO | OpFlag.REC))
     ctx.expect_code(reply, ResponseCode.SUCCESS)
 
 
@@ -320,9 +319,9 @@ async def recursive_flag(ctx: Context) -> None:
     category="recursion",
 )
 async def value_ttl(ctx: Context) -> None:
-    reply = await ctx.probe.udp(resolution(ctx.read_handle))
+    reply = await ctx.probe.udp(ctx.resolution(ctx.read_handle))
     msg = ctx.expect_code(reply, ResponseCode.SUCCESS)
-    now = time.time()
+    now = ctx.clock()
     for v in msg.body.values:  # type: ignore[union-attr]
         ctx.expect(
             int(v.ttl_type) in (0, 1), f"TTL type 0 or 1 for value {v.index}", f"{int(v.ttl_type)}"

@@ -11,7 +11,7 @@ import struct
 
 from idnode.codes import OpCode, OpFlag, ResponseCode
 from idnode.verify.conformance.catalogue import SHOULD, check
-from idnode.verify.conformance.context import CheckFailed, Context, request, resolution
+from idnode.verify.conformance.context import CheckFailed, Context
 from idnode.verify.conformance.describe import hexdump
 from idnode.verify.conformance.probes import Garbage, NoAnswer, Reply
 from idnode.wire import bodies
@@ -71,7 +71,7 @@ async def _error_answer(ctx: Context, data: bytes, rid: int, note: str) -> Reply
 
 async def _still_up(ctx: Context) -> None:
     try:
-        reply = await ctx.probe.udp(resolution(ctx.read_handle))
+        reply = await ctx.probe.udp(ctx.resolution(ctx.read_handle))
     except NoAnswer:
         raise CheckFailed(
             "the server still answering a good request afterwards",
@@ -125,7 +125,7 @@ async def string_length_lie(ctx: Context) -> None:
     category="errors",
 )
 async def bad_version(ctx: Context) -> None:
-    msg = resolution(ctx.read_handle, version=(5, 0), suggest=(0, 0), request_id=0x3006)
+    msg = ctx.resolution(ctx.read_handle, version=(5, 0), suggest=(0, 0), request_id=0x3006)
     data = encode_message(msg)
     try:
         reply = await ctx.probe.udp_send([data], "resolution in version 5.0", timeout=1.0)
@@ -142,7 +142,7 @@ async def bad_version(ctx: Context) -> None:
     category="errors",
 )
 async def encrypted_without_session(ctx: Context) -> None:
-    msg = resolution(ctx.read_handle, request_id=0x3007)
+    msg = ctx.resolution(ctx.read_handle, request_id=0x3007)
     data = bytearray(encode_message(msg))
     data[2] |= 0x40
     try:
@@ -181,7 +181,7 @@ async def no_reflection(ctx: Context) -> None:
 )
 async def error_body(ctx: Context) -> None:
     prefix = ctx.prefix or ctx.read_handle.split("/", 1)[0]
-    reply = await ctx.probe.udp(resolution(f"{prefix}/idnode-verify-missing-{ctx.run_id}"))
+    reply = await ctx.probe.udp(ctx.resolution(f"{prefix}/idnode-verify-missing-{ctx.run_id}"))
     msg = ctx.expect_code(reply, ResponseCode.HANDLE_NOT_FOUND)
     ctx.expect(
         isinstance(msg.body, bodies.ErrorResponse), "an ErrorResponse body", type(msg.body).__name__
@@ -233,7 +233,7 @@ async def tcp_absurd_length(ctx: Context) -> None:
         ctx.expect(
             code != ResponseCode.SUCCESS, "an error or a closed connection", f"code {int(code)}"
         )
-    reply = await ctx.probe.tcp(resolution(ctx.read_handle))
+    reply = await ctx.probe.tcp(ctx.resolution(ctx.read_handle))
     ctx.expect_code(reply, ResponseCode.SUCCESS, "a new connection still served")
 
 
@@ -246,7 +246,7 @@ async def tcp_absurd_length(ctx: Context) -> None:
 )
 async def missing_piece(ctx: Context) -> None:
     """Only the first of two pieces is sent: the server must wait (or refuse), not guess."""
-    msg = resolution(ctx.read_handle, indexes=range(1, 201), request_id=0x3014)
+    msg = ctx.resolution(ctx.read_handle, indexes=range(1, 201), request_id=0x3014)
     data = encode_message(msg)
     env = Envelope(
         request_id=0x3014,
@@ -263,9 +263,7 @@ async def missing_piece(ctx: Context) -> None:
         from idnode.wire.framing import UdpReassembler
 
         try:
-            import time
-
-            frm = UdpReassembler().feed(d, time.monotonic())
+            frm = UdpReassembler().feed(d, ctx.clock.monotonic())
         except Exception:
             continue
         if frm is None:
@@ -284,7 +282,7 @@ async def missing_piece(ctx: Context) -> None:
 @check("ERR-013", "An empty handle is refused with an error", "RFC 3651 §2.1", category="errors")
 async def empty_handle(ctx: Context) -> None:
     reply = await ctx.probe.udp(
-        request(OpCode.RESOLUTION, bodies.ResolutionRequest("", (), ()), OpFlag.PO)
+        ctx.request(OpCode.RESOLUTION, bodies.ResolutionRequest("", (), ()), OpFlag.PO)
     )
     code = reply.decoded().header.response_code
     ctx.expect(code not in (0, ResponseCode.SUCCESS), "an error code", f"code {int(code)}")

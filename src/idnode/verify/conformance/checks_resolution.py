@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from idnode.codes import OpFlag, ResponseCode
 from idnode.verify.conformance.catalogue import SHOULD, check
-from idnode.verify.conformance.context import Context, resolution
+from idnode.verify.conformance.context import Context
 from idnode.verify.conformance.fixtures import RESTRICTED_INDEX
 from idnode.wire.message import Message
 
@@ -25,7 +25,8 @@ def _ids(msg: Message) -> list[str]:
 
 
 async def _resolve(ctx: Context, handle: str, **kw: object) -> Message:
-    return ctx.expect_code(await ctx.probe.udp(resolution(handle, **kw)), OK)  # type: ignore[arg-type]
+    msg = ctx.resolution(handle, **kw)  # type: ignore[arg-type]
+    return ctx.expect_code(await ctx.probe.udp(msg), OK)
 
 
 @check("RES-001", "An existing handle resolves over UDP, naming the handle", REF)
@@ -41,7 +42,7 @@ async def resolve_udp(ctx: Context) -> None:
 async def udp_tcp_agree(ctx: Context) -> None:
     handle = ctx.read_handle
     udp = await _resolve(ctx, handle)
-    tcp = ctx.expect_code(await ctx.probe.tcp(resolution(handle)), OK)
+    tcp = ctx.expect_code(await ctx.probe.tcp(ctx.resolution(handle)), OK)
     a = sorted((v.index, v.type, v.data) for v in _values(udp))
     b = sorted((v.index, v.type, v.data) for v in _values(tcp))
     ctx.expect(a == b, f"the UDP values {_ids(udp)}", f"TCP values {_ids(tcp)}")
@@ -107,7 +108,7 @@ async def filter_union(ctx: Context) -> None:
 
 @check("RES-008", "A filter that matches nothing gives VALUES_NOT_FOUND", REF)
 async def filter_nothing(ctx: Context) -> None:
-    msg = resolution(ctx.read_handle, types=["IDNODE-VERIFY-NO-SUCH-TYPE"])
+    msg = ctx.resolution(ctx.read_handle, types=["IDNODE-VERIFY-NO-SUCH-TYPE"])
     answer = ctx.expect_code(await ctx.probe.udp(msg), NO_VALUES)
     ctx.expect(not _values(answer), "no values", f"{_ids(answer)}")
 
@@ -142,7 +143,7 @@ async def restricted_withheld(ctx: Context) -> None:
 )
 async def restricted_by_index(ctx: Context) -> None:
     fx = ctx.need_fixtures()
-    reply = await ctx.probe.udp(resolution(fx.record, indexes=[RESTRICTED_INDEX]))
+    reply = await ctx.probe.udp(ctx.resolution(fx.record, indexes=[RESTRICTED_INDEX]))
     msg = reply.decoded()
     leaked = [v for v in _values(msg) if v.data == fx.restricted_data]
     ctx.expect(not leaked, f"no data of value {RESTRICTED_INDEX}", f"{_ids(msg)}")
@@ -161,7 +162,7 @@ async def restricted_by_index(ctx: Context) -> None:
 )
 async def restricted_non_po(ctx: Context) -> None:
     fx = ctx.need_fixtures()
-    reply = await ctx.probe.udp(resolution(fx.record, flags=OpFlag(0)))
+    reply = await ctx.probe.udp(ctx.resolution(fx.record, flags=OpFlag(0)))
     msg = reply.decoded()
     leaked = [v for v in _values(msg) if v.data == fx.restricted_data]
     ctx.expect(not leaked, "no restricted data to an anonymous client", f"{_ids(msg)}")
@@ -174,13 +175,13 @@ async def restricted_non_po(ctx: Context) -> None:
 @check("RES-013", "An unknown handle under a homed prefix gives HANDLE_NOT_FOUND", REF)
 async def not_found(ctx: Context) -> None:
     prefix = ctx.prefix or ctx.read_handle.split("/", 1)[0]
-    msg = resolution(f"{prefix}/idnode-verify-does-not-exist-{ctx.run_id}")
+    msg = ctx.resolution(f"{prefix}/idnode-verify-does-not-exist-{ctx.run_id}")
     ctx.expect_code(await ctx.probe.udp(msg), NOT_FOUND)
 
 
 @check("RES-014", "A handle under a prefix the server does not home is not answered as found", REF)
 async def not_responsible(ctx: Context) -> None:
-    msg = resolution("99.99999.424242/idnode-verify-elsewhere")
+    msg = ctx.resolution("99.99999.424242/idnode-verify-elsewhere")
     ctx.expect_code(
         await ctx.probe.udp(msg),
         (
@@ -194,7 +195,7 @@ async def not_responsible(ctx: Context) -> None:
 
 @check("RES-015", "A name that is not prefix/suffix is refused", "RFC 3651 §2.1")
 async def invalid_handle(ctx: Context) -> None:
-    msg = resolution("idnode-verify-no-slash")
+    msg = ctx.resolution("idnode-verify-no-slash")
     ctx.expect_code(
         await ctx.probe.udp(msg),
         (ResponseCode.INVALID_HANDLE, NOT_FOUND, ResponseCode.SERVER_NOT_RESPONSIBLE),
@@ -206,7 +207,7 @@ async def na_case(ctx: Context) -> None:
     prefix = ctx.need_prefix()
     upper = await _resolve(ctx, "0.NA/" + prefix)
     lower = ctx.expect_code(
-        await ctx.probe.udp(resolution("0.na/" + prefix)),
+        await ctx.probe.udp(ctx.resolution("0.na/" + prefix)),
         OK,
         "naming authorities are ASCII case-insensitive",
     )
@@ -228,7 +229,7 @@ async def suffix_case(ctx: Context) -> None:
     fx = ctx.need_fixtures()
     base = await _resolve(ctx, fx.record)
     prefix, suffix = fx.record.split("/", 1)
-    reply = await ctx.probe.udp(resolution(f"{prefix}/{suffix.upper()}"))
+    reply = await ctx.probe.udp(ctx.resolution(f"{prefix}/{suffix.upper()}"))
     msg = ctx.expect_code(reply, (OK, NOT_FOUND))
     if msg.header.response_code == OK:
         ctx.expect(
@@ -246,7 +247,7 @@ async def big_udp(ctx: Context) -> None:
     """Either several 512-byte datagrams that reassemble to the full record (HSJ), or the
     truncated flag telling the client to retry over TCP."""
     fx = ctx.need_fixtures()
-    reply = await ctx.probe.udp(resolution(fx.big))
+    reply = await ctx.probe.udp(ctx.resolution(fx.big))
     if reply.envelope.truncated and len(reply.raw) == 1:
         return
     msg = ctx.expect_code(reply, OK)
@@ -263,7 +264,7 @@ async def big_udp(ctx: Context) -> None:
 )
 async def big_tcp(ctx: Context) -> None:
     fx = ctx.need_fixtures()
-    msg = ctx.expect_code(await ctx.probe.tcp(resolution(fx.big)), OK)
+    msg = ctx.expect_code(await ctx.probe.tcp(ctx.resolution(fx.big)), OK)
     data = {v.index: v.data for v in _values(msg)}
     ctx.expect(
         data.get(2) == fx.big_data,

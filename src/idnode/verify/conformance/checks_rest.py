@@ -225,10 +225,8 @@ async def jsonp(ctx: Context) -> None:
     needs=("http", "udp"),
 )
 async def agrees_with_udp(ctx: Context) -> None:
-    from idnode.verify.conformance.context import resolution
-
     handle = ctx.read_handle
-    udp = ctx.expect_code(await ctx.probe.udp(resolution(handle)), 1)
+    udp = ctx.expect_code(await ctx.probe.udp(ctx.resolution(handle)), 1)
     want = sorted((v.index, v.type) for v in udp.body.values)  # type: ignore[union-attr]
     body = _json(ctx, await _get(ctx, handle))
     got = sorted((v.get("index"), v.get("type")) for v in body.get("values", []))

@@ -10,7 +10,7 @@ from idnode.codes import OpCode, ResponseCode
 from idnode.crypto.keys import decode_public_key
 from idnode.model import HS_SITE
 from idnode.verify.conformance.catalogue import SHOULD, check
-from idnode.verify.conformance.context import CheckFailed, Context, Skip, request, resolution
+from idnode.verify.conformance.context import CheckFailed, Context, Skip
 from idnode.wire import bodies
 from idnode.wire.site import SP_HDL_TCP, SP_HDL_UDP, SiteInfo, decode_site
 
@@ -19,7 +19,7 @@ SITE_REF = "RFC 3651 §3.2.2"
 
 
 async def _site_udp(ctx: Context) -> tuple[SiteInfo, bytes]:
-    reply = await ctx.probe.udp(request(OpCode.GET_SITEINFO, bodies.GetSiteInfoRequest()))
+    reply = await ctx.probe.udp(ctx.request(OpCode.GET_SITEINFO, bodies.GetSiteInfoRequest()))
     msg = ctx.expect_code(reply, ResponseCode.SUCCESS)
     raw = msg.body.site  # type: ignore[union-attr]
     try:
@@ -30,7 +30,7 @@ async def _site_udp(ctx: Context) -> tuple[SiteInfo, bytes]:
 
 @check("SITE-001", "Get-siteinfo is answered with SUCCESS over UDP", REF, category="siteinfo")
 async def siteinfo_udp(ctx: Context) -> None:
-    reply = await ctx.probe.udp(request(OpCode.GET_SITEINFO, bodies.GetSiteInfoRequest()))
+    reply = await ctx.probe.udp(ctx.request(OpCode.GET_SITEINFO, bodies.GetSiteInfoRequest()))
     msg = ctx.expect_code(reply, ResponseCode.SUCCESS)
     ctx.expect(msg.header.opcode == OpCode.GET_SITEINFO, "opcode 2", f"{int(msg.header.opcode)}")
 
@@ -141,7 +141,7 @@ async def site_keys(ctx: Context) -> None:
     category="siteinfo",
 )
 async def site_serial_header(ctx: Context) -> None:
-    reply = await ctx.probe.udp(request(OpCode.GET_SITEINFO, bodies.GetSiteInfoRequest()))
+    reply = await ctx.probe.udp(ctx.request(OpCode.GET_SITEINFO, bodies.GetSiteInfoRequest()))
     msg = ctx.expect_code(reply, ResponseCode.SUCCESS)
     site = decode_site(msg.body.site)  # type: ignore[union-attr]
     ctx.expect(
@@ -160,7 +160,7 @@ async def site_serial_header(ctx: Context) -> None:
 )
 async def site_tcp(ctx: Context) -> None:
     _, raw = await _site_udp(ctx)
-    reply = await ctx.probe.tcp(request(OpCode.GET_SITEINFO, bodies.GetSiteInfoRequest()))
+    reply = await ctx.probe.tcp(ctx.request(OpCode.GET_SITEINFO, bodies.GetSiteInfoRequest()))
     msg = ctx.expect_code(reply, ResponseCode.SUCCESS)
     got = msg.body.site  # type: ignore[union-attr]
     ctx.expect(got == raw, f"the {len(raw)}-byte UDP record", f"{len(got)} different bytes")
@@ -173,7 +173,7 @@ async def site_tcp(ctx: Context) -> None:
 @check("SITE-010", "HS_SITE values of the prefix handle decode", SITE_REF, category="siteinfo")
 async def prefix_site_values(ctx: Context) -> None:
     prefix = ctx.need_prefix()
-    reply = await ctx.probe.udp(resolution("0.NA/" + prefix, types=[HS_SITE]))
+    reply = await ctx.probe.udp(ctx.resolution("0.NA/" + prefix, types=[HS_SITE]))
     msg = reply.decoded()
     if msg.header.response_code != ResponseCode.SUCCESS:
         raise Skip(f"0.NA/{prefix} has no public HS_SITE on this server")

@@ -16,6 +16,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from idnode import cli_common
 from idnode.verify.conformance.catalogue import all_checks, markdown, select
 from idnode.verify.conformance.context import Credentials
 from idnode.verify.conformance.probes import parse_hostport
@@ -151,7 +152,17 @@ def verify(
     for path in (junit, json_out, html):
         if path is not None and not path.parent.exists():
             usage(f"directory {path.parent} does not exist")
-    opts = Options(target, prefix, handle, creds, timeout, check_timeout, bound, sample)
+    opts = Options(
+        target,
+        prefix,
+        handle,
+        creds,
+        timeout,
+        check_timeout,
+        bound,
+        sample,
+        runtime=cli_common.RUNTIME,  # the process's real clock and entropy
+    )
     code = execute(checks, opts, junit, json_out, html, loaded, verbose)
     raise typer.Exit(code)
 

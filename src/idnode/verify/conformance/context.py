@@ -1,5 +1,9 @@
 """What a check may use: the probe, the credentials, the fixtures, and how to fail.
 
+The context also carries the run's clock and random source (``idnode.runtime``), given by
+the caller: checks read the time and draw request ids and names from them, never from the
+machine, so a run can be replayed against a manual clock and seeded bytes.
+
 A check fails by raising ``CheckFailed(expected, got)``; the runner adds what was sent and
 what came back from the probe's log. ``Skip`` marks a check that cannot run with the options
 given (no endpoint, no credentials); a skip is reported, never counted as a pass.
@@ -7,13 +11,13 @@ given (no endpoint, no credentials); a skip is reported, never counted as a pass
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from idnode.auth.identity import Identity
 from idnode.codes import OpCode, OpFlag, ResponseCode
 from idnode.crypto.keys import PrivateKey
+from idnode.runtime import Clock, Random, randbits, token_hex
 from idnode.transport.admin_client import AdminClient
 from idnode.verify.conformance.describe import code_name
 from idnode.verify.conformance.probes import Garbage, Probe, Reply
@@ -46,41 +50,6 @@ class Credentials:
     secret: bytes | None = None
 
 
-def request(
-    opcode: int,
-    body: bodies.Body,
-    flags: OpFlag = NO_FLAGS,
-    *,
-    request_id: int | None = None,
-    version: tuple[int, int] = (2, 1),
-    suggest: tuple[int, int] = (2, 11),
-    session_id: int = 0,
-    recursion: int = 0,
-) -> Message:
-    """A request as an HSJ client would build it (2.1 suggesting 2.11, random request id)."""
-    env = Envelope(
-        major=version[0],
-        minor=version[1],
-        suggest_major=suggest[0],
-        suggest_minor=suggest[1],
-        session_id=session_id,
-        request_id=secrets.randbits(31) if request_id is None else request_id,
-    )
-    header = Header(opcode=opcode, flags=flags, recursion_count=recursion)
-    return Message(header, body, env)
-
-
-def resolution(
-    handle: str,
-    indexes: Sequence[int] = (),
-    types: Sequence[str] = (),
-    flags: OpFlag = OpFlag.PO,
-    **kw: object,
-) -> Message:
-    body = bodies.ResolutionRequest(handle, tuple(indexes), tuple(types))
-    return request(OpCode.RESOLUTION, body, flags, **kw)  # type: ignore[arg-type]
-
-
 @dataclass
 class Fixtures:
     """The identifiers the suite wrote for this run, and what it wrote into them."""
@@ -104,10 +73,53 @@ class Context:
     handle: str | None = None
     creds: Credentials | None = None
     bound: float = 1.0
-    run_id: str = field(default_factory=lambda: secrets.token_hex(4))
+    run_id: str = ""  # default: 8 hex digits drawn from ``random``
     fixtures: Fixtures | None = None
     fixture_error: str | None = None
     created: list[str] = field(default_factory=list)
+    clock: Clock = field(kw_only=True)  # wall time for checks of dates, monotonic for timing
+    random: Random = field(kw_only=True)  # request ids, the run id, made-up secrets
+
+    def __post_init__(self) -> None:
+        if not self.run_id:
+            self.run_id = token_hex(self.random, 4)
+
+    # -- building requests ----------------------------------------------------------------
+    def request(
+        self,
+        opcode: int,
+        body: bodies.Body,
+        flags: OpFlag = NO_FLAGS,
+        *,
+        request_id: int | None = None,
+        version: tuple[int, int] = (2, 1),
+        suggest: tuple[int, int] = (2, 11),
+        session_id: int = 0,
+        recursion: int = 0,
+    ) -> Message:
+        """A request as an HSJ client would build it (2.1 suggesting 2.11, random request
+        id)."""
+        env = Envelope(
+            major=version[0],
+            minor=version[1],
+            suggest_major=suggest[0],
+            suggest_minor=suggest[1],
+            session_id=session_id,
+            request_id=randbits(self.random, 31) if request_id is None else request_id,
+        )
+        header = Header(opcode=opcode, flags=flags, recursion_count=recursion)
+        return Message(header, body, env)
+
+    def resolution(
+        self,
+        handle: str,
+        indexes: Sequence[int] = (),
+        types: Sequence[str] = (),
+        flags: OpFlag = OpFlag.PO,
+        **kw: object,
+    ) -> Message:
+        body = bodies.ResolutionRequest(handle, tuple(indexes), tuple(types))
+        return self.request(OpCode.RESOLUTION, body, flags, **kw)  # type: ignore[arg-type]
 
     # -- failing ------------------------------------------------------------------------
     @staticmethod
@@ -207,7 +219,7 @@ class Context:
         creds: Credentials | None = None,
     ) -> Message:
         """One administration request as ``creds`` (default: --admin); the last answer."""
-        replies = await self.as_identity(request(opcode, body, flags), creds)
+        replies = await self.as_identity(self.request(opcode, body, flags), creds)
         return replies[-1].decoded()
 
 
@@ -242,6 +254,4 @@ __all__ = [
     "Fixtures",
     "Garbage",
     "Skip",
-    "request",
-    "resolution",
 ]

@@ -8,11 +8,10 @@ ADD_VALUE grant, so permission checks can be made without a second real account.
 
 from __future__ import annotations
 
-import secrets
-
 from idnode.auth.identity import Identity
 from idnode.codes import AdminPermission, OpCode, OpFlag, Permission, ResponseCode
 from idnode.model import DESC, EMAIL, HS_ADMIN, HS_SECKEY, URL, HandleValue
+from idnode.runtime import token_hex
 from idnode.verify.conformance.context import Context, Credentials, Fixtures
 
 __all__ = ["Fixtures", "cleanup", "setup"]
@@ -65,7 +64,7 @@ async def create(ctx: Context, handle: str, values: list[HandleValue]) -> None:
 async def setup(ctx: Context) -> Fixtures:
     """Write the fixture records; the caller records a failure as ``ctx.fixture_error``."""
     creds = ctx.need_creds()
-    secret = secrets.token_hex(16).encode()
+    secret = token_hex(ctx.random, 16).encode()  # the made-up identity's HS_SECKEY
     fx = Fixtures(
         record=ctx.new_name("rec"),
         big=ctx.new_name("big"),

@@ -9,13 +9,13 @@ can say exactly what it sent and what it got.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from idnode.errors import IdnodeError
+from idnode.runtime import Clock
 from idnode.verify.conformance.describe import describe, hexdump
 from idnode.wire.envelope import ENVELOPE_SIZE, Envelope, decode_envelope
 from idnode.wire.framing import TcpFramer, UdpReassembler, split_datagrams
@@ -87,7 +87,8 @@ class _Datagrams(asyncio.DatagramProtocol):
 
 
 class Probe:
-    """Talks to one target. ``timeout`` bounds every wait for an answer."""
+    """Talks to one target. ``timeout`` bounds every wait for an answer; ``clock`` (the
+    caller's) times each answer and reassembles split ones."""
 
     def __init__(
         self,
@@ -95,9 +96,12 @@ class Probe:
         tcp: tuple[str, int] | None,
         http: str | None,
         timeout: float = 2.0,
+        *,
+        clock: Clock,
     ) -> None:
         self.udp_addr, self.tcp_addr, self.http_url = udp, tcp, http
         self.timeout = timeout
+        self.clock = clock
         self.log: list[Exchange] = []
         self._refused: dict[str, str] = {}
 
@@ -128,7 +132,7 @@ class Probe:
         )
         reassembler = UdpReassembler()
         raw: list[bytes] = []
-        start = time.perf_counter()
+        start = self.clock.monotonic()
         wait = self.timeout if timeout is None else timeout
         try:
             for d in datagrams:
@@ -146,7 +150,7 @@ class Probe:
                         entry.received = f"runt datagram {hexdump(item)}"
                         raise Garbage(f"{len(item)}-byte datagram, shorter than an envelope")
                     try:
-                        frame = reassembler.feed(item, time.monotonic())
+                        frame = reassembler.feed(item, self.clock.monotonic())
                     except IdnodeError as exc:
                         entry.received = f"bad datagram {hexdump(item)}"
                         raise Garbage(f"datagram does not frame: {exc}") from None
@@ -160,7 +164,7 @@ class Probe:
             transport.close()
         env, payload = frame
         message, error = _decode(env, payload)
-        reply = Reply(env, payload, raw, time.perf_counter() - start, message, error)
+        reply = Reply(env, payload, raw, self.clock.monotonic() - start, message, error)
         entry.received = _reply_text(reply)
         return reply
 
@@ -286,7 +290,8 @@ class TcpConnection:
         """Send bytes, read ``frames`` answers (a CN-continued listing reads on until done)."""
         entry = Exchange(self.name, note)
         self.probe.log.append(entry)
-        start = time.perf_counter()
+        monotonic = self.probe.clock.monotonic
+        start = monotonic()
         try:
             await self.send(data)
         except OSError as exc:
@@ -298,9 +303,7 @@ class TcpConnection:
                 while len(out) < frames:
                     env, payload, raw = await self._frame(entry)
                     message, error = _decode(env, payload)
-                    out.append(
-                        Reply(env, payload, [raw], time.perf_counter() - start, message, error)
-                    )
+                    out.append(Reply(env, payload, [raw], monotonic() - start, message, error))
         except TimeoutError:
             entry.received = f"{len(out)} of {frames} answer(s)" if out else "nothing"
             raise NoAnswer(f"no answer from {self.name} within {wait}s") from None

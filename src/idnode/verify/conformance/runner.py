@@ -8,11 +8,11 @@ identifiers it wrote.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from idnode.errors import IdnodeError
+from idnode.runtime import Runtime
 from idnode.verify.conformance import fixtures
 from idnode.verify.conformance.catalogue import MUST, CheckSpec
 from idnode.verify.conformance.context import CheckFailed, Context, Credentials, Skip
@@ -47,6 +47,9 @@ class Options:
     check_timeout: float = 30.0  # per check
     bound: float = 1.0  # timing checks
     sample: bool = True  # run the small timing sample for the performance section
+    # the clock and random source of the run, from the caller (the command passes the
+    # process's real ones): the suite reads neither from the machine itself
+    runtime: Runtime = field(kw_only=True)
 
 
 @dataclass
@@ -119,7 +122,7 @@ async def run_check(spec: CheckSpec, ctx: Context, opts: Options) -> Result:
     if reason:
         return Result(spec, SKIPPED, reason)
     ctx.probe.log = []
-    start = time.perf_counter()
+    start = ctx.clock.monotonic()
     result = Result(spec, PASSED)
     try:
         await asyncio.wait_for(spec.fn(ctx), opts.check_timeout)
@@ -136,7 +139,7 @@ async def run_check(spec: CheckSpec, ctx: Context, opts: Options) -> Result:
         result = Result(spec, FAILED, str(exc), "a usable answer", str(exc))
     except Exception as exc:  # a bug in the check, or an answer no branch foresaw
         result = Result(spec, ERROR, f"{type(exc).__name__}: {exc}")
-    result.duration = time.perf_counter() - start
+    result.duration = ctx.clock.monotonic() - start
     if result.status in (FAILED, ERROR):
         result.exchanges = [
             {"channel": e.channel, "sent": e.sent, "received": e.received}
@@ -156,11 +159,19 @@ async def run(
     ``preset`` fixtures (written earlier, e.g. straight to the server behind a test proxy)
     replace the ones the run would write; they are not cleaned up here.
     """
-    t = opts.target
-    probe = Probe(t.udp, t.tcp, t.http, opts.timeout)
-    ctx = Context(probe, opts.prefix, opts.handle, opts.creds, opts.bound)
-    started = time.time()
-    clock = time.perf_counter()
+    t, clock = opts.target, opts.runtime.clock
+    probe = Probe(t.udp, t.tcp, t.http, opts.timeout, clock=clock)
+    ctx = Context(
+        probe,
+        opts.prefix,
+        opts.handle,
+        opts.creds,
+        opts.bound,
+        clock=clock,
+        random=opts.runtime.random,
+    )
+    started = clock()
+    begun = clock.monotonic()
     wants_fixtures = (
         opts.creds is not None and opts.prefix and any("admin" in c.needs for c in checks)
     )
@@ -192,7 +203,7 @@ async def run(
         t,
         results,
         started,
-        time.perf_counter() - clock,
+        clock.monotonic() - begun,
         ctx.run_id,
         ctx.fixture_error,
         left,

@@ -6,10 +6,9 @@ fast the target answered: a few dozen sequential resolutions per transport, time
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
-from idnode.verify.conformance.context import Context, Skip, resolution
+from idnode.verify.conformance.context import Context, Skip
 from idnode.verify.conformance.probes import Probe, ProbeError
 
 SAMPLE_SIZE = 30
@@ -51,15 +50,16 @@ async def timing_sample(probe: Probe, ctx: Context, n: int = SAMPLE_SIZE) -> Tim
     sample = TimingSample()
     senders = []
     if probe.udp_addr:
-        senders.append(("udp", lambda: probe.udp(resolution(handle))))
+        senders.append(("udp", lambda: probe.udp(ctx.resolution(handle))))
     if probe.tcp_addr:
-        senders.append(("tcp", lambda: probe.tcp(resolution(handle))))
+        senders.append(("tcp", lambda: probe.tcp(ctx.resolution(handle))))
     if probe.http_url:
         senders.append(("http", lambda: probe.http("GET", "/api/handles/" + handle)))
+    monotonic = ctx.clock.monotonic
     for name, send in senders:
         times: list[float] = []
         for _ in range(n):
-            start = time.perf_counter()
+            start = monotonic()
             try:
                 await send()
             except ProbeError:
@@ -67,7 +67,7 @@ async def timing_sample(probe: Probe, ctx: Context, n: int = SAMPLE_SIZE) -> Tim
                 if sample.failures[name] >= 3:
                     break
                 continue
-            times.append(time.perf_counter() - start)
+            times.append(monotonic() - start)
         sample.latencies[name] = times
     probe.log = []
     return sample
