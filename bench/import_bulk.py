@@ -18,10 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from idnode.app import open_node
 from idnode.bootstrap import init_node
 from idnode.registry import service
 from idnode.runtime import system
-from idnode.service.node import open_node
 
 
 def write_csv(path: Path, rows: int) -> None:

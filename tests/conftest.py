@@ -86,6 +86,7 @@ def start_node(
     *,
     serve_args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
+    init_args: tuple[str, ...] = (),
 ) -> RunningNode:
     """``idnode init`` + ``idnode serve`` on free ports; ``env`` adds IDNODE_* overrides."""
     port, http_port = free_port(), free_port()
@@ -106,7 +107,22 @@ def start_node(
     ]
     if demo:
         args.append("--demo")
-    subprocess.run(args, check=True, capture_output=True, text=True)
+    subprocess.run([*args, *init_args], check=True, capture_output=True, text=True)
+    return serve_node(directory, port, http_port, prefix, serve_args=serve_args, env=env)
+
+
+def serve_node(
+    directory: Path,
+    port: int,
+    http_port: int,
+    prefix: str,
+    *,
+    serve_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> RunningNode:
+    """``idnode serve`` of an initialised node directory on the given ports."""
+    ports = {"IDNODE_SERVER_UDP_PORT": str(port), "IDNODE_SERVER_TCP_PORT": str(port),
+             "IDNODE_SERVER_HTTP_PORT": str(http_port)}  # fmt: skip
     proc = subprocess.Popen(
         # one process unless a test asks for more: a write is then seen by the next request
         # at once (workers learn of each other's writes within 50 ms)
@@ -114,7 +130,7 @@ def start_node(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "IDNODE_LOG_FORMAT": "json", **(env or {})},
+        env={**os.environ, "IDNODE_LOG_FORMAT": "json", **ports, **(env or {})},
     )
     node = RunningNode(directory, "127.0.0.1", port, http_port, proc, prefix)
     wait_http(node.http_url, proc)

@@ -1,7 +1,7 @@
 """``idnode init``: a new node directory with its configuration, keys, store and prefixes.
 
-Also rebuilds the node's HS_SITE at start-up from the configuration and the server key, so
-the site information answered on the wire can never drift from what the node really serves.
+The prefixes and their prefix handles are written through the node's write service as its
+operator, like any later write, so the history and the audit chain start with them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from idnode.config import CONFIG_NAME, Config, NodeSection, ServerSection, rende
 from idnode.crypto.keys import (
     encode_public_key,
     generate_key,
-    load_private_key_pem,
     save_private_key_pem,
 )
 from idnode.model import (
@@ -30,40 +29,17 @@ from idnode.model import (
     HandleValue,
 )
 from idnode.runtime import Runtime, utc
+from idnode.service.node import ADMIN_INDEX
+from idnode.service.site import build_site
 from idnode.wire.admin import AdminRecord, encode_admin
-from idnode.wire.site import SiteInfo, encode_site
 
 ADMIN_KEY_NAME = "admin_privkey.pem"
 STORAGE_KEY_NAME = "storage_keys.json"  # SM4 keys for values without PUBLIC_READ
-ADMIN_INDEX = 300
 ALL_ADMIN_PERMISSIONS = AdminPermission(0xFFF)
 
 
 class InitError(Exception):
     """The node directory cannot be initialised as asked."""
-
-
-def load_private_key(config: Config):
-    path = config.private_key_path
-    if not path.exists():
-        raise InitError(f"server key {path} is missing (run `idnode init`)")
-    return load_private_key_pem(path.read_bytes())
-
-
-def build_site(config: Config, public_key) -> bytes:
-    """Our HS_SITE: one primary server answering queries and admin over UDP, TCP and HTTP."""
-    srv = config.server
-    site = SiteInfo.for_single_server(
-        host=config.published_address,
-        udp_port=srv.udp_port,
-        tcp_port=srv.tcp_port,
-        http_port=srv.http_port,
-        public_key=encode_public_key(public_key),
-        serial=config.node.site_serial,
-        protocol_version=(2, 11),
-        attributes=(("desc", config.node.name),),
-    )
-    return encode_site(site)
 
 
 def prefix_handle_values(
@@ -150,21 +126,34 @@ async def init_node(
 
         config.security.storage_key_file = STORAGE_KEY_NAME
         create_key_file(directory / STORAGE_KEY_NAME, runtime.random, runtime.clock)
-    from idnode.store.encrypted import configured_store
-
-    async with configured_store(config, runtime) as store:
-        for prefix in prefixes:
-            await store.home_prefix(prefix)
-            values = prefix_handle_values(
-                prefix, site, encode_public_key(admin_key.public_key()), now
-            )
-            await store.create_handle(NA_PREFIX + prefix, values, overwrite=True)
-            if demo:
-                await store.load(demo_records(prefix, now), overwrite=True)
+    await _write_prefixes(config, runtime, prefixes, admin_key, site, now, demo)
     if self_signed:
         _self_signed_tls(config, admin_key, https_port, tls_tcp_port, utc(runtime.clock))
     (directory / CONFIG_NAME).write_text(render_config(config), encoding="utf-8")
     return config
+
+
+async def _write_prefixes(
+    config: Config, runtime: Runtime, prefixes, admin_key, site: bytes, now: int, demo: bool
+) -> None:
+    """Home each prefix and write its prefix handle (and the demo records) through the write
+    service as the node operator, like any other write: history and audit begin here."""
+    from idnode.app import open_node
+    from idnode.service.node import node_operators
+
+    node = await open_node(config, runtime=runtime)
+    try:
+        for prefix in prefixes:
+            operator = next(o for o in node_operators(config) if o.handle == NA_PREFIX + prefix)
+            await node.admin.home_prefix(operator, prefix)
+            values = prefix_handle_values(
+                prefix, site, encode_public_key(admin_key.public_key()), now
+            )
+            await node.admin.create_handle(operator, NA_PREFIX + prefix, values, overwrite=True)
+            if demo:
+                await node.admin.load(operator, demo_records(prefix, now), overwrite=True)
+    finally:
+        await node.close()
 
 
 def _self_signed_tls(

@@ -17,8 +17,7 @@ import typer
 from rich.table import Table
 
 from idnode import __version__
-from idnode.cli_common import FAILURE, RUNTIME, USAGE_ERROR, err, fail, out  # noqa: F401
-from idnode.config import ConfigError, load_config
+from idnode.cli_common import FAILURE, RUNTIME, USAGE_ERROR, err, fail, node_config, out  # noqa: F401
 
 app = typer.Typer(
     name="idnode",
@@ -122,9 +121,9 @@ def serve(
 ) -> None:
     """Serve resolution over UDP, TCP and HTTP until SIGTERM or Ctrl-C."""
     from idnode.logs import setup_logging
-    from idnode.transport.server import serve as run_server
+    from idnode.serve import serve as run_server
 
-    cfg = _config(directory)
+    cfg = node_config(directory)
     for attr, value in (
         ("host", host),
         ("udp_port", udp_port),
@@ -138,10 +137,10 @@ def serve(
     tls = bool(cfg.tls.tcp_port or cfg.tls.https_port)
     if cfg.server.workers == 0 and tls:
         cfg.server.workers = 1  # "one per core" by default, but TLS ports take one process
-    from idnode.transport.workers import worker_count
+    from idnode.workers import worker_count
 
     if worker_count(cfg.server.workers) > 1:
-        from idnode.transport.workers import Supervisor
+        from idnode.workers import Supervisor
 
         if tls:
             fail("TLS ports are served by one process: use --workers 1 with [tls]", USAGE_ERROR)
@@ -167,13 +166,6 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def _config(directory: Path):
-    try:
-        return load_config(directory)
-    except ConfigError as exc:
-        fail(str(exc), USAGE_ERROR)
-
-
 def _hostport(text: str, default_port: int) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host:
@@ -188,7 +180,7 @@ def _sender(protocol: str, ca_file: Path | None):
     """``client.request_udp`` / ``request_tcp``, the latter inside TLS for ``tls``."""
     from functools import partial
 
-    from idnode.transport import client
+    from idnode import client
 
     if protocol == "udp":
         return client.request_udp
@@ -227,9 +219,9 @@ def get(
     ] = None,
 ) -> None:
     """Resolve a handle against a server over UDP, TCP (also inside TLS) or HTTP."""
+    from idnode import client
     from idnode.errors import IdnodeError
-    from idnode.transport import client
-    from idnode.transport.json_values import value_to_json
+    from idnode.wire.json import value_to_json
 
     protocol = protocol.lower()
     if protocol not in ("udp", "tcp", "tls", "http"):
@@ -315,11 +307,13 @@ def load(
     secret_alg: Annotated[str, typer.Option(help="secret-key answer kind")] = "HMAC-SHA256",
     timeout: float = 10.0,
 ) -> None:
-    """Load records from a JSON-lines file: into the local store, all or nothing, or with
-    --server through the authenticated binary protocol, one session for all records."""
-    from idnode.errors import IdnodeError
-    from idnode.service.names import PrefixSet
-    from idnode.store.encrypted import configured_store
+    """Load records from a JSON-lines file: into the local node, all or nothing, or with
+    --server through the authenticated binary protocol, one session for all records.
+
+    Locally the records go through the node's write service as its operator, like every
+    other write: permissions, templates, lifecycle, history, audit and statistics apply."""
+    from idnode.cli_common import on_local_node
+    from idnode.service.node import node_operators
 
     if server is not None:
         if file is not None:
@@ -329,30 +323,22 @@ def load(
         return
     if file is None:
         fail("give the node directory and the records file (or --server)", USAGE_ERROR)
-    cfg = _config(directory)
     records = _read_records(file)
 
-    async def run() -> int:
-        async with configured_store(cfg, RUNTIME) as store:
-            homed = PrefixSet(await store.homed_prefixes())
-            for handle, _ in records:
-                if not homed.responsible_for(handle):
-                    raise IdnodeError(f"{handle}: prefix not homed by this node")
-            await store.load(records, overwrite=overwrite)
-            return len(records)
+    async def run(node) -> int:
+        operator = min(node_operators(node.config), key=str, default=None)
+        await node.admin.load(operator, records, overwrite=overwrite)
+        return len(records)
 
-    try:
-        count = asyncio.run(run())
-    except IdnodeError as exc:
-        fail(f"nothing loaded: {exc}")
+    count = on_local_node(directory, run, failure="nothing loaded: ")
     out.print(f"loaded {count} handles")
 
 
 def _read_records(file: Path) -> list[tuple[str, list]]:
     """(handle, values) per JSON line; the first bad line fails the whole load."""
     from idnode.errors import IdnodeError
-    from idnode.service.names import check_handle
-    from idnode.transport.json_values import value_from_json
+    from idnode.names import check_handle
+    from idnode.wire.json import value_from_json
 
     if not file.exists():
         fail(f"{file}: no such file", USAGE_ERROR)
@@ -489,7 +475,7 @@ class _Connection:
         self.timeout = timeout
 
     def client(self):
-        from idnode.transport.admin_client import AdminClient
+        from idnode.client.admin import AdminClient
 
         return AdminClient(
             self.host,
@@ -547,9 +533,9 @@ def _parse_values(specs: list[str], values_file: Path | None) -> list:
     from idnode.codes import Permission
     from idnode.errors import IdnodeError, InvalidValue
     from idnode.model import HS_ADMIN, HS_SECKEY, HandleValue
-    from idnode.transport.json_values import value_from_json
     from idnode.wire.admin import AdminRecord, encode_admin
-    from idnode.wire.handlevalues import value_data_from_json
+    from idnode.wire.json import value_from_json
+    from idnode.wire.types import from_json as value_data_from_json
 
     now = int(RUNTIME.clock())
     values = []

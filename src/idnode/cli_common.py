@@ -42,27 +42,31 @@ def emit(obj: Any) -> None:
     sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
-def on_local_node(directory: Path, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Open the node in ``directory`` without background tasks, run ``work(node)``, close it."""
+def node_config(directory: Path):
+    """The node's configuration, or a one-line usage error naming what is wrong."""
     from idnode.config import ConfigError, load_config
-    from idnode.errors import IdnodeError
-    from idnode.registry import service as registry_service
-    from idnode.service.node import close_node, open_node
 
-    registry_service.BACKGROUND = False  # a command, not a server: no flush or watch loops
     try:
-        cfg = load_config(directory)
+        return load_config(directory)
     except ConfigError as exc:
         fail(str(exc), USAGE_ERROR)
 
+
+def on_local_node(directory: Path, work: Callable[[Any], Awaitable[T]], *, failure: str = "") -> T:
+    """Open the node in ``directory`` without background tasks, run ``work(node)``, close it."""
+    from idnode.app import open_node
+    from idnode.errors import IdnodeError
+
+    cfg = node_config(directory)
+
     async def go() -> T:
-        node = await open_node(cfg, runtime=RUNTIME)
+        node = await open_node(cfg, runtime=RUNTIME)  # no background work: a command
         try:
             return await work(node)
         finally:
-            await close_node(node)
+            await node.close()
 
     try:
         return asyncio.run(go())
     except IdnodeError as exc:
-        fail(exc.message)
+        fail(failure + exc.message)

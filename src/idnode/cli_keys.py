@@ -23,7 +23,7 @@ from typing import Annotated
 
 import typer
 
-from idnode.cli_common import RUNTIME
+from idnode.cli_common import RUNTIME, USAGE_ERROR, fail, node_config
 
 keys_app = typer.Typer(
     help="Storage keys: SM4-GCM encryption at rest of values without PUBLIC_READ.",
@@ -31,24 +31,17 @@ keys_app = typer.Typer(
 )
 
 
-def _fail(message: str, code: int = 1):
-    from idnode.cli import fail
-
-    fail(message, code)
-
-
 def _keyring_and_path(directory: Path):
-    from idnode.cli import USAGE_ERROR, _config
     from idnode.crypto.keyring import KeyringError, load_keyring
 
-    cfg = _config(directory)
+    cfg = node_config(directory)
     path = cfg.path(cfg.security.storage_key_file)
     try:
         keyring = load_keyring(path, clock=RUNTIME.clock)
     except KeyringError as exc:
-        _fail(str(exc), USAGE_ERROR)
+        fail(str(exc), USAGE_ERROR)
     if keyring is None:
-        _fail(
+        fail(
             f"{directory}: encryption at rest is off ([security] storage_key_file is empty "
             "and IDNODE_STORAGE_KEY is unset)",
             USAGE_ERROR,
@@ -79,7 +72,7 @@ def status(directory: Annotated[Path, typer.Argument(help="node directory")]) ->
     try:
         counts = asyncio.run(run())
     except (IdnodeError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     active = keyring.active.id.hex()
     typer.echo(f"key source: {'IDNODE_STORAGE_KEY' if keyring.from_env else path}")
     for kid in keyring.ids():
@@ -103,12 +96,12 @@ def rotate(
 
     cfg, path, keyring = _keyring_and_path(directory)
     if keyring.from_env or path is None or not path.exists():
-        _fail("the active key comes from IDNODE_STORAGE_KEY: rotate by giving a new one there")
+        fail("the active key comes from IDNODE_STORAGE_KEY: rotate by giving a new one there")
     try:
         new = add_active_key(path, RUNTIME.random, RUNTIME.clock)
         keyring.refresh(force=True)
     except KeyringError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(f"new active key {new.id.hex()}; waiting {grace:g}s for serving nodes")
     time.sleep(max(grace, 0.0))
 
@@ -125,11 +118,11 @@ def rotate(
     try:
         report = asyncio.run(run())
     except (IdnodeError, OSError) as exc:
-        _fail(f"rotation stopped, old keys kept (run it again): {exc}")
+        fail(f"rotation stopped, old keys kept (run it again): {exc}")
     typer.echo(f"re-encrypted {report.values_resealed} values in {report.passes} pass(es)")
     if report.remaining:
         left = ", ".join(f"{n} under {k}" for k, n in report.remaining.items())
-        _fail(f"values still not under the new key ({left}); old keys kept, run it again")
+        fail(f"values still not under the new key ({left}); old keys kept, run it again")
     if not keep_old:
         dropped = drop_keys_except(path, {new.id})
         if dropped:

@@ -83,14 +83,3 @@ def handle_key(handle: str) -> str:
 
 def _ascii_upper(text: str) -> str:
     return "".join(c.upper() if c.isascii() else c for c in text)
-
-
-def split_handle(handle: str) -> tuple[str, str]:
-    """Split ``prefix/suffix``; a handle without a slash is all prefix."""
-    prefix, _, suffix = handle.partition("/")
-    return prefix, suffix
-
-
-def prefix_of(handle: str) -> str:
-    """The prefix (naming authority) part of a handle: ``20.500.1`` of ``20.500.1/abc``."""
-    return split_handle(handle)[0]

@@ -14,7 +14,7 @@ from idnode.auth.secrets import (
     verify_plain_secret,
 )
 from idnode.errors import InvalidValue, UnableToAuthenticate
-from idnode.wire.handlevalues import encode_secret_key
+from idnode.wire.types.hs_seckey import encode_secret_key
 
 SALT = b"0123456789abcdef"
 

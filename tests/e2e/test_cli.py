@@ -81,7 +81,7 @@ def test_load_rejects_bad_file_and_writes_nothing(running_node, tmp_path):
     foreign = tmp_path / "foreign.jsonl"
     foreign.write_text('{"handle": "99.9/x", "values": []}\n')
     result = run("load", str(running_node.directory), str(foreign))
-    assert result.returncode == 1 and "not homed" in result.stderr
+    assert result.returncode == 1 and "not responsible for 99.9/x" in result.stderr
 
 
 def test_sigterm_shuts_down_gracefully(tmp_path):

@@ -16,11 +16,11 @@ import time
 import httpx
 import pytest
 
+from idnode import client
+from idnode.client.admin import AdminClient
 from idnode.codes import ResponseCode
 from idnode.errors import IdnodeError
 from idnode.model import HandleValue
-from idnode.transport import client
-from idnode.transport.admin_client import AdminClient
 from tests.conftest import IDNODE, eventually, start_node, stop_node
 
 NODE_PREFIX = "88.123"
@@ -157,7 +157,7 @@ def test_done_when(node, tmp_path):
 
     # the audit chain holds, then an edited row is found and named
     assert "intact" in ok(run("audit", "verify", str(node.directory)))
-    db = sqlite3.connect(node.directory / "registry.db")
+    db = sqlite3.connect(node.directory / "node.db")  # the audit lives in the store
     with db:
         db.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 3")
     db.close()

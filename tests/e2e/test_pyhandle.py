@@ -20,7 +20,7 @@ from idnode.auth.rest import make_rest_session_authorization
 from idnode.bootstrap import ADMIN_KEY_NAME
 from idnode.crypto.keys import private_key_from_pem
 from idnode.model import HS_SECKEY, NA_PREFIX
-from idnode.transport.json_values import value_to_json
+from idnode.wire.json import value_to_json
 from tests.conftest import RunningNode, start_node, stop_node
 from tests.transport_http.support import (
     SECRET,

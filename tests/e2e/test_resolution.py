@@ -10,8 +10,8 @@ import subprocess
 import httpx
 import pytest
 
+from idnode import client
 from idnode.codes import OpCode, OpFlag, ResponseCode
-from idnode.transport import client
 from idnode.wire.envelope import ENVELOPE_SIZE, Envelope, decode_envelope, encode_envelope
 from idnode.wire.header import Header
 from idnode.wire.message import Message, decode_message, encode_message

@@ -14,11 +14,11 @@ import subprocess
 
 import pytest
 
+from idnode.client.admin import AdminClient, AdminError
 from idnode.codes import Permission
 from idnode.crypto.keys import load_private_key_pem
 from idnode.model import HS_PUBKEY, URL, HandleValue
 from idnode.runtime import ManualClock, SeededRandom
-from idnode.transport.admin_client import AdminClient, AdminError
 from tests.conftest import IDNODE, start_node, stop_node
 
 SECRET = b"batch 7 supplier: Acme Valve Works, unit price 31.70"

@@ -8,10 +8,10 @@ import sqlite3
 
 import pytest
 
+from idnode.client.admin import AdminClient, AdminError
 from idnode.codes import ResponseCode as RC
 from idnode.crypto.keys import generate_key, load_private_key_pem
 from idnode.model import URL, HandleValue
-from idnode.transport.admin_client import AdminClient, AdminError
 from tests.conftest import start_node, stop_node
 
 

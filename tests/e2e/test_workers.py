@@ -11,8 +11,8 @@ import httpx
 import psutil
 import pytest
 
+from idnode import client
 from idnode.codes import ResponseCode
-from idnode.transport import client
 from tests.conftest import IDNODE, eventually, start_node, stop_node
 
 

@@ -13,15 +13,16 @@ from pathlib import Path
 import orjson
 
 from idnode.auth.secrets import hash_secret
-from idnode.bootstrap import build_site
 from idnode.config import Config
 from idnode.crypto.keys import encode_private_key, encode_public_key, generate_key
 from idnode.model import HandleValue, ValueReference
-from idnode.transport.json_values import value_to_json
+from idnode.service.site import build_site
 from idnode.wire.admin import AdminRecord, encode_admin
 from idnode.wire.envelope import ENVELOPE_SIZE, decode_envelope
 from idnode.wire.framing import split_datagrams
-from idnode.wire.handlevalues import encode_handle_ref, encode_secret_key
+from idnode.wire.json import value_to_json
+from idnode.wire.types.handle_ref import encode_handle_ref
+from idnode.wire.types.hs_seckey import encode_secret_key
 from idnode.wire.values import encode_value
 from idnode.wire.vlist import encode_vlist
 from tests.fuzz.targets import JSON_TYPES, OPCODES

@@ -19,15 +19,17 @@ from idnode.auth.headers import parse_basic_authorization, parse_handle_authoriz
 from idnode.auth.secrets import parse_hashed
 from idnode.crypto import keys
 from idnode.errors import IdnodeError
-from idnode.transport.json_values import value_from_json
 from idnode.wire import bodies
 from idnode.wire.admin import admin_from_json, decode_admin
 from idnode.wire.envelope import ENVELOPE_SIZE, Envelope, decode_envelope
 from idnode.wire.framing import TcpFramer, UdpReassembler
-from idnode.wire.handlevalues import decode_handle_ref, decode_secret_key, value_data_from_json
 from idnode.wire.header import HEADER_SIZE, decode_header
+from idnode.wire.json import value_from_json
 from idnode.wire.message import decode_message, decode_message_bytes
 from idnode.wire.site import decode_site, site_from_json
+from idnode.wire.types import from_json as value_data_from_json
+from idnode.wire.types.handle_ref import decode_handle_ref
+from idnode.wire.types.hs_seckey import decode_secret_key
 from idnode.wire.values import decode_value
 from idnode.wire.vlist import decode_vlist, vlist_from_json
 

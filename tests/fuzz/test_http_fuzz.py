@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from idnode.app import open_node
 from idnode.bootstrap import init_node
 from idnode.config import load_config
 from idnode.runtime import system
-from idnode.service.node import open_node
 from idnode.transport.http import build_app
 from tests.transport_http.support import PREFIX, SECRET, admin_identity, basic, provision
 

@@ -11,6 +11,7 @@ from idnode.codes import ResponseCode, TTLType
 from idnode.errors import HandleNotFound
 from idnode.hierarchy.cache import TTLCache
 from idnode.hierarchy.resolver import (
+    MAX_ALIAS_CHAIN,
     GlobalResolver,
     RecursionBound,
     ReferralLoop,
@@ -20,7 +21,6 @@ from idnode.hierarchy.resolver import (
 )
 from idnode.model import HS_ALIAS, HS_SERV, URL, HandleValue
 from idnode.runtime import ManualClock
-from idnode.transport.limits import MAX_ALIAS_CHAIN
 from idnode.wire.site import SiteInfo, encode_site, site_to_json
 from tests.hierarchy.fakenet import FakeNet, site, site_value
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from idnode.app import NodeApp as Node
+from idnode.app import open_node
 from idnode.bootstrap import init_node
-from idnode.registry import service
 from idnode.registry.service import Registry
 from idnode.runtime import ManualClock, Runtime, SeededRandom
-from idnode.service.node import Node, open_node
 
 VALID_CODE = "91350100M000100Y43"
 OTHER_CODE = "914403001922038216"
@@ -32,12 +32,12 @@ class Env:
     async def allocated(self, prefix: str = "88.123.4567", code: str = VALID_CODE) -> dict:
         """An approved organisation holding ``prefix`` (auto-parts)."""
         reg = self.reg
-        org = reg.organisations.apply("t", "Fujian Auto Parts Co., Ltd.", code, CONTACT)
+        org = await reg.organisations.apply("t", "Fujian Auto Parts Co., Ltd.", code, CONTACT)
         await reg.organisations.approve("t", org["id"])
-        reg.prefixes.apply("t", prefix, org["id"], "auto-parts")
-        reg.prefixes.approve("t", prefix)
+        await reg.prefixes.apply("t", prefix, org["id"], "auto-parts")
+        await reg.prefixes.approve("t", prefix)
         await reg.prefixes.allocate("t", prefix)
-        return reg.organisations.get(org["id"])
+        return await reg.organisations.get(org["id"])
 
     def csv(self, rows: list[list[str]], name: str = "rows.csv") -> Path:
         path = self.tmp / name
@@ -47,8 +47,8 @@ class Env:
             w.writerows(rows)
         return path
 
-    def audit_count(self) -> int:
-        return self.reg.db.one("SELECT count(*) FROM audit")[0]
+    async def audit_count(self) -> int:
+        return await self.reg.audit.count()
 
 
 CONTACT = {"name": "Lin Wei", "phone": "+86 591 88880000", "email": "lin@example.cn"}
@@ -66,7 +66,6 @@ def row(i: int, **over: str) -> list[str]:
 async def env(tmp_path):
     """A node whose every part (store log, registry, audit, statistics) runs on one clock,
     set to 2026-11-02 whatever the machine's date."""
-    service.BACKGROUND = False
     async with node_env(tmp_path, Runtime(ManualClock(NOV_2_2026), SeededRandom(0))) as e:
         yield e
 
@@ -83,5 +82,4 @@ async def node_env(tmp_path: Path, runtime: Runtime) -> AsyncIterator[Env]:
     try:
         yield env
     finally:
-        node.registry.db.close()
-        await node.store.close()
+        await node.close()

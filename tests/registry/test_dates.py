@@ -12,7 +12,6 @@ import datetime as dt
 
 import pytest
 
-from idnode.registry import service
 from idnode.runtime import ManualClock, Runtime, SeededRandom, system
 from idnode.service.resolve import ResolutionQuery
 
@@ -35,7 +34,6 @@ DATES = {
 @pytest.mark.parametrize("runtime", [*(at(d) for d in DATES.values()), system()],
                          ids=[*DATES, "real clock"])  # fmt: skip
 async def test_the_monthly_report_counts_what_happened_that_month(tmp_path, runtime):
-    service.BACKGROUND = False
     month = dt.datetime.fromtimestamp(runtime.clock(), dt.UTC).strftime("%Y-%m")
     async with node_env(tmp_path, runtime) as env:
         await env.allocated()
@@ -53,7 +51,6 @@ async def test_the_monthly_report_counts_what_happened_that_month(tmp_path, runt
 
 async def test_the_store_log_and_the_registry_stamp_the_same_time(tmp_path):
     """Both halves of a write carry the node's clock, not the machine's."""
-    service.BACKGROUND = False
     runtime = at("2030-06-15T08:00:00")
     async with node_env(tmp_path, runtime) as env:
         await env.allocated()

@@ -61,7 +61,7 @@ async def test_records_and_rejects(env, mode: str) -> None:
     job = await reg.imports.create(reg.operator, "console", "88.123.4567", src, "csv", batch_size=3)
     job = await reg.imports.run(job["id"])
     assert (job["state"], job["imported"], job["rejected"]) == ("done", 4, 4), job
-    assert reg.imports.rejects_csv(job["id"]).splitlines() == [
+    assert (await reg.imports.rejects_csv(job["id"])).splitlines() == [
         "row,field,message",
         "3,BATCH,required field is missing",
         '4,row,"has 4 cells, header has 8"',
@@ -80,10 +80,17 @@ async def test_resume_without_duplicates(env, mode: str) -> None:
     reg = env.reg
     src = env.csv([row(i) for i in range(10)])
     job = await reg.imports.create(reg.operator, "console", "88.123.4567", src, "csv", batch_size=3)
-    job = await reg.imports.run(job["id"])
-    with reg.db.tx() as c:
-        c.execute("UPDATE jobs SET state = 'running', batches_done = 1, rows_done = 3,"
-                  " imported = 3, rejected = 0 WHERE id = ?", (job["id"],))  # fmt: skip
+    commit = reg.imports._commit
+
+    async def crash_on_the_second_batch(job_row, who, batch, builder):
+        if batch.number == 1:
+            raise KeyboardInterrupt  # the process dies here
+        await commit(job_row, who, batch, builder)
+
+    reg.imports._commit = crash_on_the_second_batch
+    with pytest.raises(KeyboardInterrupt):
+        await reg.imports.run(job["id"])
+    reg.imports._commit = commit
     job = await reg.imports.run(job["id"])
     assert (job["state"], job["imported"], job["rejected"]) == ("done", 10, 0)
     assert await reg.store.count_handles("88.123.4567") == 10

@@ -1,4 +1,5 @@
-"""Two serving processes of one node (``--workers 2``) see each other's lifecycle changes."""
+"""Two serving processes of one node (``--workers 2``) see each other's lifecycle changes:
+the states live in the store, and each process reloads them when the store announces one."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import asyncio
 
 import pytest
 
+from idnode.app import open_node
 from idnode.bootstrap import init_node
 from idnode.config import load_config
 from idnode.errors import HandleNotFound
 from idnode.runtime import system
-from idnode.service.node import open_node
 
 
 async def test_a_revocation_through_one_worker_reaches_the_other(tmp_path):
@@ -20,23 +21,23 @@ async def test_a_revocation_through_one_worker_reaches_the_other(tmp_path):
     first = await open_node(load_config(config.directory, env={}), runtime=system())
     second = await open_node(load_config(config.directory, env={}), runtime=system())
     try:
-        second.registry.watch(interval=0.1)  # what `serve` starts in each worker
-        second.resolver.gate("20.500.123/demo-1")  # active: passes
+        await second.start()  # what `serve` starts in each worker
+        gate = second.registry.gate
+        gate("20.500.123/demo-1")  # active: passes
         await first.registry.lifecycle.set_state(None, "20.500.123/demo-1", "revoked", "recall")
-        first_gate = first.resolver.gate
         with pytest.raises(HandleNotFound, match="revoked"):
-            first_gate("20.500.123/demo-1")
-        for _ in range(40):
-            await asyncio.sleep(0.1)
-            try:
-                second.resolver.gate("20.500.123/demo-1")
-            except HandleNotFound as exc:
-                assert "recall" in str(exc)
-                break
-        else:
-            raise AssertionError("the second worker never saw the revocation")
+            first.registry.gate("20.500.123/demo-1")
+
+        async def refused() -> str:
+            while True:
+                try:
+                    gate("20.500.123/demo-1")
+                except HandleNotFound as exc:
+                    return str(exc)
+                await asyncio.sleep(0.02)
+
+        async with asyncio.timeout(30):  # the store announces within its poll interval
+            assert "recall" in await refused()
     finally:
-        for node in (first, second):
-            if node.registry is not None:
-                await node.registry.close()
-            await node.store.close()
+        await first.close()
+        await second.close()

@@ -10,44 +10,44 @@ from idnode.codes import ResponseCode
 from idnode.errors import IdnodeError, NotAuthorized
 from idnode.model import HS_ADMIN, HandleValue
 from idnode.registry.errors import RegistryError, Unauthenticated
-from idnode.registry.lifecycle import IdentifierGone
 from idnode.registry.prefixes import RECORD_RIGHTS
+from idnode.registry.states import IdentifierGone
 from idnode.registry.templates import TemplateViolation
 from idnode.service.resolve import ResolutionQuery
 
 from .conftest import CONTACT, OTHER_CODE, VALID_CODE, row
 
 
-def count(env, table: str) -> int:
-    return env.reg.db.one(f"SELECT count(*) FROM {table}")[0]
+async def count(env, table: str) -> int:
+    return await env.reg.store.query_value(f"SELECT count(*) FROM {{s}}.{table}")
 
 
 async def test_malformed_credit_code_writes_nothing(env):
-    before = env.audit_count()
+    before = await env.audit_count()
     with pytest.raises(RegistryError) as exc:
-        env.reg.organisations.apply("t", "ACME Ltd", VALID_CODE[:17] + "0", CONTACT)
+        await env.reg.organisations.apply("t", "ACME Ltd", VALID_CODE[:17] + "0", CONTACT)
     assert exc.value.field == "credit_code"
-    assert count(env, "organisations") == 0 and env.audit_count() == before
+    assert await count(env, "organisations") == 0 and await env.audit_count() == before
 
 
 async def test_bad_contact_names_the_field(env):
     with pytest.raises(RegistryError) as exc:
-        env.reg.organisations.apply("t", "ACME Ltd", VALID_CODE, {**CONTACT, "email": "x"})
+        await env.reg.organisations.apply("t", "ACME Ltd", VALID_CODE, {**CONTACT, "email": "x"})
     assert exc.value.field == "contact.email"
-    assert count(env, "organisations") == 0
+    assert await count(env, "organisations") == 0
 
 
 async def test_unapproved_organisation_cannot_hold_a_prefix(env):
     reg = env.reg
-    org = reg.organisations.apply("t", "ACME Ltd", VALID_CODE, CONTACT)
+    org = await reg.organisations.apply("t", "ACME Ltd", VALID_CODE, CONTACT)
     with pytest.raises(RegistryError) as exc:
-        reg.prefixes.apply("t", "88.123.4567", org["id"], "auto-parts")
+        await reg.prefixes.apply("t", "88.123.4567", org["id"], "auto-parts")
     assert exc.value.field == "org_id" and "not approved" in exc.value.message
-    reg.organisations.reject("op", org["id"], "licence copy unreadable")
+    await reg.organisations.reject("op", org["id"], "licence copy unreadable")
     with pytest.raises(RegistryError, match="not approved"):
-        reg.prefixes.apply("t", "88.123.4567", org["id"], "auto-parts")
-    assert count(env, "prefixes") == 0
-    states = [h["to_state"] for h in reg.organisations.history(org["id"])]
+        await reg.prefixes.apply("t", "88.123.4567", org["id"], "auto-parts")
+    assert await count(env, "prefixes") == 0
+    states = [h["to_state"] for h in await reg.organisations.history(org["id"])]
     assert states == ["pending", "rejected"]
 
 
@@ -64,12 +64,12 @@ async def test_unapproved_organisation_cannot_hold_a_prefix(env):
 )
 async def test_prefix_outside_the_node_space(env, prefix, says):
     reg = env.reg
-    org = reg.organisations.apply("t", "ACME Ltd", VALID_CODE, CONTACT)
+    org = await reg.organisations.apply("t", "ACME Ltd", VALID_CODE, CONTACT)
     await reg.organisations.approve("t", org["id"])
     with pytest.raises(RegistryError) as exc:
-        reg.prefixes.apply("t", prefix, org["id"], "auto-parts")
+        await reg.prefixes.apply("t", prefix, org["id"], "auto-parts")
     assert exc.value.field == "prefix" and says in exc.value.message
-    assert count(env, "prefixes") == 0
+    assert await count(env, "prefixes") == 0
 
 
 async def test_allocation_makes_the_organisation_admin(env):
@@ -78,7 +78,7 @@ async def test_allocation_makes_the_organisation_admin(env):
     assert reg.homed.homes_prefix("88.123.4567")
     assert "88.123.4567" in await reg.store.homed_prefixes()
     account, token, extra = await reg.accounts.create("t", "bot", "registrar", org["id"])
-    assert reg.accounts.authenticate(token).identity == account.identity
+    assert (await reg.accounts.authenticate(token)).identity == account.identity
     assert account.identity == Identity("88.123/acct-bot", 300)
     admin = reg.admin_value(reg.accounts.group_handle(org["credit_code"]), RECORD_RIGHTS)
     good = [HandleValue(1, "PART_NUMBER", b"BP-1"), HandleValue(2, "PART_NAME", b"Pad"),
@@ -104,26 +104,26 @@ async def test_allocation_makes_the_organisation_admin(env):
 async def test_template_violation_on_the_write_path_writes_nothing(env):
     await env.allocated()
     reg = env.reg
-    audit, versions = env.audit_count(), count(env, "versions")
+    audit, versions = await env.audit_count(), await count(env, "versions")
     values = [HandleValue(1, "PART_NUMBER", b"BP-1"), HandleValue(6, "PRODUCTION_DATE", b"x")]
     with pytest.raises(TemplateViolation) as exc:  # what wire and REST creates call
         await reg.admin.create_handle(reg.operator, "88.123.4567/bad", values)
     assert exc.value.code == ResponseCode.INVALID_VALUE
     assert "field PART_NAME: required field is missing" in exc.value.message
     assert await reg.store.get_handle("88.123.4567/bad") is None
-    assert env.audit_count() == audit and count(env, "versions") == versions
+    assert await env.audit_count() == audit and await count(env, "versions") == versions
 
 
 async def test_expired_token(env):
     reg = env.reg
     _, token, _ = await reg.accounts.create("t", "op2", "operator", ttl_seconds=60)
-    assert reg.accounts.authenticate(token).name == "op2"
+    assert (await reg.accounts.authenticate(token)).name == "op2"
     env.clock.advance(61)
     with pytest.raises(Unauthenticated) as exc:
-        reg.accounts.authenticate(token)
+        await reg.accounts.authenticate(token)
     assert exc.value.field == "Authorization" and "expired" in exc.value.message
     with pytest.raises(Unauthenticated, match="unknown"):
-        reg.accounts.authenticate(token + "x")
+        await reg.accounts.authenticate(token + "x")
 
 
 async def test_csv_broken_rows_are_reported_and_never_half_written(env):
@@ -135,7 +135,7 @@ async def test_csv_broken_rows_are_reported_and_never_half_written(env):
     job = await reg.imports.create(reg.operator, "console", "88.123.4567", src, "csv", batch_size=2)
     job = await reg.imports.run(job["id"])
     assert (job["state"], job["imported"], job["rejected"]) == ("done", 2, 4)
-    report = reg.imports.rejects_csv(job["id"]).splitlines()
+    report = (await reg.imports.rejects_csv(job["id"])).splitlines()
     assert report == [
         "row,field,message",
         "3,BATCH,required field is missing",
@@ -170,23 +170,36 @@ async def test_import_refuses_unknown_columns_and_other_templates(env):
         await reg.imports.create(reg.operator, "console", "88.123.4567", src, "csv",
                                  "pharmaceuticals")  # fmt: skip
     assert exc.value.field == "template"
-    assert count(env, "jobs") == 0
+    assert await count(env, "jobs") == 0
 
 
-async def test_import_resumes_after_a_crash_without_duplicates(env):
+async def test_import_resumes_after_a_crash_without_duplicates(env, monkeypatch):
+    """A batch commits with its progress, audit entry and counts: a crash between batches
+    loses nothing and the resumed run writes nothing twice."""
     await env.allocated()
     reg = env.reg
     src = env.csv([row(i) for i in range(10)])
     job = await reg.imports.create(reg.operator, "console", "88.123.4567", src, "csv", batch_size=3)
-    job = await reg.imports.run(job["id"])
-    assert job["imported"] == 10
-    # a crash after batch 2 committed in the store but before the registry marked it done
-    with reg.db.tx() as c:
-        c.execute("UPDATE jobs SET state = 'running', batches_done = 1, rows_done = 3,"
-                  " imported = 3, rejected = 0 WHERE id = ?", (job["id"],))  # fmt: skip
+    commit, done = reg.imports._commit, []
+
+    async def crash_after_two(*args, **kw):
+        if len(done) == 2:
+            raise KeyboardInterrupt  # the process dies here
+        await commit(*args, **kw)
+        done.append(1)
+
+    monkeypatch.setattr(reg.imports, "_commit", crash_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        await reg.imports.run(job["id"])
+    crashed = await reg.imports.get(job["id"])
+    assert (crashed["state"], crashed["batches_done"], crashed["imported"]) == ("running", 2, 6)
+    assert await reg.store.count_handles("88.123.4567") == 6
+    monkeypatch.undo()
     job = await reg.imports.run(job["id"])
     assert (job["state"], job["imported"], job["rejected"]) == ("done", 10, 0)
     assert await reg.store.count_handles("88.123.4567") == 10
+    stats = await reg.stats.daily("88.123.4567")
+    assert sum(r["registrations"] for r in stats) == 10
 
 
 async def test_revoked_identifier_is_a_tombstone(env):
@@ -227,7 +240,7 @@ async def test_suspended_prefix_answers_tombstones_and_refuses_writes(env):
     src = env.csv([row(1)])
     await reg.imports.run((await reg.imports.create(reg.operator, "c", "88.123.4567", src,
                                                     "csv"))["id"])  # fmt: skip
-    reg.prefixes.suspend("op", "88.123.4567", "licence under review")
+    await reg.prefixes.suspend("op", "88.123.4567", "licence under review")
     with pytest.raises(IdentifierGone, match="suspended: prefix 88.123.4567 is suspended"):
         await env.node.resolver.resolve(ResolutionQuery("88.123.4567/P00001"))
     with pytest.raises(IdnodeError, match="no writes are accepted"):
@@ -237,7 +250,7 @@ async def test_suspended_prefix_answers_tombstones_and_refuses_writes(env):
     with pytest.raises(IdnodeError, match="no writes are accepted"):
         await reg.admin.delete_handle(reg.operator, "88.123.4567/P00001")
     assert await reg.store.get_handle("88.123.4567/P00001")  # still there
-    reg.prefixes.reinstate("op", "88.123.4567")
+    await reg.prefixes.reinstate("op", "88.123.4567")
     assert await env.node.resolver.resolve(ResolutionQuery("88.123.4567/P00001"))
 
 
@@ -249,8 +262,9 @@ async def test_statistics_and_monthly_report(env):
                                                     "csv"))["id"])  # fmt: skip
     for _ in range(3):
         await env.node.resolver.resolve(ResolutionQuery("88.123.4567/P00001"))
-    assert reg.db.one("SELECT count(*) FROM stats_daily")[0] == 0  # nothing written per request
-    text = reg.stats.render().decode()
+    resolved = "SELECT sum(resolutions) FROM {s}.stats_daily"
+    assert await reg.store.query_value(resolved) == 0  # nothing written per request
+    text = (await reg.stats.render()).decode()
     assert 'idnode_resolutions_total{prefix="88.123.4567"} 3.0' in text
     report = await reg.stats.monthly_report("2026-11")
     (p,) = report["prefixes"]

@@ -27,10 +27,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from idnode.bootstrap import init_node
+from idnode.client.resolve import request_tcp, request_udp, resolution_request
 from idnode.config import load_config
 from idnode.runtime import ManualClock, system
-from idnode.store.base import open_store
-from idnode.transport.client import request_tcp, request_udp, resolution_request
+from idnode.store import open_store
 from idnode.wire.message import Message, encode_message
 from tests.conftest import IDNODE, free_port, wait_http
 from tests.transport_http.support import PREFIX, SECRET, admin_identity, basic, provision

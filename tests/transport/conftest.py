@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from idnode.app import NodeApp as Node
+from idnode.app import open_node
 from idnode.bootstrap import ADMIN_KEY_NAME, init_node
+from idnode.client.admin import AdminClient
 from idnode.config import load_config
 from idnode.crypto.keys import load_private_key_pem
 from idnode.runtime import ManualClock, Runtime, SystemRandom, system
-from idnode.service.node import Node, open_node
-from idnode.transport.admin_client import AdminClient
 from idnode.transport.tcp import serve_tcp
 from idnode.transport.udp import serve_udp
 from idnode.transport.wire_handler import WireHandler

@@ -20,27 +20,22 @@ from pathlib import Path
 import httpx
 import pytest
 
+from idnode.app import close_node, open_node
 from idnode.bootstrap import init_node
+from idnode.client.resolve import request_tcp, request_udp, resolution_request
 from idnode.codes import OpCode, ResponseCode
 from idnode.config import LimitsSection, load_config
 from idnode.model import URL, HandleValue
 from idnode.runtime import ManualClock, Runtime, SystemRandom, system
-from idnode.service.node import close_node, open_node
-from idnode.store.base import open_store
-from idnode.transport.client import request_tcp, request_udp, resolution_request
+from idnode.store import open_store
 from idnode.transport.http import build_app
-from idnode.transport.limits import (
-    MAX_RECURSION_COUNT,
-    Limits,
-    RateLimiter,
-    TokenBucket,
-    is_truncated_answer,
-)
+from idnode.transport.limits import Limits, RateLimiter, TokenBucket
 from idnode.transport.udp import serve_udp
 from idnode.transport.wire_handler import WireHandler
 from idnode.wire import bodies
 from idnode.wire.envelope import ENVELOPE_SIZE, Envelope, decode_envelope
-from idnode.wire.header import Header, decode_header
+from idnode.wire.framing import is_truncated_answer
+from idnode.wire.header import MAX_RECURSION_COUNT, Header, decode_header
 from idnode.wire.message import Message, decode_message_bytes, encode_message
 from tests.conftest import IDNODE, RunningNode, free_port, stop_node, wait_http
 from tests.transport_http.support import basic

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from idnode.app import close_node, open_node
 from idnode.bootstrap import init_node
+from idnode.client.resolve import resolution_request, siteinfo_request
 from idnode.codes import OpCode, OpFlag, ResponseCode
 from idnode.config import load_config
 from idnode.runtime import system
-from idnode.service.node import close_node, open_node
-from idnode.transport.client import resolution_request, siteinfo_request
 from idnode.transport.response_cache import ResponseCache, requested_handle
 from idnode.transport.wire_handler import WireHandler
 from idnode.wire.envelope import ENVELOPE_SIZE, Envelope, decode_envelope
@@ -108,7 +108,7 @@ async def test_lifecycle_changes_and_negative_answers_through_a_real_node(tmp_pa
     )
     node = await open_node(load_config(config.directory, env={}), runtime=system())
     cache = ResponseCache()
-    node.registry.state_listeners.append(cache.invalidate)  # what `serve` does
+    node.registry.states.listeners.append(cache.invalidate)  # what `serve` does
     handler = WireHandler(node, cache=cache)
 
     async def code(handle: str) -> tuple[int, bytes]:

@@ -9,9 +9,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 
+from idnode import client
 from idnode.codes import OpFlag
 from idnode.crypto.keys import generate_key
-from idnode.transport import client
 from idnode.transport.signing import (
     AnswerNotVerified,
     encode_signed,

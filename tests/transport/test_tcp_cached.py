@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import struct
 
+from idnode.client.resolve import resolution_request
 from idnode.codes import ResponseCode
-from idnode.transport.client import resolution_request
 from idnode.transport.response_cache import ResponseCache
 from idnode.transport.tcp import serve_tcp
 from idnode.transport.wire_handler import WireHandler

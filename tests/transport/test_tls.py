@@ -19,6 +19,8 @@ import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from idnode import client
+from idnode.app import open_node
 from idnode.bootstrap import ADMIN_KEY_NAME, init_node
 from idnode.config import Config, load_config
 from idnode.crypto.certs import (
@@ -32,8 +34,6 @@ from idnode.crypto.certs import (
 )
 from idnode.crypto.keys import load_private_key_pem
 from idnode.runtime import system
-from idnode.service.node import open_node
-from idnode.transport import client
 from idnode.transport.http import build_app
 from idnode.transport.signing import site_keys, verify_answer
 from idnode.transport.tls import client_context, start_tls

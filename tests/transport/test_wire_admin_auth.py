@@ -11,12 +11,12 @@ from dataclasses import replace
 import pytest
 
 from idnode.auth.answers import make_public_key_answer
+from idnode.client.admin import AdminClient, AdminError, new_request
 from idnode.codes import AdminPermission as P
 from idnode.codes import OpCode, OpFlag, Permission
 from idnode.codes import ResponseCode as RC
 from idnode.crypto.keys import encode_public_key, generate_key
 from idnode.model import HS_ADMIN, HS_PUBKEY, HS_SECKEY, URL, HandleValue
-from idnode.transport.admin_client import AdminClient, AdminError, new_request
 from idnode.transport.wire_handler import split_listing
 from idnode.wire import bodies
 from idnode.wire.admin import AdminRecord, encode_admin

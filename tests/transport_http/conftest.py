@@ -15,11 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from idnode.app import NodeApp as Node
+from idnode.app import open_node
 from idnode.bootstrap import ADMIN_KEY_NAME, init_node
 from idnode.config import load_config
 from idnode.crypto.keys import PrivateKey, private_key_from_pem
 from idnode.runtime import system
-from idnode.service.node import Node, open_node
 from idnode.transport.http import build_app
 from tests.transport_http.support import PREFIX, provision, snapshot
 

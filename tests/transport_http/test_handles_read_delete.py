@@ -70,6 +70,23 @@ async def test_anonymous_public_only_false_on_restricted_values_is_401(rest):
     assert resp.status_code == 200  # nothing restricted asked for: no challenge
 
 
+async def test_public_only_false_follows_the_wires_rule_for_authenticated_readers(rest):
+    """An explicit publicOnly=false is the wire's strict rule (service.resolve): a reader
+    without AUTHORIZED_READ is refused (it was quietly given the public values only), an
+    administrator gets the restricted values, and asking only for public ones is no problem."""
+    await make_item(rest)
+    strict = {"publicOnly": "false"}
+    stranger = await rest.client.get(f"/api/handles/{ITEM}", headers=STRANGER, params=strict)
+    assert (stranger.status_code, stranger.json()["responseCode"]) == (403, 400)
+    assert "private" not in stranger.text
+    admin = await rest.client.get(f"/api/handles/{ITEM}", headers=ADMIN, params=strict)
+    assert [v["index"] for v in admin.json()["values"]] == [1, 2, 5, 100]
+    public = await rest.client.get(
+        f"/api/handles/{ITEM}", headers=STRANGER, params={**strict, "index": "1"}
+    )
+    assert [v["index"] for v in public.json()["values"]] == [1]
+
+
 async def test_get_of_wrong_credentials_is_401_even_for_public_data(rest):
     resp = await rest.client.get(f"/api/handles/{DEMO}", headers=basic(admin_identity(), "x"))
     assert (resp.status_code, resp.json()["responseCode"]) == (401, 402)

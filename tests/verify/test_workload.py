@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from idnode.transport.client import resolution_request
+from idnode.client.resolve import resolution_request
 from idnode.verify.checks import check_http, check_wire
 from idnode.verify.results import CODE, MALFORMED, OK, WRONG_TYPE
 from idnode.verify.targets import TargetError, check_allowed, parse_target

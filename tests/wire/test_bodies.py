@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 
 from idnode.codes import OpCode, ResponseCode
+from idnode.encoding import Reader, Writer
 from idnode.errors import MalformedMessage
 from idnode.model import HandleValue, ValueReference
 from idnode.wire import bodies as b
-from idnode.wire.codec import Reader, Writer
 from tests.wire.msgwire_support import URL_VALUE, body_cases, hx
 
 

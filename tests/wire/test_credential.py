@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 
+from idnode.encoding import Reader, Writer
 from idnode.errors import MalformedMessage
 from idnode.model import ValueReference
-from idnode.wire.codec import Reader, Writer
 from idnode.wire.credential import (
     Credential,
     read_credential_section,

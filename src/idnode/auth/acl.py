@@ -38,8 +38,8 @@ from idnode.model import (
     HandleValue,
     ValueReference,
     handle_key,
-    prefix_of,
 )
+from idnode.names import NA_PREFIX_KEY, parent_prefix, prefix_part, suffix_part
 from idnode.store.base import Store
 from idnode.wire.admin import decode_admin
 from idnode.wire.vlist import decode_vlist
@@ -71,11 +71,10 @@ def governing_prefix_handle(handle: str) -> str:
     (the root's own prefix handle, as HSJ's ``getZeroNAHandle`` gives).
     """
     if is_prefix_handle(handle):
-        suffix = handle[len(NA_PREFIX) :]
-        if "." in suffix and handle_key(suffix) != "0.NA":
-            return NA_PREFIX + suffix.rsplit(".", 1)[0]
-        return NA_PREFIX + "0.NA"
-    return NA_PREFIX + prefix_of(handle)
+        suffix = suffix_part(handle)
+        parent = parent_prefix(suffix) if handle_key(suffix) != NA_PREFIX_KEY else ""
+        return NA_PREFIX + (parent or NA_PREFIX_KEY)
+    return NA_PREFIX + prefix_part(handle)
 
 
 class AccessControl:

@@ -74,10 +74,10 @@ from idnode.crypto.keys import (
     verify,
 )
 from idnode.crypto.sm2 import sm3
+from idnode.encoding import Reader, Writer
 from idnode.errors import IdnodeError, InvalidValue, UnableToAuthenticate
 from idnode.runtime import ENTROPY, Random
 from idnode.wire.bodies import RequestDigest
-from idnode.wire.codec import Reader, Writer
 
 MAX_ANSWER_ITERATIONS = 100_000  # a client-chosen PBKDF2 cost; HSJ sends 10000
 MAX_ANSWER_SALT = 64

@@ -56,9 +56,9 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from idnode.crypto import sm2
 from idnode.crypto.sm2 import SM2PrivateKey, SM2PublicKey
+from idnode.encoding import Reader, Writer
 from idnode.errors import IdnodeError, InvalidValue
 from idnode.runtime import ENTROPY, Random
-from idnode.wire.codec import Reader, Writer
 
 PublicKey = rsa.RSAPublicKey | dsa.DSAPublicKey | SM2PublicKey | ed25519.Ed25519PublicKey
 PrivateKey = rsa.RSAPrivateKey | dsa.DSAPrivateKey | SM2PrivateKey | ed25519.Ed25519PrivateKey

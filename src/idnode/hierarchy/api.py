@@ -59,12 +59,12 @@ def routes(node: Any) -> list[BaseRoute]:
     if hierarchy is None:
         return []
 
-    def operator_refusal(request: Request) -> Response | None:
+    async def operator_refusal(request: Request) -> Response | None:
         reg = getattr(node, "registry", None)
         if reg is None:
             return None
         try:
-            who = reg.accounts.authenticate(_bearer(request))
+            who = await reg.accounts.authenticate(_bearer(request))
         except IdnodeError as exc:  # the registry's errors carry an HTTP status
             status = getattr(exc, "status", 401)
             return _error(status, "Authorization", getattr(exc, "detail", exc.message))
@@ -84,18 +84,20 @@ def routes(node: Any) -> list[BaseRoute]:
             return _error(403, "token", exc.message)
         except DelegationError as exc:
             return _error(400, exc.message.partition(":")[0], exc.message)
+        except IdnodeError as exc:  # the write service refused the prefix handle
+            return _error(400, "", exc.message)
 
     async def report(request: Request) -> Response:
         try:
             body = await _body(request)
-            return _json(hierarchy.book.accept(_bearer(request), body))
+            return _json(await hierarchy.book.accept(_bearer(request), body))
         except ReportRefused as exc:
             return _error(403, "Authorization", exc.message)
         except DelegationError as exc:
             return _error(400, "body", exc.message)
 
     async def status(request: Request) -> Response:
-        refusal = operator_refusal(request)
+        refusal = await operator_refusal(request)
         if refusal is not None:
             return refusal
         cfg = node.config
@@ -109,16 +111,16 @@ def routes(node: Any) -> list[BaseRoute]:
                 "reporting": None
                 if hierarchy.reporter is None
                 else {"sent": hierarchy.reporter.sent, "failures": hierarchy.reporter.failures},
-                "children": hierarchy.book.status(),
+                "children": await hierarchy.book.status(),
             }
         )
 
     async def history(request: Request) -> Response:
-        refusal = operator_refusal(request)
+        refusal = await operator_refusal(request)
         if refusal is not None:
             return refusal
         prefix = request.path_params["prefix"]
-        return _json({"prefix": prefix, "reports": hierarchy.book.history(prefix)})
+        return _json({"prefix": prefix, "reports": await hierarchy.book.history(prefix)})
 
     out: list[BaseRoute] = [
         Route("/api/hierarchy/enrol", enrol, methods=["POST"]),
@@ -131,6 +133,7 @@ def routes(node: Any) -> list[BaseRoute]:
         metrics_registry.register(hierarchy)
 
         async def metrics(request: Request) -> Response:
+            await hierarchy.reload()  # the collector judges rows read beforehand
             return Response(generate_latest(metrics_registry), media_type="text/plain")
 
         out.append(Route("/metrics", metrics))

@@ -1,7 +1,13 @@
 """``idnode enrol``, ``idnode child allocate|list|suspend|resume`` and ``idnode root-info``.
 
-``child`` commands work on the parent's files (``hierarchy.db`` and the store) and may run
-while the parent serves: the serving process picks the change up within a second.
+``child`` commands work on the parent's store (its ``children`` table and the prefix handles,
+written through the write service as the node operator) and may run while the parent
+serves: the serving process learns of the change from the store's write announcements
+(SQLite: within its poll interval; PostgreSQL: at once).
+
+A child prefix in the parent's registry space (an enterprise prefix its coding rules accept)
+is delegated only after the registry's review: ``idnode org apply|approve`` and ``idnode
+prefix apply|approve`` first, then ``idnode child allocate``.
 """
 
 from __future__ import annotations
@@ -47,10 +53,13 @@ def child_allocate(
     directory: DirOpt = Path("."),
     ttl: Annotated[int | None, typer.Option(help="token lifetime in seconds")] = None,
 ) -> None:
-    """Allocate a child prefix; prints its one-time enrolment token (shown only now)."""
+    """Allocate a child prefix; prints its one-time enrolment token (shown only now).
+
+    An enterprise prefix in this node's registry space must be approved first (``idnode
+    prefix approve``); it is then ``delegated`` and the registry will not allocate it."""
 
     async def work(d: Any) -> dict[str, Any]:
-        return d.allocate(prefix, ttl=ttl)
+        return await d.allocate(prefix, ttl=ttl)
 
     emit(_with_delegations(directory, work))
 
@@ -60,7 +69,7 @@ def child_list(directory: DirOpt = Path(".")) -> None:
     """The children of this node with their state and last report."""
 
     async def work(d: Any) -> list[dict[str, Any]]:
-        return d.list()
+        return await d.list()
 
     emit(_with_delegations(directory, work))
 
@@ -69,7 +78,7 @@ def child_list(directory: DirOpt = Path(".")) -> None:
 def child_suspend(
     prefix: str,
     directory: DirOpt = Path("."),
-    reason: Annotated[str, typer.Option(help="why (kept in hierarchy.db)")] = "",
+    reason: Annotated[str, typer.Option(help="why (kept in the store's state history)")] = "",
 ) -> None:
     """Stop referring to a child: its prefix handle is withdrawn until ``resume``."""
 
@@ -102,11 +111,12 @@ def enrol(
 ) -> None:
     """Register this node with its parent: sends our HS_SITE and admin public key with the
     one-time token; keeps the report token the parent returns and records the parent."""
-    from idnode.bootstrap import ADMIN_KEY_NAME, build_site, load_private_key
+    from idnode.bootstrap import ADMIN_KEY_NAME
     from idnode.config import CONFIG_NAME, ConfigError, load_config, render_config
     from idnode.crypto.keys import load_private_key_pem, public_key_to_pem
     from idnode.hierarchy.roles import RoleError, parent_url
     from idnode.hierarchy.service import write_enrolment
+    from idnode.service.site import build_site, load_private_key
 
     try:
         cfg = load_config(directory, env={})  # the file as written, not env overrides
@@ -150,8 +160,8 @@ def root_info(
     timeout: float = 3.0,
 ) -> None:
     """Fetch a root node's site information into a root-info file for ``--from-root``."""
+    from idnode.client.resolve import request_tcp, siteinfo_request
     from idnode.errors import IdnodeError
-    from idnode.transport.client import request_tcp, siteinfo_request
     from idnode.wire import bodies
     from idnode.wire.site import decode_site
 

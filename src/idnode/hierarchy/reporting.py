@@ -6,9 +6,11 @@ issued at enrolment): registrations, resolutions and errors per prefix, version,
 the child's own children's status -- so a top-level node sees the whole subtree.
 
 Parent side (``ReportBook``): a report is accepted only with the report token of an enrolled
-child, for that child's prefix; the last ``REPORTS_KEPT`` reports per child are kept. A
-child is healthy while its last report is younger than ``health_timeout``, that report says
-"ok", and the parent's own health check (a get-siteinfo to the child's site) passes.
+child, for that child's prefix; the last ``REPORTS_KEPT`` reports per child are kept in the
+node's store (``reports``, beside ``children``), so every worker and every process on the
+store sees them. A child is healthy while its last report is younger than
+``health_timeout``, that report says "ok", and the parent's own health check (a get-siteinfo
+to the child's site) passes.
 """
 
 from __future__ import annotations
@@ -16,25 +18,33 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
 
+from idnode.client.resolve import request_tcp, request_udp, siteinfo_request
 from idnode.codes import ResponseCode
 from idnode.errors import IdnodeError
-from idnode.hierarchy.db import HierarchyDB
-from idnode.hierarchy.delegation import ENROLLED, SUSPENDED, token_hash
+from idnode.hierarchy.delegation import ACTION, ENROLLED, SUSPENDED, token_hash
 from idnode.hierarchy.resolver import describe
 from idnode.hierarchy.selection import query_servers
 from idnode.model import handle_key
-from idnode.transport.client import request_tcp, request_udp, siteinfo_request
+from idnode.store.effects import Effects, Statement
 from idnode.wire.site import SP_HDL_TCP, SP_HDL_UDP, decode_site
+
+if TYPE_CHECKING:
+    from idnode.store.base import Store
 
 log = logging.getLogger("idnode.hierarchy.reporting")
 
 REPORTS_KEPT = 200
 MAX_SUBTREE_DEPTH = 8  # a report nests its children's status at most this deep
+STATUS_ROWS = (
+    "SELECT c.prefix, c.state, c.name, c.role, c.updated, c.last_report, c.last_health,"
+    " c.check_error, r.body AS last_body FROM {s}.children c LEFT JOIN {s}.reports r"
+    " ON r.id = (SELECT max(id) FROM {s}.reports WHERE key = c.key) ORDER BY c.key"
+)
 
 
 class ReportRefused(IdnodeError):
@@ -106,20 +116,30 @@ async def siteinfo_check(site: bytes, timeout: float = 1.0) -> str | None:
 
 
 class ReportBook:
+    """The parent's record of its children's reports and health, in the node's store.
+
+    Reports and health checks are written to the ``reports`` and ``children`` tables (each
+    in one transaction, bumping the hierarchy's version so other processes reload what they
+    keep in memory); ``status`` judges health from those rows at the time it is asked.
+    """
+
     def __init__(
         self,
-        db: HierarchyDB,
+        store: Store,
         *,
         clock: Callable[[], float],
         health_timeout: float = 180.0,
         check: HealthCheck = siteinfo_check,
     ) -> None:
-        self.db, self.clock, self.health_timeout, self.check = db, clock, health_timeout, check
+        self.store, self.clock, self.check = store, clock, check
+        self.health_timeout = health_timeout
 
-    def accept(self, token: str | None, report: object) -> dict[str, Any]:
+    async def accept(self, token: str | None, report: object) -> dict[str, Any]:
         if not token:
             raise ReportRefused("a report needs the child's report token (Bearer)")
-        row = self.db.one("SELECT * FROM children WHERE report_hash = ?", (token_hash(token),))
+        row = await self.store.query_one(
+            "SELECT key, prefix FROM {s}.children WHERE report_hash = ?", token_hash(token)
+        )
         if row is None:
             raise ReportRefused("report from a node that is not an enrolled child of this node")
         if not isinstance(report, dict):
@@ -129,55 +149,77 @@ class ReportBook:
             raise ReportRefused(f"this token reports for {row['prefix']}, not {prefix!r}")
         health = report.get("health")
         status = health.get("status") if isinstance(health, dict) else None
-        now = int(self.clock())
-        with self.db.tx() as c:
-            c.execute(
-                "INSERT INTO reports (key, time, body) VALUES (?, ?, ?)",
-                (row["key"], now, orjson.dumps(report).decode()),
-            )
-            c.execute(
-                "DELETE FROM reports WHERE key = ? AND id NOT IN"
-                " (SELECT id FROM reports WHERE key = ? ORDER BY id DESC LIMIT ?)",
-                (row["key"], row["key"], REPORTS_KEPT),
-            )
-            c.execute(
-                "UPDATE children SET last_report = ?, last_health = ? WHERE key = ?",
-                (now, str(status or "unknown")[:40], row["key"]),
-            )
+        now, key = int(self.clock()), row["key"]
+        await self.store.apply(
+            Effects(
+                statements=(
+                    Statement(
+                        "INSERT INTO {s}.reports (key, time, body) VALUES (?, ?, ?)",
+                        (key, now, orjson.dumps(report).decode()),
+                    ),
+                    Statement(
+                        "DELETE FROM {s}.reports WHERE key = ? AND id NOT IN (SELECT id FROM"
+                        " {s}.reports WHERE key = ? ORDER BY id DESC LIMIT ?)",
+                        (key, key, REPORTS_KEPT),
+                    ),
+                    Statement(
+                        "UPDATE {s}.children SET last_report = ?, last_health = ? WHERE key = ?",
+                        (now, str(status or "unknown")[:40], key),
+                    ),
+                ),
+                action=ACTION,
+                target=f"report {row['prefix']}",
+            ),
+            logged=False,  # read on demand, cached nowhere: no announcement, no cache cleared
+        )
         return {"accepted": True, "prefix": row["prefix"], "time": now}
 
     async def check_all(self) -> None:
         """Run the health check of every enrolled child (concurrently, each bounded)."""
-        rows = self.db.all("SELECT key, site FROM children WHERE state = ?", (ENROLLED,))
+        rows = await self.store.query(
+            "SELECT key, site FROM {s}.children WHERE state = ?", ENROLLED
+        )
+        if not rows:
+            return
 
         async def one(row: dict[str, Any]) -> tuple[str, str | None]:
-            return row["key"], await self.check(row["site"] or b"")
+            return row["key"], await self.check(bytes(row["site"] or b""))
 
         results = await asyncio.gather(*(one(r) for r in rows))
         now = int(self.clock())
-        with self.db.tx() as c:
-            for key, error in results:
-                c.execute(
-                    "UPDATE children SET last_check = ?, check_error = ? WHERE key = ?",
-                    (now, error, key),
-                )
+        updates = tuple(
+            Statement(
+                "UPDATE {s}.children SET last_check = ?, check_error = ? WHERE key = ?",
+                (now, error, key),
+            )
+            for key, error in results
+        )
+        await self.store.apply(
+            Effects(statements=updates, action=ACTION, target="health checks"), logged=False
+        )
 
-    def history(self, prefix: str, limit: int = 50) -> list[dict[str, Any]]:
-        rows = self.db.all(
-            "SELECT time, body FROM reports WHERE key = ? ORDER BY id DESC LIMIT ?",
-            (handle_key(prefix), limit),
+    async def history(self, prefix: str, limit: int = 50) -> list[dict[str, Any]]:
+        rows = await self.store.query(
+            "SELECT time, body FROM {s}.reports WHERE key = ? ORDER BY id DESC LIMIT ?",
+            handle_key(prefix),
+            limit,
         )
         return [{"time": r["time"], "report": orjson.loads(r["body"])} for r in rows]
 
-    def status(self) -> list[dict[str, Any]]:
+    async def rows(self) -> list[dict[str, Any]]:
+        """What ``status_of`` judges: every child with the body of its last report."""
+        return await self.store.query(STATUS_ROWS)
+
+    async def status(self) -> list[dict[str, Any]]:
         """Every child with its health and, nested, what it reported of its own subtree."""
-        now = self.clock()
+        return self.status_of(await self.rows(), self.clock())
+
+    def status_of(self, rows: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+        """``status`` from rows read earlier (``rows``), judged at ``now``: the metrics
+        collector cannot wait for a query, so it judges the rows the node keeps."""
         out = []
-        for row in self.db.all("SELECT * FROM children ORDER BY key"):
-            last = self.db.one(
-                "SELECT body FROM reports WHERE key = ? ORDER BY id DESC LIMIT 1", (row["key"],)
-            )
-            report = orjson.loads(last["body"]) if last else {}
+        for row in rows:
+            report = orjson.loads(row["last_body"]) if row["last_body"] else {}
             reasons = self._reasons(row, now)
             entry: dict[str, Any] = {
                 "prefix": row["prefix"],

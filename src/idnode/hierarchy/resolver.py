@@ -4,8 +4,9 @@ Like Handle.Net's global resolution, but walked down an identifier tree instead 
 global service for every prefix: start at the root's site (a ``root_info`` file), ask it for
 ``0.NA/88``, ask the site found there for ``0.NA/88.123``, and so on; where a prefix handle is
 not found, the site reached so far serves the rest. Then ask that site for the handle,
-following service and prefix referrals (codes 302/303: HS_SITE values, or HS_SERV /
-HS_NA_DELEGATE naming a service handle) and HS_ALIAS values.
+following service and prefix referrals (codes 302/303: site values -- HS_SITE, HS_SITE.PREFIX,
+HS_NA_DELEGATE -- or HS_SERV naming a service handle; ``idnode.wire.types`` classifies) and
+HS_ALIAS values.
 
 Every way this could run forever is bounded and named in the error: referrals and service
 look-ups share a budget of ``MAX_RECURSION_COUNT`` hops, aliases stop at ``MAX_ALIAS_CHAIN``,
@@ -22,25 +23,16 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from idnode.client.resolve import request_tcp, request_udp, resolution_request
 from idnode.codes import ResponseCode, TTLType
 from idnode.errors import HandleNotFound, IdnodeError, InvalidValue, ValueNotFound
 from idnode.hierarchy.cache import TTLCache
 from idnode.hierarchy.selection import servers_for
-from idnode.model import (
-    HS_ALIAS,
-    HS_NA_DELEGATE,
-    HS_SERV,
-    HS_SITE,
-    HS_SITE_6,
-    NA_PREFIX,
-    HandleValue,
-    handle_key,
-)
-from idnode.service.names import check_handle
+from idnode.model import HS_ALIAS, NA_PREFIX, HandleValue, handle_key
+from idnode.names import HandleName, check_handle, parent_prefix
 from idnode.service.resolve import ResolutionQuery, select_values
-from idnode.transport.client import request_tcp, request_udp, resolution_request
-from idnode.transport.limits import MAX_ALIAS_CHAIN, MAX_RECURSION_COUNT
 from idnode.wire import bodies
+from idnode.wire.header import MAX_RECURSION_COUNT
 from idnode.wire.message import Message
 from idnode.wire.site import (
     SP_HDL_TCP,
@@ -50,12 +42,13 @@ from idnode.wire.site import (
     decode_site,
     site_from_json,
 )
+from idnode.wire.types import carries_site, names_service_handle
+
+MAX_ALIAS_CHAIN = 8  # HS_ALIAS indirections a resolver follows before giving up
 
 log = logging.getLogger("idnode.hierarchy.resolver")
 
 MAX_PREFIX_DEPTH = 32  # dotted segments walked for one prefix
-_SITE_TYPES = (HS_SITE, HS_SITE_6)
-_SERVICE_TYPES = (HS_SERV, HS_NA_DELEGATE)
 
 Transport = Callable[[ServerRecord, Message, float], Awaitable[Message]]
 
@@ -213,11 +206,12 @@ class GlobalResolver:
             current = target
 
     async def _resolve_one(self, handle: str, budget: _Budget) -> Answer:
-        prefix, _, suffix = handle.partition("/")
-        if handle_key(prefix) == handle_key(NA_PREFIX[:-1]):
-            walk = suffix.rpartition(".")[0]  # 0.NA/88.123 is kept by the site serving 88
+        name = HandleName(handle)
+        named = name.named_prefix
+        if named is not None:  # 0.NA/88.123 is kept by the site serving 88
+            walk = parent_prefix(named.text)
         else:
-            walk = prefix
+            walk = name.prefix.text
         sites = await self.sites_for(walk, budget)
         values, ttl, via = await self._query(sites, handle, budget)
         return Answer(handle, values, ttl, via)
@@ -268,14 +262,14 @@ class GlobalResolver:
         values = list(values)
         sites: list[SiteInfo] = []
         for v in values:
-            if v.type in _SITE_TYPES:
+            if carries_site(v.type):
                 try:
                     sites.append(decode_site(v.data))
                 except IdnodeError as exc:
                     log.warning("ignoring an undecodable %s value: %s", v.type, exc)
         if not sites:
             for v in values:
-                if v.type in _SERVICE_TYPES:
+                if names_service_handle(v.type):
                     service = check_handle(v.data.decode("utf-8", "replace").strip())
                     if handle_key(service) in budget.services:
                         raise ReferralLoop(f"service loop: {service} needs itself to resolve")
@@ -286,7 +280,7 @@ class GlobalResolver:
                     finally:
                         budget.services.discard(handle_key(service))
                     sites.extend(await self._sites_from_values(
-                        [x for x in answer.values if x.type in _SITE_TYPES], budget
+                        [x for x in answer.values if carries_site(x.type)], budget
                     ))  # fmt: skip
         sites.sort(key=lambda s: not s.is_primary)
         return tuple(sites)

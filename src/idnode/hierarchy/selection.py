@@ -14,6 +14,7 @@ import hashlib
 
 from idnode.errors import InvalidValue
 from idnode.model import handle_key
+from idnode.names import prefix_part, suffix_part
 from idnode.wire.site import (
     HASH_BY_ALL,
     HASH_BY_PREFIX,
@@ -30,11 +31,10 @@ _INT_MIN = -(1 << 31)
 def hash_part(handle: str, hash_option: int) -> bytes:
     """The upper-cased part of ``handle`` that the hash option selects (HSJ's parts: no slash
     means the whole handle is both the prefix and the suffix)."""
-    prefix, slash, suffix = handle.partition("/")
     if hash_option == HASH_BY_PREFIX:
-        part = prefix
+        part = prefix_part(handle)
     elif hash_option == HASH_BY_SUFFIX:
-        part = suffix if slash else handle
+        part = suffix_part(handle) if "/" in handle else handle
     elif hash_option == HASH_BY_ALL:
         part = handle
     else:

@@ -1,10 +1,19 @@
 """What ``open_node`` attaches: the node's hierarchy role at run time.
 
-* ``route`` is called by the wire handler before a resolution is answered locally: a handle
-  homed elsewhere goes to the recursive resolver (role ``recursive``, or a REC request where
+* ``HierarchyRouting`` is the resolver's routing stage (``service.resolve.RoutingStage``),
+  built before the resolver (``routing_stage``) and passed to it: a handle homed elsewhere
+  goes to the recursive resolver (role ``recursive``, or a client asking for recursion where
   ``recursion = 1``); a handle under a prefix delegated to a child is referred to the child
-  (RC 302 with the child's HS_SITE), or refused while the child is suspended.
-* background tasks: the reporter (to the parent) and the health monitor (of the children).
+  (a ``Referral`` with the child's HS_SITE), or refused while the child is suspended. Every
+  transport (UDP, TCP, REST, the proxy) gets these answers, as it takes the same resolver.
+* ``Hierarchy``: the children (``delegation.Delegations``) and their reports
+  (``reporting.ReportBook``), both in the node's store. Routing reads an in-memory copy of
+  the enrolled and suspended children, because it runs on every request: this process
+  updates the copy after each change it makes, and reloads it when the store announces
+  another process's write (``idnode child suspend`` from the CLI, a report or enrolment
+  taken by another worker) that bumped the hierarchy's version (``delegation.VERSION_KEY``).
+* background tasks: following the store, the reporter (to the parent) and the health
+  monitor (of the children).
 * ``collect`` feeds ``/metrics`` (subtree health, recursive cache figures).
 """
 
@@ -23,145 +32,109 @@ import orjson
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from idnode import __version__
-from idnode.codes import OpFlag, ResponseCode
 from idnode.errors import IdnodeError, NotResponsible
 from idnode.hierarchy.cache import TTLCache
-from idnode.hierarchy.db import DB_NAME, HierarchyDB
-from idnode.hierarchy.delegation import SUSPENDED, Delegations, LiveChild
+from idnode.hierarchy.delegation import SUSPENDED, VERSION_KEY, Delegations, LiveChild
 from idnode.hierarchy.recursive import RecursiveResolver
 from idnode.hierarchy.reporting import ReportBook, Reporter, walk
 from idnode.hierarchy.resolver import GlobalResolver, filter_values, load_root_info
 from idnode.hierarchy.roles import RECURSIVE, ROOT, ROOT_PREFIX
 from idnode.model import HS_SITE, NA_PREFIX, HandleValue, handle_key
-from idnode.wire import bodies
-from idnode.wire.message import Message, make_response
+from idnode.names import parent_prefix, prefix_part, suffix_part
+from idnode.service.node import node_operators
+from idnode.service.resolve import Answer, Referral, ResolutionQuery, Values
+from idnode.store.governance import GET_META
 
 if TYPE_CHECKING:
+    from idnode.config import Config
+    from idnode.names import PrefixSet
+    from idnode.runtime import Clock, Runtime
     from idnode.service.node import Node
 
 log = logging.getLogger("idnode.hierarchy")
 ENROLMENT_FILE = "hierarchy_enrolment.json"  # parent URL + report token, mode 0600
-REFRESH_SECONDS = 1.0  # how soon the wire path sees `idnode child suspend` from the CLI
-_REC, _DNRF = OpFlag.REC, OpFlag.DNRF
+REFRESH_SECONDS = 1.0  # how often routing re-copies the homed prefixes
+REFERRAL_TTL = 3600  # seconds a client may keep a referral to a child
 
 
-class Hierarchy:
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.clock = clock = node.runtime.clock
-        cfg = node.config.hierarchy
-        self.role = cfg.role
-        directory = node.config.directory
-        self.db = HierarchyDB(Path(directory) / DB_NAME)
-        prefixes = node.config.node.prefixes
-        self.delegations: Delegations | None = None
-        if prefixes:
-            self.delegations = Delegations(
-                self.db,
-                node.store,
-                own_site=node.site,
-                homed=node.homed,
-                operator_prefix=prefixes[0],
-                clock=clock,
-                random=node.runtime.random,
-                token_ttl=cfg.token_ttl,
-            )
-        timeout = cfg.health_timeout or 3 * max(cfg.report_interval, 1)
-        self.book = ReportBook(self.db, clock=clock, health_timeout=timeout)
-        self.recursive = self._recursive()
-        self.errors: dict[str, int] = {}
+class HierarchyRouting:
+    """The hierarchy's routing stage: referrals to delegated children, and recursion.
+
+    It holds what routing needs and nothing else: the role, the homed prefixes, the recursive
+    resolver (None when recursion is off) and an in-memory copy of the enrolled and
+    suspended children, which ``Hierarchy`` keeps up to date from the store
+    (``set_children``). ``Hierarchy`` shares its ``recursive`` and ``errors`` for reports
+    and metrics.
+    """
+
+    def __init__(
+        self,
+        *,
+        role: str,
+        homed: PrefixSet,
+        clock: Clock,
+        recursive: RecursiveResolver | None,
+    ) -> None:
+        self.role = role
+        self.homed = homed
+        self.clock = clock
+        self.recursive = recursive
+        self.errors: dict[str, int] = {}  # failed resolutions per prefix, for the reports
         self._children: dict[str, LiveChild] = {}
         self._homed: set[str] = set()
-        self._version = -1
         self._refreshed = float("-inf")
-        self._tasks: list[asyncio.Task] = []
-        self.reporter: Reporter | None = None
 
-    def _recursive(self) -> RecursiveResolver | None:
-        cfg = self.node.config.hierarchy
-        if not (cfg.recursion or self.role == RECURSIVE):
-            return None
-        if not cfg.root_info:
-            log.warning("recursion is on but [hierarchy] root_info is not set: recursion off")
-            return None
-        path = Path(self.node.config.directory) / cfg.root_info
-        sites_cache = TTLCache(max(cfg.cache_entries, 1), self.clock, stale_for=cfg.stale_seconds)
-        resolver = GlobalResolver(
-            load_root_info(path),
-            wall=self.clock,
-            timeout=float(cfg.upstream_timeout),
-            site_cache=sites_cache,
-            max_ttl=float(cfg.max_ttl),
-            negative_ttl=float(cfg.negative_ttl),
-        )
-        return RecursiveResolver(
-            resolver,
-            clock=self.clock,
-            max_entries=max(cfg.cache_entries, 1),
-            negative_ttl=float(cfg.negative_ttl),
-            stale_for=float(cfg.stale_seconds),
-            max_ttl=float(cfg.max_ttl),
-        )
+    async def route(self, query: ResolutionQuery, *, recursion: bool) -> Answer | None:
+        """A ``Referral`` to the child serving ``query.handle``, ``Values`` from the recursive
+        resolver, or None when this node answers from its own store (or refuses).
 
-    # -- the wire path ------------------------------------------------------------------
-    async def route(self, request: Message, body: bodies.ResolutionRequest) -> Message | None:
-        """An answer to a resolution this node does not answer from its own store, or None."""
-        handle, flags = body.handle, request.header.flags
-        if not self.node.homed.responsible_for(handle):
-            if self.recursive is not None and (self.role == RECURSIVE or flags & _REC):
-                return await self._recurse(request, body)
+        The recursive role recurses for every handle it does not home, asked or not (its
+        clients know no other node); another node with ``recursion = 1`` only when asked.
+        """
+        handle = query.handle
+        if not self.homed.responsible_for(handle):
+            if self.recursive is not None and (self.role == RECURSIVE or recursion):
+                return await self._recurse(query)
             return None
         child = self.delegated(handle)
         if child is None:
             return None
         if child.state == SUSPENDED:
             raise NotResponsible(f"prefix {child.prefix} is suspended by its parent")
-        if flags & _DNRF:
+        if query.do_not_refer:
             raise NotResponsible(f"{handle} is served by the child node of {child.prefix}")
-        if self.recursive is not None and flags & _REC:
-            return await self._recurse(request, body)
+        if self.recursive is not None and recursion:
+            return await self._recurse(query)
         site = HandleValue(1, HS_SITE, child.site)
-        referral = bodies.ServiceReferralResponse(NA_PREFIX + child.prefix, (site,))
-        return make_response(
-            request,
-            referral,
-            code=ResponseCode.SERVICE_REFERRAL,
-            site_serial=self.node.site_serial,
-            expiration=int(self.clock()) + 3600,
-        )
+        expiration = int(self.clock()) + REFERRAL_TTL
+        return Referral(NA_PREFIX + child.prefix, (site,), expiration)
 
-    async def _recurse(self, request: Message, body: bodies.ResolutionRequest) -> Message:
+    async def _recurse(self, query: ResolutionQuery) -> Values:
+        """The public values upstream holds, selected as this node would select its own.
+        Failures are counted by the resolver (``Resolver.on_error`` is ``count_error``)."""
         assert self.recursive is not None
-        try:
-            found = await self.recursive.lookup(body.handle)
-        except IdnodeError:
-            self.count_error(body.handle)
-            raise
-        values = filter_values(body.handle, found.values, body.indexes, body.types)
+        found = await self.recursive.lookup(query.handle)
+        values = filter_values(query.handle, found.values, query.indexes, query.types)
         # stale: an expiration already past tells the client not to cache this answer
         expiration = int(self.clock()) if found.stale else int(found.expires)
-        answer = bodies.ResolutionResponse(body.handle, tuple(values))
-        return make_response(
-            request, answer, site_serial=self.node.site_serial, expiration=expiration
-        )
+        return Values(tuple(values), expiration, stale=found.stale)
 
     def delegated(self, handle: str) -> LiveChild | None:
         """The child whose delegated prefix covers ``handle`` (deeper than what we home)."""
         self._refresh()
         if not self._children:
             return None
-        prefix, _, suffix = handle.partition("/")
-        key = handle_key(prefix)
+        key = handle_key(prefix_part(handle))
         strict = False
         if key == handle_key(ROOT_PREFIX):  # 0.NA/88.123.x: the child serving 88.123 has it
-            key, strict = handle_key(suffix), True
+            key, strict = handle_key(suffix_part(handle)), True
         while key:
             if key in self._children and not strict:
                 return self._children[key]
             if key in self._homed and not strict:
                 return None
             strict = False
-            key = key.rpartition(".")[0]
+            key = parent_prefix(key)
         return None
 
     def _refresh(self) -> None:
@@ -169,26 +142,152 @@ class Hierarchy:
         if now - self._refreshed < REFRESH_SECONDS:
             return
         self._refreshed = now
-        self._homed = set(self.node.homed)
-        version = self.db.data_version()
-        if version != self._version and self.delegations is not None:
-            self._version = version
-            self._children = self.delegations.live()
+        self._homed = set(self.homed)
+
+    def set_children(self, children: dict[str, LiveChild]) -> None:
+        """Replace the copy of the enrolled and suspended children (by prefix key) that
+        ``delegated`` reads; ``Hierarchy`` calls it with what the store holds."""
+        self._children = children
 
     def count_error(self, handle: str) -> None:
-        prefix = handle_key(handle.partition("/")[0])
+        """``Resolver.on_error``: one more failed resolution under the handle's prefix."""
+        prefix = handle_key(prefix_part(handle))
         self.errors[prefix] = self.errors.get(prefix, 0) + 1
+
+
+def routing_stage(config: Config, *, homed: PrefixSet, runtime: Runtime) -> HierarchyRouting | None:
+    """The routing stage of a node with a hierarchy role or recursion, else None.
+
+    Built from the node's parts before the resolver (which takes it as a stage) and before
+    the ``Node`` (which ``attach`` then completes into a ``Hierarchy`` sharing this stage,
+    and filling its copy of the children from the store).
+    """
+    cfg = config.hierarchy
+    if not cfg.role and not cfg.recursion:
+        return None
+    return HierarchyRouting(
+        role=cfg.role,
+        homed=homed,
+        clock=runtime.clock,
+        recursive=_recursive_resolver(config, runtime.clock),
+    )
+
+
+def _recursive_resolver(config: Config, clock: Clock) -> RecursiveResolver | None:
+    cfg = config.hierarchy
+    if not (cfg.recursion or cfg.role == RECURSIVE):
+        return None
+    if not cfg.root_info:
+        log.warning("recursion is on but [hierarchy] root_info is not set: recursion off")
+        return None
+    path = Path(config.directory) / cfg.root_info
+    sites_cache = TTLCache(max(cfg.cache_entries, 1), clock, stale_for=cfg.stale_seconds)
+    resolver = GlobalResolver(
+        load_root_info(path),
+        wall=clock,
+        timeout=float(cfg.upstream_timeout),
+        site_cache=sites_cache,
+        max_ttl=float(cfg.max_ttl),
+        negative_ttl=float(cfg.negative_ttl),
+    )
+    return RecursiveResolver(
+        resolver,
+        clock=clock,
+        max_entries=max(cfg.cache_entries, 1),
+        negative_ttl=float(cfg.negative_ttl),
+        stale_for=float(cfg.stale_seconds),
+        max_ttl=float(cfg.max_ttl),
+    )
+
+
+class Hierarchy:
+    """The node's place in the tree: delegations, reports, health, metrics. Its routing is
+    ``routing`` (the resolver's stage), whose copy of the children this object keeps.
+
+    ``delegations`` (None on a node that homes no prefix) is built by ``attach`` with the
+    node's write service, its operator identity and its registry (for the review a prefix in
+    the registry's space needs before it is delegated).
+    """
+
+    def __init__(
+        self, node: Node, routing: HierarchyRouting, delegations: Delegations | None = None
+    ) -> None:
+        self.node = node
+        self.store = node.store
+        self.clock = clock = node.runtime.clock
+        cfg = node.config.hierarchy
+        self.role = cfg.role
+        self.routing = routing
+        self.delegations = delegations
+        if delegations is not None:
+            delegations.on_change = self.reload
+        timeout = cfg.health_timeout or 3 * max(cfg.report_interval, 1)
+        self.book = ReportBook(node.store, clock=clock, health_timeout=timeout)
+        self.recursive = routing.recursive
+        self.errors = routing.errors  # the same dict: counted by the resolver, reported here
+        self._tasks: list[asyncio.Task] = []
+        self.reporter: Reporter | None = None
+        self.version: str | None = None  # the hierarchy version the copies were loaded at
+        self._rows: list[dict[str, Any]] = []  # the children's status rows, for /metrics
+        self._stale = False  # the store announced a write since the last refresh began
+        self._following: asyncio.Task | None = None
+
+    def count_error(self, handle: str) -> None:
+        self.routing.count_error(handle)
+
+    # -- what this process keeps in memory --------------------------------------------------
+    async def refresh_metrics(self) -> None:
+        """Re-read the status rows ``collect`` judges (reports and health checks of any
+        process): ``/metrics`` calls it before rendering, as the collector cannot wait."""
+        if self.delegations is not None:
+            self._rows = await self.book.rows()
+
+    async def reload(self) -> None:
+        """Re-read the children routing refers to and the status rows ``/metrics`` judges.
+
+        The version is read first: a change committed while we read is then either in what
+        we read or makes the version differ at the next announcement."""
+        version = await self.store.query_value(GET_META, VERSION_KEY)
+        if self.delegations is not None:
+            self.routing.set_children(await self.delegations.live())
+            self._rows = await self.book.rows()
+        self.version = version
+
+    async def refresh(self) -> bool:
+        """Reload if any process changed the children or their reports since the last load
+        (one query when nothing did); whether it reloaded."""
+        if await self.store.query_value(GET_META, VERSION_KEY) == self.version:
+            return False
+        await self.reload()
+        return True
+
+    def _announced(self, serial: int) -> None:
+        """``store.subscribe``: some write committed. Refresh in a task (callbacks must be
+        quick); announcements arriving meanwhile make that task look once more."""
+        self._stale = True
+        if self._following is None or self._following.done():
+            self._following = asyncio.get_running_loop().create_task(self._catch_up())
+
+    async def _catch_up(self) -> None:
+        while self._stale:
+            self._stale = False
+            try:
+                await self.refresh()
+            except Exception:  # the next announcement retries
+                log.exception("reloading the hierarchy's children failed")
 
     # -- reporting ----------------------------------------------------------------------
     async def build_report(self) -> dict[str, Any]:
         node = self.node
         per: dict[str, dict[str, int]] = {}
-        reg = node.registry
-        if reg is not None:
-            for row in reg.stats.daily():
-                acc = per.setdefault(row["prefix"], {"registrations": 0, "resolutions": 0})
-                acc["registrations"] += row["registrations"]
-                acc["resolutions"] += row["resolutions"]
+        for row in await node.store.query(  # the registry's counts, shared through the store
+            "SELECT prefix, sum(registrations) AS registrations,"
+            " sum(resolutions) AS resolutions FROM {s}.stats_daily GROUP BY prefix"
+        ):
+            per[row["prefix"]] = {
+                "registrations": int(row["registrations"]),
+                "resolutions": int(row["resolutions"]),
+            }
         for prefix in node.homed:
             per.setdefault(prefix, {"registrations": 0, "resolutions": 0})
         for prefix, n in self.errors.items():
@@ -202,7 +301,7 @@ class Hierarchy:
             "time": int(self.clock()),
             "health": {"status": "ok", "store_serial": await node.store.serial()},
             "prefixes": [{"prefix": p, "errors": 0, **f} for p, f in sorted(per.items())],
-            "subtree": self.book.status(),
+            "subtree": await self.book.status(),
         }
 
     def enrolment(self) -> dict[str, str] | None:
@@ -218,13 +317,23 @@ class Hierarchy:
 
     # -- background work ------------------------------------------------------------------
     def start(self) -> None:
+        """Follow the store (other processes' changes to the children), report to the
+        parent, monitor the children: a serving process's work."""
         cfg = self.node.config.hierarchy
         loop = asyncio.get_running_loop()
+        if self.delegations is not None:
+            self._tasks.append(loop.create_task(self._follow()))
         if cfg.report_interval > 0 and self.role not in (RECURSIVE, ROOT):
             self._tasks.append(loop.create_task(self._report_loop(cfg.report_interval)))
         if self.delegations is not None:
             interval = max(1, cfg.report_interval or 60)
             self._tasks.append(loop.create_task(self._monitor(interval)))
+
+    async def _follow(self) -> None:
+        """Subscribe to the store's write announcements, then catch up with what changed
+        before the subscription began."""
+        await self.store.subscribe(self._announced)
+        self._announced(0)
 
     async def _report_loop(self, interval: float) -> None:
         """Report every ``interval`` once enrolled (the enrolment may come after start-up)."""
@@ -252,12 +361,12 @@ class Hierarchy:
             await asyncio.sleep(interval)
 
     async def close(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._following] if self._following is not None else [])]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self.db.close()
 
     # -- metrics ------------------------------------------------------------------------
     def collect(self) -> Iterator[Any]:
@@ -272,7 +381,8 @@ class Hierarchy:
             labels=["prefix", "parent"],
         )
         own = ",".join(self.node.config.node.prefixes)
-        for parent, entry in walk(self.book.status(), own):
+        status = self.book.status_of(self._rows, self.clock())  # rows kept: no query here
+        for parent, entry in walk(status, own):
             labels = [str(entry.get("prefix", "")), parent]
             healthy.add_metric(labels, 1.0 if entry.get("healthy") else 0.0)
             if entry.get("report_age") is not None:
@@ -301,21 +411,31 @@ class Hierarchy:
             yield size
 
 
-async def attach(node: Node, *, background: bool | None = None) -> Hierarchy | None:
-    """The hierarchy of ``node``; None for a standalone node (no role, no recursion)."""
-    cfg = node.config.hierarchy
-    if not cfg.role and not cfg.recursion:
+async def attach(node: Node, routing: HierarchyRouting | None) -> Hierarchy | None:
+    """The hierarchy of ``node`` around its resolver's routing stage (``routing_stage``);
+    None for a standalone node (no role, no recursion). Its background work starts with
+    ``Hierarchy.start`` (a serving process only)."""
+    if routing is None:
         return None
-    if cfg.role == RECURSIVE:
-        node.config.server.cache_entries = 0  # upstream answers must expire by their TTL
-    hierarchy = Hierarchy(node)
-    node.resolver.on_error = hierarchy.count_error
-    if node.registry is not None:  # the subtree and cache figures join the node's /metrics
-        node.registry.stats.metrics.register(hierarchy)
-    from idnode.registry import service as registry_service
-
-    if registry_service.BACKGROUND if background is None else background:
-        hierarchy.start()
+    config = node.config
+    if config.hierarchy.role == RECURSIVE:
+        config.server.cache_entries = 0  # upstream answers must expire by their TTL
+    delegations = None
+    if config.node.prefixes:
+        operator = NA_PREFIX + config.node.prefixes[0]
+        delegations = Delegations(
+            node.store,
+            node.admin,  # the one write path: permissions, policies, history, audit
+            operator=next(o for o in node_operators(config) if o.handle == operator),
+            own_site=node.site,
+            homed=node.homed,
+            clock=node.runtime.clock,
+            random=node.runtime.random,
+            token_ttl=config.hierarchy.token_ttl,
+            review=getattr(node, "registry", None),  # the registry reviews its own space
+        )
+    hierarchy = Hierarchy(node, routing, delegations)
+    await hierarchy.reload()
     return hierarchy
 
 

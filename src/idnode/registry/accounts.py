@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING, Any
 from idnode.auth.identity import Identity
 from idnode.auth.secrets import hash_secret, parse_hashed
 from idnode.model import HS_ADMIN, HS_SECKEY, HS_VLIST, HandleValue, ValueReference
+from idnode.registry.changes import audit_entry
 from idnode.registry.errors import Conflict, Forbidden, NotFound, RegistryError, Unauthenticated
 from idnode.runtime import token_urlsafe
+from idnode.store.effects import Effects, Statement
 from idnode.wire.admin import AdminRecord, encode_admin
 from idnode.wire.vlist import decode_vlist, encode_vlist
 
@@ -72,6 +74,12 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+INSERT_ACCOUNT = (
+    "INSERT INTO {s}.accounts (name, role, org_id, identity, token_hash, expires_at, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 class Accounts:
     def __init__(self, reg: Registry) -> None:
         self.reg = reg
@@ -82,28 +90,32 @@ class Accounts:
     def group_handle(self, credit_code: str) -> str:
         return f"{self.reg.node_prefix}/org-{credit_code}"
 
-    def authenticate(self, token: str | None) -> Account:
+    async def authenticate(self, token: str | None) -> Account:
         """The account of a bearer token; Unauthenticated naming the header otherwise."""
         if not token:
             raise Unauthenticated("a bearer token is needed", field="Authorization")
-        row = self.reg.db.one("SELECT * FROM accounts WHERE token_hash = ?", (token_hash(token),))
+        row = await self.reg.store.query_one(
+            "SELECT * FROM {s}.accounts WHERE token_hash = ?", token_hash(token)
+        )
         if row is None or row["disabled"]:
             raise Unauthenticated("unknown or disabled token", field="Authorization")
         if row["expires_at"] is not None and row["expires_at"] <= self.reg.clock():
             raise Unauthenticated("token expired", field="Authorization")
         return _account(row)
 
-    def get(self, name: str) -> Account:
-        row = self.reg.db.one("SELECT * FROM accounts WHERE name = ?", (name,))
+    async def get(self, name: str) -> Account:
+        row = await self.reg.store.query_one("SELECT * FROM {s}.accounts WHERE name = ?", name)
         if row is None:
             raise NotFound(f"no account {name!r}", field="name")
         return _account(row)
 
-    def list(self, org_id: int | None = None) -> list[Account]:
+    async def list(self, org_id: int | None = None) -> list[Account]:
         if org_id is None:
-            rows = self.reg.db.all("SELECT * FROM accounts ORDER BY id")
+            rows = await self.reg.store.query("SELECT * FROM {s}.accounts ORDER BY id")
         else:
-            rows = self.reg.db.all("SELECT * FROM accounts WHERE org_id = ? ORDER BY id", (org_id,))
+            rows = await self.reg.store.query(
+                "SELECT * FROM {s}.accounts WHERE org_id = ? ORDER BY id", org_id
+            )
         return [_account(r) for r in rows]
 
     async def create(
@@ -118,8 +130,11 @@ class Accounts:
     ) -> tuple[Account, str, dict[str, Any]]:
         """Make an account; returns it, its token (shown once) and how to use it elsewhere.
 
-        ``by`` is the calling account (None: the local operator at the node's console).
+        ``by`` is the calling account (None: the local operator at the node's console). The
+        account row commits with the last write that gives it its rights (its membership of
+        the organisation's admin group), so there is never an account without its identity.
         """
+        reg = self.reg
         if not isinstance(name, str) or not _NAME.match(name):
             raise RegistryError("2-41 characters of a-z, 0-9 and '-'", field="name")
         if role not in ROLES:
@@ -132,41 +147,47 @@ class Accounts:
                 )
         if ttl_seconds is not None and ttl_seconds <= 0:
             raise RegistryError("must be a positive number of seconds", field="ttl_seconds")
-        if self.reg.db.one("SELECT 1 FROM accounts WHERE name = ?", (name,)):
+        if await reg.store.query_one("SELECT 1 FROM {s}.accounts WHERE name = ?", name):
             raise Conflict(f"account {name!r} exists", field="name")
-        token = "idn_" + token_urlsafe(self.reg.random, 32)
-        extra: dict[str, Any] = {}
+        token = "idn_" + token_urlsafe(reg.random, 32)
+        now = reg.now()
+        expires = None if ttl_seconds is None else now + ttl_seconds
         if role == OPERATOR:
             if org_id is not None:
                 raise RegistryError("operators belong to no organisation", field="org_id")
-            identity = self.reg.operator
+            identity, extra, org = reg.operator, {}, None
         else:
-            org = self.reg.organisations.get(org_id, field="org_id")
+            org = await reg.organisations.get(org_id, field="org_id")
             if org["state"] != "approved":
                 raise RegistryError(
                     f"organisation {org_id} is not approved (state {org['state']})",
                     field="org_id",
                 )
-            identity, extra = await self._make_identity(name, token, org["credit_code"])
-        now = int(self.reg.clock())
-        expires = None if ttl_seconds is None else now + ttl_seconds
-        with self.reg.db.tx() as c:
-            cur = c.execute(
-                "INSERT INTO accounts (name, role, org_id, identity, token_hash, expires_at,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (name, role, org_id, str(identity), token_hash(token), expires, now),
-            )
-            account = Account(cur.lastrowid or 0, name, role, org_id, identity, expires)
-            self.reg.audit.append(actor, "account.create", name, None, account.describe(), conn=c)
-        return account, token, extra
+            identity, extra = await self._make_identity(name, token)
+        described = {"name": name, "role": role, "org_id": org_id, "identity": str(identity),
+                     "expires_at": expires}  # fmt: skip
+        row = Effects(
+            statements=(
+                Statement(
+                    INSERT_ACCOUNT,
+                    (name, role, org_id, str(identity), token_hash(token), expires, now),
+                    expect=1,
+                ),
+            ),
+            audit=(audit_entry(actor, "account.create", name, None, described),),
+            target=f"account {name}",
+        )
+        if org is None:
+            await reg.store.apply(row)
+        else:
+            await self.add_to_group(org["credit_code"], identity, extra=row)
+        return await self.get(name), token, extra
 
-    async def _make_identity(
-        self, name: str, token: str, credit_code: str
-    ) -> tuple[Identity, dict[str, Any]]:
-        """The account's key handle, and its membership of the organisation's admin group."""
+    async def _make_identity(self, name: str, token: str) -> tuple[Identity, dict[str, Any]]:
+        """The account's key handle (re-runnable: an interrupted creation is overwritten)."""
         reg = self.reg
         handle = self.account_handle(name)
-        seckey = hash_secret(token, iterations=TOKEN_ITERATIONS, random_bytes=self.reg.random)
+        seckey = hash_secret(token, iterations=TOKEN_ITERATIONS, random_bytes=reg.random)
         owner = encode_admin(AdminRecord(reg.operator.handle, reg.operator.index))
         await reg.admin.create_handle(
             reg.operator,
@@ -174,9 +195,8 @@ class Accounts:
             [HandleValue(100, HS_ADMIN, owner), HandleValue(KEY_INDEX, HS_SECKEY, seckey, 0x0C)],
             overwrite=True,
         )
-        identity = Identity(handle, KEY_INDEX)
-        await self.add_to_group(credit_code, identity)
         h = parse_hashed(seckey)
+        identity = Identity(handle, KEY_INDEX)
         return identity, {
             "identity": str(identity),
             "pbkdf2": {"salt": h.salt.hex(), "iterations": h.iterations, "bits": h.key_bits},
@@ -196,19 +216,23 @@ class Accounts:
             )
         return group
 
-    async def add_to_group(self, credit_code: str, identity: Identity) -> None:
+    async def add_to_group(
+        self, credit_code: str, identity: Identity, *, extra: Effects | None = None
+    ) -> None:
         group = await self.ensure_group(credit_code)
         record = await self.reg.store.get_handle(group) or []
         members = next((decode_vlist(v.data) for v in record if v.index == GROUP_INDEX), ())
         ref = ValueReference(identity.handle, identity.index)
-        if ref not in members:
-            data = encode_vlist([*members, ref])
-            await self.reg.admin.add_values(
-                self.reg.operator,
-                group,
-                [HandleValue(GROUP_INDEX, HS_VLIST, data)],
-                overwrite=True,
-            )
+        if ref in members and extra is None:
+            return
+        data = encode_vlist([*members, ref] if ref not in members else members)
+        await self.reg.admin.add_values(
+            self.reg.operator,
+            group,
+            [HandleValue(GROUP_INDEX, HS_VLIST, data)],
+            overwrite=True,
+            extra=extra or Effects(),
+        )
 
 
 def _account(row: Any) -> Account:

@@ -26,8 +26,10 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from idnode.errors import IdnodeError
 from idnode.model import HandleValue
+from idnode.names import prefix_part
 from idnode.registry.accounts import ORG_ADMIN, REGISTRAR, Account
 from idnode.registry.errors import Forbidden, RegistryError
+from idnode.registry.prefixes import RECORD_RIGHTS
 from idnode.registry.service import Registry
 from idnode.registry.stats import report_csv
 
@@ -118,7 +120,7 @@ def build_api(reg: Registry) -> FastAPI:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer":
             token = ""
-        return reg.accounts.authenticate(token.strip())
+        return await reg.accounts.authenticate(token.strip())
 
     Caller = Annotated[Account, Depends(caller)]
 
@@ -130,16 +132,16 @@ def build_api(reg: Registry) -> FastAPI:
         if not account.is_operator and account.org_id != org_id:
             raise Forbidden("this belongs to another organisation", field="Authorization")
 
-    def prefix_scope(account: Account, prefix: str) -> dict[str, Any]:
-        row = reg.prefixes.get(prefix)
+    async def prefix_scope(account: Account, prefix: str) -> dict[str, Any]:
+        row = await reg.prefixes.get(prefix)
         org_scope(account, row["org_id"])
-        return row
+        return {k: v for k, v in row.items() if k != "key"}
 
     # -- organisations ----------------------------------------------------------------------
     @app.post("/organisations", status_code=201, tags=["organisations"])
     async def apply_organisation(body: OrgApplication) -> dict[str, Any]:
         """An enterprise applies (no account needed); the operator reviews it."""
-        return reg.organisations.apply(
+        return await reg.organisations.apply(
             "applicant",
             body.legal_name,
             body.credit_code,
@@ -152,13 +154,14 @@ def build_api(reg: Registry) -> FastAPI:
         who: Caller,
         state: str | None = None,
     ) -> list[dict[str, Any]]:
-        orgs = reg.organisations.list(state)
+        orgs = await reg.organisations.list(state)
         return [o for o in orgs if who.is_operator or o["id"] == who.org_id]
 
     @app.get("/organisations/{org_id}", tags=["organisations"])
     async def get_organisation(who: Caller, org_id: int) -> dict[str, Any]:
         org_scope(who, org_id)
-        return {**reg.organisations.get(org_id), "history": reg.organisations.history(org_id)}
+        org = await reg.organisations.get(org_id)
+        return {**org, "history": await reg.organisations.history(org_id)}
 
     @app.post("/organisations/{org_id}/approve", tags=["organisations"])
     async def approve_organisation(
@@ -182,7 +185,7 @@ def build_api(reg: Registry) -> FastAPI:
         body: Reason,
     ) -> dict[str, Any]:
         operator_only(who)
-        return reg.organisations.reject(reg.actor(who), org_id, body.reason)
+        return await reg.organisations.reject(reg.actor(who), org_id, body.reason)
 
     # -- accounts ---------------------------------------------------------------------------
     @app.post("/accounts", status_code=201, tags=["accounts"])
@@ -202,8 +205,8 @@ def build_api(reg: Registry) -> FastAPI:
     @app.get("/accounts", tags=["accounts"])
     async def list_accounts(who: Caller) -> list[dict[str, Any]]:
         if who.is_operator:
-            return [a.describe() for a in reg.accounts.list()]
-        return [a.describe() for a in reg.accounts.list(who.org_id)]
+            return [a.describe() for a in await reg.accounts.list()]
+        return [a.describe() for a in await reg.accounts.list(who.org_id)]
 
     @app.get("/whoami", tags=["accounts"])
     async def whoami(who: Caller) -> dict[str, Any]:
@@ -219,15 +222,16 @@ def build_api(reg: Registry) -> FastAPI:
             raise Forbidden("you may apply only for your own organisation", field="org_id")
         if org_id is None:
             raise RegistryError("operators must name the organisation", field="org_id")
-        return reg.prefixes.apply(reg.actor(who), body.prefix, org_id, body.template)
+        return await reg.prefixes.apply(reg.actor(who), body.prefix, org_id, body.template)
 
     @app.get("/prefixes", tags=["prefixes"])
     async def list_prefixes(who: Caller) -> list[dict[str, Any]]:
-        return reg.prefixes.list(None if who.is_operator else who.org_id)
+        return await reg.prefixes.list(None if who.is_operator else who.org_id)
 
     @app.get("/prefixes/{prefix}", tags=["prefixes"])
     async def get_prefix(who: Caller, prefix: str) -> dict[str, Any]:
-        return {**prefix_scope(who, prefix), "history": reg.prefixes.history(prefix)}
+        row = await prefix_scope(who, prefix)
+        return {**row, "history": await reg.prefixes.history(prefix)}
 
     @app.post("/prefixes/{prefix}/{action}", tags=["prefixes"])
     async def change_prefix(
@@ -241,17 +245,17 @@ def build_api(reg: Registry) -> FastAPI:
         actor, reason = reg.actor(who), (body.reason if body else "")
         p = reg.prefixes
         if action == "approve":
-            return p.approve(actor, prefix)
+            return await p.approve(actor, prefix)
         if action == "reject":
-            return p.reject(actor, prefix, reason)
+            return await p.reject(actor, prefix, reason)
         if action == "allocate":
             return await p.allocate(actor, prefix)
         if action == "suspend":
-            return p.suspend(actor, prefix, reason)
+            return await p.suspend(actor, prefix, reason)
         if action == "reinstate":
-            return p.reinstate(actor, prefix)
+            return await p.reinstate(actor, prefix)
         if action == "revoke":
-            return p.revoke(actor, prefix, reason)
+            return await p.revoke(actor, prefix, reason)
         raise RegistryError("unknown action", field="action", status=404)
 
     # -- templates --------------------------------------------------------------------------
@@ -271,14 +275,13 @@ def build_api(reg: Registry) -> FastAPI:
         body: Registration,
     ) -> dict[str, Any]:
         """Register one identifier from template fields (the same write as REST/wire)."""
-        prefix = handle.partition("/")[0]
-        row = prefix_scope(who, prefix)
+        prefix = prefix_part(handle)
+        row = await prefix_scope(who, prefix)
         tmpl = reg.catalog.get(row["template"])
         unknown = [k for k in body.fields if k not in tmpl.fields]
         if unknown:
             raise RegistryError(f"not a field of template {tmpl.ref}", field=unknown[0])
-        org = reg.organisations.get(row["org_id"])
-        from idnode.registry.prefixes import RECORD_RIGHTS
+        org = await reg.organisations.get(row["org_id"])
 
         admin = reg.admin_value(reg.accounts.group_handle(org["credit_code"]), RECORD_RIGHTS)
         values = [
@@ -312,7 +315,7 @@ def build_api(reg: Registry) -> FastAPI:
         batch_size: int = Query(10_000),
     ) -> dict[str, Any]:
         """Upload the file as the request body; the job runs in the background."""
-        prefix_scope(who, prefix)
+        await prefix_scope(who, prefix)
         folder = reg.imports.folder
         folder.mkdir(parents=True, exist_ok=True)
         upload = folder / f"upload-{id(request)}.{format}"
@@ -343,16 +346,16 @@ def build_api(reg: Registry) -> FastAPI:
 
     @app.get("/imports/{job_id}", tags=["imports"])
     async def get_import(who: Caller, job_id: str) -> dict[str, Any]:
-        job = reg.imports.get(job_id)
-        prefix_scope(who, job["prefix"])
+        job = await reg.imports.get(job_id)
+        await prefix_scope(who, job["prefix"])
         return job
 
     @app.get("/imports/{job_id}/rejects", tags=["imports"], response_class=PlainTextResponse)
     async def import_rejects(who: Caller, job_id: str) -> Response:
-        job = reg.imports.get(job_id)
-        prefix_scope(who, job["prefix"])
+        job = await reg.imports.get(job_id)
+        await prefix_scope(who, job["prefix"])
         return PlainTextResponse(
-            reg.imports.rejects_csv(job_id),
+            await reg.imports.rejects_csv(job_id),
             media_type="text/csv",
             headers={"content-disposition": f'attachment; filename="{job_id}-rejects.csv"'},
         )
@@ -366,10 +369,10 @@ def build_api(reg: Registry) -> FastAPI:
         end: str = "9999",
     ) -> list[dict[str, Any]]:
         if prefix:
-            prefix_scope(who, prefix)
+            await prefix_scope(who, prefix)
         elif not who.is_operator:
             raise RegistryError("name one of your prefixes", field="prefix")
-        return reg.stats.daily(prefix, start, end)
+        return await reg.stats.daily(prefix, start, end)
 
     @app.get("/reports/{month}", tags=["statistics"])
     async def report(who: Caller, month: str, format: str = "json") -> Any:
@@ -382,22 +385,19 @@ def build_api(reg: Registry) -> FastAPI:
     @app.get("/audit", tags=["audit"])
     async def audit(who: Caller, since: int = 0, limit: int = 100) -> list:
         operator_only(who)
-        return reg.audit.entries(since, min(limit, 1000))
+        return await reg.audit.entries(since, min(limit, 1000))
 
     @app.get("/audit/verify", tags=["audit"])
     async def audit_verify(who: Caller) -> dict[str, Any]:
         operator_only(who)
-        count, findings = reg.audit.verify()
+        count, findings = await reg.audit.verify()
         return {"entries": count, "ok": not findings, "findings": [str(f) for f in findings]}
 
     return app
 
 
-def routes(node: Any) -> list[BaseRoute]:
-    """What ``transport/http.py`` mounts: empty for a node without a registry."""
-    reg: Registry | None = getattr(node, "registry", None)
-    if reg is None:
-        return []
+def routes(reg: Registry) -> list[BaseRoute]:
+    """What the HTTP transport mounts for the registry (given to it by ``idnode.app``)."""
     api = build_api(reg)
     schema: dict[str, Any] = {}
 
@@ -410,7 +410,7 @@ def routes(node: Any) -> list[BaseRoute]:
         return get_swagger_ui_html(openapi_url="/api/openapi.json", title="idnode management API")
 
     async def metrics(request: Any) -> Response:
-        return Response(reg.stats.render(), media_type="text/plain; version=0.0.4")
+        return Response(await reg.stats.render(), media_type="text/plain; version=0.0.4")
 
     async def history(request: Any) -> Response:
         handle = request.path_params["handle"]
@@ -418,8 +418,8 @@ def routes(node: Any) -> list[BaseRoute]:
         header = request.headers.get("authorization", "")
         if header.lower().startswith("bearer "):
             try:
-                who = reg.accounts.authenticate(header[7:].strip())
-                row = reg.prefix_row(handle.partition("/")[0])
+                who = await reg.accounts.authenticate(header[7:].strip())
+                row = await reg.prefixes.row(prefix_part(handle))
                 restricted = who.is_operator or (row is not None and row["org_id"] == who.org_id)
             except RegistryError as exc:
                 return _error(exc.status, exc.field, exc.detail)

@@ -213,6 +213,7 @@ def import_command(
                 template,
                 batch_size=batch_size,
                 strict=strict,
+                origin="console",
             )
             job_id = job["id"]
         monotonic = reg.clock.monotonic
@@ -220,7 +221,7 @@ def import_command(
         job = await reg.imports.run(job_id)
         job["seconds"] = round(monotonic() - started, 3)
         if report is not None:
-            report.write_text(reg.imports.rejects_csv(job_id), encoding="utf-8")
+            report.write_text(await reg.imports.rejects_csv(job_id), encoding="utf-8")
         return job
 
     job = local(directory, work)
@@ -237,7 +238,7 @@ def audit_verify(
     """Check the SM3 chain; exit 1 naming every edited, removed or reordered entry."""
 
     async def work(reg: Any) -> tuple[int, list[Any]]:
-        return reg.audit.verify()
+        return await reg.audit.verify()
 
     count, findings = local(directory, work)
     if findings:

@@ -11,12 +11,11 @@ syntax, or repeats an earlier suffix, is *rejected*: left out and written to the
 ``store.load`` (one transaction: all of the batch or none of it). With ``strict`` any rejected
 row fails the whole job before anything is written.
 
-Resuming: after a batch commits, its rejects and the job's progress are saved in one registry
-transaction. A crash between the two leaves a committed batch not marked done; the resumed run
-starts from the last marked batch and the store (the truth) settles the rest: a batch whose
-load clashes is looked up record by record, and a record already there *with the values this
-import would write* counts as imported, not written again, so nothing is duplicated and
-nothing is lost. An identifier that existed before the import is a reject.
+Resuming: a batch's records, its rejects, the job's progress, its audit entry and its
+registrations commit in one transaction, through the write service's bulk path (the same
+permissions and registry rules as any write), so a crash leaves every batch either done and
+marked or not done at all, and the resumed run starts after the last marked batch. An
+identifier that exists already (before the import, or registered meanwhile) is a reject.
 
 Speed (``bench/import_bulk.py``): a big file is parsed in a child process while the store
 writes (``_ProcessBatches``), and records travel as a layout per combination of fields plus
@@ -44,15 +43,16 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from idnode.auth.identity import Identity
-from idnode.codes import AdminPermission as P
 from idnode.errors import HandleAlreadyExists, IdnodeError
 from idnode.model import HS_ADMIN, HandleValue
+from idnode.names import check_handle
+from idnode.registry.changes import audit_entry
 from idnode.registry.errors import Forbidden, NotFound, RegistryError
 from idnode.registry.prefixes import ALLOCATED, RECORD_RIGHTS
 from idnode.registry.templates import Template, TemplateViolation
 from idnode.runtime import uuid4
-from idnode.service.names import check_handle
 from idnode.store.base import RowGroup
+from idnode.store.effects import Effects, Statement
 
 if TYPE_CHECKING:
     from idnode.registry.service import Registry
@@ -363,6 +363,13 @@ def _parse_process(out: Any, source: str, fmt: str, builder: RecordBuilder, size
         send(exc)
 
 
+JOB_ROW = "SELECT * FROM {s}.jobs WHERE id = ?"
+INSERT_REJECT = (
+    "INSERT INTO {s}.job_rejects (job_id, line, field, message) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (job_id, line) DO UPDATE SET field = excluded.field, message = excluded.message"
+)
+
+
 class Imports:
     # Files at least this big are parsed in a child process (see ``_ProcessBatches``);
     # below it (~20,000 rows) the process start costs more than it saves.
@@ -388,10 +395,11 @@ class Imports:
         org_id: int | None = None,
         batch_size: int = BATCH_SIZE,
         strict: bool = False,
+        origin: str = "api",
     ) -> dict[str, Any]:
         """Check the job can run (rights, prefix, template, header) and queue it."""
         reg = self.reg
-        row = reg.prefix_row(prefix)
+        row = await reg.prefixes.row(prefix)
         if row is None:
             raise NotFound(f"prefix {prefix} is not registered here", field="prefix")
         if row["state"] != ALLOCATED:
@@ -403,9 +411,7 @@ class Imports:
             raise RegistryError(
                 f"prefix {prefix} follows template {tmpl.ref}, not {template}", field="template"
             )
-        await reg.admin._require(
-            who, f"{prefix}/x", None, P.ADD_HANDLE, f"create handles under {prefix}"
-        )
+        await reg.admin.require_create(who, row["prefix"])
         if fmt not in ("csv", "jsonl"):
             raise RegistryError("must be csv or jsonl", field="format")
         if batch_size < 1:
@@ -416,24 +422,25 @@ class Imports:
         kept = self.folder / f"{job_id}.{fmt}"
         if source.resolve() != kept.resolve():
             shutil.copyfile(source, kept)
-        now = int(reg.clock())
-        with reg.db.tx() as c:
-            c.execute(
-                "INSERT INTO jobs (id, prefix, template, format, source, actor, state,"
-                " batch_size, batches_done, rows_done, imported, rejected, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?)",
-                (job_id, row["prefix"], tmpl.ref, fmt, str(kept), actor, QUEUED, batch_size, now),
+        now = reg.now()
+        await reg.store.apply(
+            Effects(
+                statements=(
+                    Statement(
+                        "INSERT INTO {s}.jobs (id, prefix, template, format, source, actor,"
+                        " identity, origin, strict, state, batch_size, batches_done, rows_done,"
+                        " imported, rejected, created_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?)",
+                        (job_id, row["prefix"], tmpl.ref, fmt, str(kept), actor, str(who),
+                         origin, int(strict), QUEUED, batch_size, now),
+                    ),
+                ),
+                audit=(audit_entry(actor, "import.create", row["prefix"], None,
+                                   {"job": job_id, "format": fmt, "template": tmpl.ref}),),
+                target=f"import {job_id}",
             )
-            reg.db.set_meta(c, f"job_strict:{job_id}", "1" if strict else "0")
-            reg.audit.append(
-                actor,
-                "import.create",
-                row["prefix"],
-                None,
-                {"job": job_id, "format": fmt, "template": tmpl.ref},
-                conn=c,
-            )
-        return self.get(job_id)
+        )  # fmt: skip
+        return await self.get(job_id)
 
     def start(self, job_id: str) -> None:
         """Run the job in the background of the serving process."""
@@ -442,38 +449,40 @@ class Imports:
     async def run(self, job_id: str) -> dict[str, Any]:
         """Run (or resume) a job to its end; returns its final state."""
         reg = self.reg
-        job = self.get(job_id)
+        job = await self.get(job_id)
         if job["state"] in (DONE, FAILED):
             return job
-        self._update(job_id, state=RUNNING)
+        await self._update(job_id, state=RUNNING)
         try:
             await self._run(job)
         except IdnodeError as exc:
-            self._update(job_id, state=FAILED, error=exc.message, finished_at=int(reg.clock()))
+            await self._update(job_id, state=FAILED, error=exc.message, finished_at=reg.now())
         except Exception as exc:
             log.exception("import %s failed", job_id)
-            self._update(
+            await self._update(
                 job_id,
                 state=FAILED,
                 error=f"internal error: {exc.__class__.__name__}",
-                finished_at=int(reg.clock()),
+                finished_at=reg.now(),
             )
         else:
-            self._update(job_id, state=DONE, finished_at=int(reg.clock()))
-        return self.get(job_id)
+            await self._update(job_id, state=DONE, finished_at=reg.now())
+            Path(job["source"]).unlink(missing_ok=True)  # done: the copy is no longer needed
+        return await self.get(job_id)
 
     async def _run(self, job: dict[str, Any]) -> None:
         reg = self.reg
         job_id, size = job["id"], job["batch_size"]
         tmpl = reg.catalog.get(job["template"])
-        row = reg.prefix_row(job["prefix"])
-        org = reg.organisations.get(row["org_id"])
+        row = await reg.prefixes.get(job["prefix"])
+        org = await reg.organisations.get(row["org_id"])
         group = reg.accounts.group_handle(org["credit_code"])
         builder = RecordBuilder(
-            job["prefix"], tmpl, reg.admin_value(group, RECORD_RIGHTS), int(reg.clock())
+            job["prefix"], tmpl, reg.admin_value(group, RECORD_RIGHTS), reg.now()
         )
+        who = Identity.parse(job["identity"])
         source = Path(job["source"])
-        if reg.db.get_meta(f"job_strict:{job_id}") == "1" and job["batches_done"] == 0:
+        if job["strict"] and job["batches_done"] == 0:
             await self._strict_precheck(job_id, source, job["format"], builder, size)
         if source.stat().st_size >= self.parse_process_min_bytes:
             batches: BatchSource = _ProcessBatches(source, job["format"], builder, size)
@@ -483,8 +492,7 @@ class Imports:
             number = 0
             while (batch := await batches.next()) is not None:
                 if number >= job["batches_done"]:
-                    # a resumed run may meet batches committed but not marked before a crash
-                    await self._commit(job_id, batch, builder, resumed=job["state"] == RUNNING)
+                    await self._commit(job, who, batch, builder)
                 number += 1
         finally:
             await batches.close()
@@ -496,12 +504,18 @@ class Imports:
         while (b := await asyncio.to_thread(prepare, rows, builder, 0, size, seen)) is not None:
             rejects.extend(b.rejects)
         if rejects:
-            with self.reg.db.tx() as c:
-                c.executemany(
-                    "INSERT OR REPLACE INTO job_rejects VALUES (?, ?, ?, ?)",
-                    [(job_id, r, f, m) for r, f, m in rejects],
+            await self.reg.store.apply(
+                Effects(
+                    statements=(
+                        *(Statement(INSERT_REJECT, (job_id, r, f, m)) for r, f, m in rejects),
+                        Statement(
+                            "UPDATE {s}.jobs SET rejected = ? WHERE id = ?",
+                            (len(rejects), job_id),
+                        ),
+                    ),
+                    target=f"import {job_id}",
                 )
-                c.execute("UPDATE jobs SET rejected = ? WHERE id = ?", (len(rejects), job_id))
+            )
             first = rejects[0]
             raise RegistryError(
                 f"{len(rejects)} row(s) rejected, nothing imported (strict); first: "
@@ -510,116 +524,99 @@ class Imports:
             )
 
     async def _commit(
-        self, job_id: str, batch: Batch, builder: RecordBuilder, *, resumed: bool
+        self, job: dict[str, Any], who: Identity, batch: Batch, builder: RecordBuilder
     ) -> None:
-        """Load the batch's valid records (all or nothing) and mark the batch done.
+        """Write the batch's valid records and mark the batch done, in one transaction.
 
-        A clash with existing identifiers (rare: the load fails whole) is resolved by looking
-        each record up: in a resumed run a record already there with our values is ours from
-        before the crash; anything else that exists becomes a reject. Then the load retries.
+        Identifiers that exist already (registered meanwhile, or before the import) become
+        rejects: the store refuses the load whole, each record is looked up, and it retries.
         """
         reg = self.reg
-        already = 0
-        while batch.records:
+        while True:
+            effects = _batch_effects(job, batch)
             try:
-                await reg.store.load_rows(builder.groups(batch))
-                break
+                if batch.records:
+                    await reg.admin.load_rows(who, builder.groups(batch), extra=effects)
+                else:
+                    await reg.store.apply(effects)
+                return
             except HandleAlreadyExists:
-                ours, dropped = await self._drop_existing(
-                    batch, builder, conflicts_only=not resumed
-                )
-                if not dropped:
+                if not await self._drop_existing(batch):
                     raise
-                already += ours
-        imported = len(batch.records) + already
-        handles_digest = {"handles": [r[0] for r in batch.records], "rows": batch.rows}
-        with reg.db.tx() as c:
-            c.executemany(
-                "INSERT OR REPLACE INTO job_rejects VALUES (?, ?, ?, ?)",
-                [(job_id, r, f, m) for r, f, m in batch.rejects],
-            )
-            c.execute(
-                "UPDATE jobs SET batches_done = ?, rows_done = rows_done + ?,"
-                " imported = imported + ?, rejected = rejected + ? WHERE id = ?",
-                (
-                    batch.number + 1,
-                    len(batch.rejects) + imported,
-                    imported,
-                    len(batch.rejects),
-                    job_id,
-                ),
-            )
-            job = c.execute("SELECT prefix, actor FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            reg.audit.append(
-                job["actor"],
-                "import.batch",
-                f"{job['prefix']} rows {batch.first_row}-{batch.last_row}",
-                None,
-                handles_digest,
-                conn=c,
-            )
 
-    async def _drop_existing(
-        self, batch: Batch, builder: RecordBuilder, *, conflicts_only: bool = False
-    ) -> tuple[int, int]:
-        """Remove records already in the store: ours (same values, unless ``conflicts_only``)
-        count as imported, others become rejects. Returns (ours, removed)."""
-        ours = 0
+    async def _drop_existing(self, batch: Batch) -> int:
+        """Move records already in the store to the rejects; how many moved."""
         keep_records, keep_rows = [], []
         store = self.reg.store
         for record, row in zip(batch.records, batch.rows, strict=True):
-            handle, names, datas = record
-            existing = await store.get_handle(handle)
-            if existing is None:
+            if await store.get_handle(record[0]) is None:
                 keep_records.append(record)
                 keep_rows.append(row)
-            elif not conflicts_only and _same(existing, builder.values(names, datas)):
-                ours += 1
             else:
-                batch.rejects.append((row, "suffix", f"{handle} already exists"))
-        removed = len(batch.records) - len(keep_records)
+                batch.rejects.append((row, "suffix", f"{record[0]} already exists"))
+        moved = len(batch.records) - len(keep_records)
         batch.records, batch.rows = keep_records, keep_rows
         batch.rejects.sort()
-        return ours, removed
+        return moved
 
-    def _update(self, job_id: str, **changes: Any) -> None:
+    async def _update(self, job_id: str, **changes: Any) -> None:
         cols = ", ".join(f"{k} = ?" for k in changes)
-        with self.reg.db.tx() as c:
-            c.execute(f"UPDATE jobs SET {cols} WHERE id = ?", (*changes.values(), job_id))
+        statement = Statement(f"UPDATE {{s}}.jobs SET {cols} WHERE id = ?",
+                              (*changes.values(), job_id))  # fmt: skip
+        await self.reg.store.apply(Effects(statements=(statement,), target=f"import {job_id}"))
 
-    def get(self, job_id: str) -> dict[str, Any]:
-        row = self.reg.db.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+    async def get(self, job_id: str) -> dict[str, Any]:
+        row = await self.reg.store.query_one(JOB_ROW, job_id)
         if row is None:
             raise NotFound(f"no import job {job_id}", field="job_id")
         job = dict(row)
+        job["strict"] = bool(job["strict"])
         job["report"] = f"/api/mgmt/imports/{job_id}/rejects"
         return job
 
-    def rejects_csv(self, job_id: str) -> str:
-        self.get(job_id)
+    async def rejects_csv(self, job_id: str) -> str:
+        await self.get(job_id)
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["row", "field", "message"])
-        for r in self.reg.db.all(
-            "SELECT row, field, message FROM job_rejects WHERE job_id = ? ORDER BY row", (job_id,)
+        for r in await self.reg.store.query(
+            "SELECT line, field, message FROM {s}.job_rejects WHERE job_id = ? ORDER BY line",
+            job_id,
         ):
-            w.writerow([r[0], r[1], r[2]])
+            w.writerow([r["line"], r["field"], r["message"]])
         return buf.getvalue()
 
-    def unfinished(self, origin: str = "") -> list[str]:
+    async def unfinished(self, origin: str = "") -> list[str]:
         """Jobs not finished; ``origin="api"`` leaves out console (CLI) jobs, which the CLI
         resumes itself (``idnode import --resume``)."""
-        rows = self.reg.db.all(
-            "SELECT id, actor FROM jobs WHERE state IN (?, ?) ORDER BY created_at",
-            (QUEUED, RUNNING),
+        rows = await self.reg.store.query(
+            "SELECT id, origin FROM {s}.jobs WHERE state IN (?, ?) ORDER BY created_at",
+            QUEUED,
+            RUNNING,
         )
-        return [r[0] for r in rows if origin != "api" or r[1] != "console"]
+        return [r["id"] for r in rows if not origin or r["origin"] == origin]
 
 
-def _same(a: list[HandleValue], b: list[HandleValue]) -> bool:
-    """Same record but for timestamps (a resumed import stamps a new time)."""
-    key = lambda vs: sorted((v.index, v.type, bytes(v.data)) for v in vs)  # noqa: E731
-    return key(a) == key(b)
+def _batch_effects(job: dict[str, Any], batch: Batch) -> Effects:
+    """What marks ``batch`` done: its rejects, the job's figures (guarded, so a batch is
+    never counted twice) and its audit entry, in the transaction of its records."""
+    job_id, imported, rejected = job["id"], len(batch.records), len(batch.rejects)
+    progress = Statement(
+        "UPDATE {s}.jobs SET batches_done = ?, rows_done = rows_done + ?,"
+        " imported = imported + ?, rejected = rejected + ? WHERE id = ? AND batches_done = ?",
+        (batch.number + 1, rejected + imported, imported, rejected, job_id, batch.number),
+        expect=1,
+    )
+    rows = f"{job['prefix']} rows {batch.first_row}-{batch.last_row}"
+    digest = {"handles": [r[0] for r in batch.records], "rows": batch.rows}
+    return Effects(
+        statements=(
+            *(Statement(INSERT_REJECT, (job_id, r, f, m)) for r, f, m in batch.rejects),
+            progress,
+        ),
+        audit=(audit_entry(job["actor"], "import.batch", rows, None, digest),),
+        target=f"import {job_id}",
+    )
 
 
 def sniff_format(path: Path) -> str:

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from idnode.registry.changes import audit_entry, state_change
 from idnode.registry.creditcode import validate_credit_code
 from idnode.registry.errors import Conflict, NotFound, RegistryError
+from idnode.store.effects import Effects
 
 if TYPE_CHECKING:
     from idnode.registry.service import Registry
@@ -67,103 +69,121 @@ def check_application(
     return legal_name.strip(), code, clean_contact, docs
 
 
+ORG_COLUMNS = "SELECT * FROM {s}.organisations WHERE id = ?"
+
+
 class Organisations:
     def __init__(self, reg: Registry) -> None:
         self.reg = reg
 
-    def apply(
+    async def apply(
         self, actor: str, legal_name: Any, credit_code: Any, contact: Any, documents: Any = ()
     ) -> dict[str, Any]:
         name, code, contact, docs = check_application(
             legal_name, credit_code, contact, list(documents)
         )
-        now = int(self.reg.clock())
-        with self.reg.db.tx() as c:
-            old = c.execute(
-                "SELECT id, state FROM organisations WHERE credit_code = ?", (code,)
-            ).fetchone()
+        reg, now = self.reg, self.reg.now()
+        contact_json, docs_json = orjson.dumps(contact).decode(), orjson.dumps(docs).decode()
+        async with reg.store.atomic("registry", f"organisation {code}") as tx:
+            old = await tx.fetchrow(
+                "SELECT id, state FROM {s}.organisations WHERE credit_code = ?", code
+            )
             if old is not None and old["state"] != REJECTED:
                 raise Conflict(
                     f"an organisation with this code exists (id {old['id']}, {old['state']})",
                     field="credit_code",
                 )
-            args = (name, orjson.dumps(contact).decode(), orjson.dumps(docs).decode())
             if old is None:
-                cur = c.execute(
-                    "INSERT INTO organisations (legal_name, credit_code, contact, documents,"
-                    " state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (args[0], code, args[1], args[2], PENDING, now, now),
-                )
-                org_id = cur.lastrowid or 0
+                org_id = await tx.fetchval(
+                    "INSERT INTO {s}.organisations (legal_name, credit_code, contact, documents,"
+                    " state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    name, code, contact_json, docs_json, PENDING, now, now,
+                )  # fmt: skip
             else:
                 org_id = old["id"]
-                c.execute(
-                    "UPDATE organisations SET legal_name = ?, contact = ?, documents = ?,"
+                await tx.execute(
+                    "UPDATE {s}.organisations SET legal_name = ?, contact = ?, documents = ?,"
                     " state = ?, reason = '', updated_at = ? WHERE id = ?",
-                    (*args, PENDING, now, org_id),
+                    name, contact_json, docs_json, PENDING, now, org_id,
+                )  # fmt: skip
+            org = _org(await tx.fetchrow(ORG_COLUMNS, org_id))
+            old_state = old["state"] if old else None
+            await tx.apply(
+                Effects(
+                    statements=(
+                        state_change("organisation", str(org_id), actor, old_state, PENDING,
+                                     "application", now),
+                    ),
+                    audit=(audit_entry(actor, "organisation.apply", str(org_id), None, org),),
                 )
-            self.reg.record_state(
-                c, "organisation", str(org_id), actor, old and old["state"], PENDING, "application"
-            )
-            org = self._get(c, org_id)
-            self.reg.audit.append(actor, "organisation.apply", str(org_id), None, org, conn=c)
+            )  # fmt: skip
         return org
 
     async def approve(self, actor: str, org_id: int) -> dict[str, Any]:
         """Approve; creates the admin group and returns the organisation (caller makes the
         first account)."""
-        org = self.get(org_id)
+        org = await self.get(org_id)
         if org["state"] != PENDING:
             raise RegistryError(f"organisation is {org['state']}, not pending", field="org_id")
         await self.reg.accounts.ensure_group(org["credit_code"])
-        return self._change(actor, org_id, APPROVED, "")
+        return await self._change(actor, org_id, APPROVED, "")
 
-    def reject(self, actor: str, org_id: int, reason: str) -> dict[str, Any]:
+    async def reject(self, actor: str, org_id: int, reason: str) -> dict[str, Any]:
         if not isinstance(reason, str) or not reason.strip():
             raise RegistryError("a rejection needs a reason", field="reason")
-        org = self.get(org_id)
-        if org["state"] != PENDING:
-            raise RegistryError(f"organisation is {org['state']}, not pending", field="org_id")
-        return self._change(actor, org_id, REJECTED, reason.strip())
+        return await self._change(actor, org_id, REJECTED, reason.strip())
 
-    def _change(self, actor: str, org_id: int, state: str, reason: str) -> dict[str, Any]:
-        with self.reg.db.tx() as c:
-            before = self._get(c, org_id)
-            c.execute(
-                "UPDATE organisations SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
-                (state, reason, int(self.reg.clock()), org_id),
-            )
-            self.reg.record_state(
-                c, "organisation", str(org_id), actor, before["state"], state, reason
-            )
-            after = self._get(c, org_id)
-            self.reg.audit.append(
-                actor, f"organisation.{state}", str(org_id), before, after, conn=c
-            )
+    async def _change(self, actor: str, org_id: int, state: str, reason: str) -> dict[str, Any]:
+        reg, now = self.reg, self.reg.now()
+        async with reg.store.atomic("registry", f"organisation {org_id}") as tx:
+            row = await tx.fetchrow(ORG_COLUMNS, _check_id(org_id))
+            if row is None:
+                raise NotFound(f"no organisation {org_id}", field="org_id")
+            before = _org(row)
+            if before["state"] != PENDING:
+                raise RegistryError(
+                    f"organisation is {before['state']}, not pending", field="org_id"
+                )
+            await tx.execute(
+                "UPDATE {s}.organisations SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+                state, reason, now, org_id,
+            )  # fmt: skip
+            after = _org(await tx.fetchrow(ORG_COLUMNS, org_id))
+            await tx.apply(
+                Effects(
+                    statements=(
+                        state_change("organisation", str(org_id), actor, before["state"], state,
+                                     reason, now),
+                    ),
+                    audit=(audit_entry(actor, f"organisation.{state}", str(org_id), before,
+                                       after),),
+                )
+            )  # fmt: skip
         return after
 
-    def get(self, org_id: Any, field: str = "org_id") -> dict[str, Any]:
-        if not isinstance(org_id, int) or isinstance(org_id, bool):
-            raise RegistryError("must be an organisation id", field=field)
-        row = self.reg.db.one("SELECT * FROM organisations WHERE id = ?", (org_id,))
+    async def get(self, org_id: Any, field: str = "org_id") -> dict[str, Any]:
+        row = await self.reg.store.query_one(ORG_COLUMNS, _check_id(org_id, field))
         if row is None:
             raise NotFound(f"no organisation {org_id}", field=field)
         return _org(row)
 
-    def _get(self, c: Any, org_id: int) -> dict[str, Any]:
-        return _org(c.execute("SELECT * FROM organisations WHERE id = ?", (org_id,)).fetchone())
-
-    def list(self, state: str | None = None) -> list[dict[str, Any]]:
+    async def list(self, state: str | None = None) -> list[dict[str, Any]]:
         if state:
-            rows = self.reg.db.all(
-                "SELECT * FROM organisations WHERE state = ? ORDER BY id", (state,)
+            rows = await self.reg.store.query(
+                "SELECT * FROM {s}.organisations WHERE state = ? ORDER BY id", state
             )
         else:
-            rows = self.reg.db.all("SELECT * FROM organisations ORDER BY id")
+            rows = await self.reg.store.query("SELECT * FROM {s}.organisations ORDER BY id")
         return [_org(r) for r in rows]
 
-    def history(self, org_id: int) -> list[dict[str, Any]]:
-        return self.reg.state_history("organisation", str(org_id))
+    async def history(self, org_id: int) -> list[dict[str, Any]]:
+        return await self.reg.state_history("organisation", str(org_id))
+
+
+def _check_id(org_id: Any, field: str = "org_id") -> int:
+    if not isinstance(org_id, int) or isinstance(org_id, bool):
+        raise RegistryError("must be an organisation id", field=field)
+    return org_id
 
 
 def _org(row: Any) -> dict[str, Any]:

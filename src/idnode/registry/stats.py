@@ -1,23 +1,25 @@
 """Statistics: registrations and resolutions per prefix and per day, Prometheus metrics, and
 the monthly report a secondary node sends its top-level node.
 
-* Resolutions are counted in memory (``hit``: one dict update on the hot path, no I/O) and
-  added to ``stats_daily`` by ``flush`` every few seconds; counts not yet flushed when the
-  process is killed are lost (at most one interval's worth).
-* Registrations are not counted by the write paths at all: ``flush`` folds the store's
-  transaction log (``create`` and ``load`` entries since the last folded serial) into the same
-  table, so every way of registering is counted once, the import included, on any engine.
-* ``/metrics`` reads the table plus the unflushed counters at scrape time.
+* Registrations are counted by the write that registers (``policy.py``), in its own
+  transaction: exact with any number of workers or hosts, never lost or doubled by a crash.
+* Resolutions are counted in memory (``states.ResolutionGate``: one dict update on the hot
+  path, no I/O) and
+  added to ``stats_daily`` by ``flush`` every few seconds, as increments, so every worker's
+  counts add up; counts not yet flushed when a process is killed are lost (at most one
+  interval's worth).
+* ``/metrics`` reads the table plus the unflushed counters when it is scraped
+  (``refresh`` before ``render``: the Prometheus collector itself cannot wait for a query).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import logging
-import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
@@ -25,56 +27,44 @@ from prometheus_client.exposition import generate_latest
 
 from idnode.model import handle_key
 from idnode.registry.errors import RegistryError
+from idnode.store.effects import Count, Effects
+from idnode.store.governance import day_of
 
 if TYPE_CHECKING:
     from idnode.registry.service import Registry
 
 log = logging.getLogger(__name__)
 FLUSH_INTERVAL = 5.0
-TXLOG_PAGE = 100_000  # log entries folded per store call (in SQL where the engine can)
-TXLOG_PER_FLUSH = 1_000_000
-
-
-def day_of(ts: float) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(ts))
 
 
 class Stats:
     def __init__(self, reg: Registry) -> None:
         self.reg = reg
-        self.pending: dict[str, int] = {}
+        self.gate = reg.gate  # counts resolutions in memory (states.ResolutionGate)
         self.metrics = CollectorRegistry(auto_describe=False)
+        self._snapshot: dict[str, Any] = {"totals": [], "orgs": [], "prefixes": []}
         self.metrics.register(_Collector(self))
+        # what other collectors in ``metrics`` read before a scrape (their collect() is sync)
+        self.refreshers: list[Callable[[], Awaitable[None]]] = []
         self._task: asyncio.Task | None = None
 
-    def hit(self, handle: str) -> None:
-        """Count one resolution (the hot path: no I/O, no allocation beyond the key)."""
-        prefix = handle.partition("/")[0]
-        self.pending[prefix] = self.pending.get(prefix, 0) + 1
+    @property
+    def pending(self) -> dict[str, int]:
+        return self.gate.pending
 
     async def flush(self) -> None:
-        """Fold pending resolutions and new transaction-log entries into ``stats_daily``."""
-        reg = self.reg
-        pending, self.pending = self.pending, {}
-        today = day_of(reg.clock())
-        cursor = int(reg.db.get_meta("txlog_cursor", "0"))
-        folded: dict[tuple[str, str], int] = {}
-        # at most TXLOG_PER_FLUSH log entries per flush: catching up after a bulk load of
-        # millions is spread over flushes instead of stalling the node that serves
-        for _ in range(TXLOG_PER_FLUSH // TXLOG_PAGE):
-            counts, last = await reg.store.creation_counts(cursor, TXLOG_PAGE)
-            for day, prefix, n in counts:
-                if prefix != "0.NA":
-                    folded[(day, prefix)] = folded.get((day, prefix), 0) + n
-            if last == cursor:
-                break
-            cursor = last
-        with reg.db.tx() as c:
-            for prefix, n in pending.items():
-                _add(c, today, handle_key(prefix), "resolutions", n)
-            for (day, prefix), n in folded.items():
-                _add(c, day, prefix, "registrations", n)
-            reg.db.set_meta(c, "txlog_cursor", str(cursor))
+        """Add the resolutions counted since the last flush to ``stats_daily``."""
+        pending = self.gate.take()
+        if not pending:
+            return
+        today = day_of(self.reg.clock())
+        try:
+            counts = tuple(Count(p, resolutions=n, day=today) for p, n in pending.items())
+            await self.reg.store.apply(Effects(counts=counts), logged=False)
+        except BaseException:
+            for p, n in pending.items():  # keep them for the next flush
+                self.gate.pending[p] = self.gate.pending.get(p, 0) + n
+            raise
 
     def start(self, interval: float = FLUSH_INTERVAL) -> None:
         async def loop() -> None:
@@ -87,16 +77,24 @@ class Stats:
 
         self._task = asyncio.get_running_loop().create_task(loop())
 
-    def daily(
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        await self.flush()
+
+    async def daily(
         self, prefix: str | None = None, start: str = "", end: str = "9999"
     ) -> list[dict[str, Any]]:
-        """Rows (day, prefix, registrations, resolutions), pending resolutions included."""
-        sql = "SELECT * FROM stats_daily WHERE day >= ? AND day <= ?"
+        """Rows (day, prefix, registrations, resolutions), unflushed resolutions included."""
+        sql = "SELECT * FROM {s}.stats_daily WHERE day >= ? AND day <= ?"
         args: list[Any] = [start, end]
         if prefix:
             sql += " AND prefix = ?"
             args.append(handle_key(prefix))
-        rows = {(r["day"], r["prefix"]): dict(r) for r in self.reg.db.all(sql, tuple(args))}
+        stored = await self.reg.store.query(sql, *args)
+        rows = {(r["day"], r["prefix"]): dict(r) for r in stored}
         today = day_of(self.reg.clock())
         if start <= today <= end:
             for p, n in self.pending.items():
@@ -116,13 +114,13 @@ class Stats:
         await self.flush()
         reg = self.reg
         per: dict[str, dict[str, int]] = {}
-        for r in self.daily(start=f"{month}-01", end=f"{month}-31"):
+        for r in await self.daily(start=f"{month}-01", end=f"{month}-31"):
             acc = per.setdefault(r["prefix"], {"registrations": 0, "resolutions": 0})
             acc["registrations"] += r["registrations"]
             acc["resolutions"] += r["resolutions"]
         rows = []
-        for p in reg.prefixes.list():
-            org = reg.organisations.get(p["org_id"])
+        for p in await reg.prefixes.list():
+            org = await reg.organisations.get(p["org_id"])
             figures = per.get(handle_key(p["prefix"]), {"registrations": 0, "resolutions": 0})
             rows.append(
                 {
@@ -136,13 +134,12 @@ class Stats:
                     "identifiers": await reg.store.count_handles(p["prefix"]),
                 }
             )
-        head = reg.db.get_meta("audit_head")
         return {
             "node": reg.node_name,
             "node_prefix": reg.node_prefix,
             "month": month,
-            "generated_at": int(reg.clock()),
-            "audit_head": head,
+            "generated_at": reg.now(),
+            "audit_head": await reg.audit.head(),
             "totals": {
                 "registrations": sum(r["registrations"] for r in rows),
                 "resolutions": sum(r["resolutions"] for r in rows),
@@ -151,7 +148,27 @@ class Stats:
             "prefixes": rows,
         }
 
-    def render(self) -> bytes:
+    async def refresh(self) -> None:
+        """Read what ``render`` shows (the collector runs inside Prometheus' sync code)."""
+        store = self.reg.store
+        self._snapshot = {
+            "totals": await store.query(
+                "SELECT prefix, CAST(sum(registrations) AS bigint) AS regs,"
+                " CAST(sum(resolutions) AS bigint) AS res"
+                " FROM {s}.stats_daily GROUP BY prefix"
+            ),
+            "orgs": await store.query(
+                "SELECT state, count(*) AS n FROM {s}.organisations GROUP BY state"
+            ),
+            "prefixes": await store.query(
+                "SELECT state, count(*) AS n FROM {s}.prefixes GROUP BY state"
+            ),
+        }
+
+    async def render(self) -> bytes:
+        await self.refresh()
+        for refresh in self.refreshers:
+            await refresh()
         return generate_latest(self.metrics)
 
 
@@ -166,34 +183,19 @@ def report_csv(report: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-def _add(c: Any, day: str, prefix: str, column: str, n: int) -> None:
-    c.execute(
-        "INSERT INTO stats_daily (day, prefix) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        (day, prefix),
-    )
-    c.execute(
-        f"UPDATE stats_daily SET {column} = {column} + ? WHERE day = ? AND prefix = ?",
-        (n, day, prefix),
-    )
-
-
 class _Collector:
     def __init__(self, stats: Stats) -> None:
         self.stats = stats
 
     def collect(self) -> Iterator[Any]:
-        reg = self.stats.reg
+        snap = self.stats._snapshot
         res = CounterMetricFamily(
             "idnode_resolutions", "Resolution requests per prefix", labels=["prefix"]
         )
         regs = CounterMetricFamily(
             "idnode_registrations", "Identifiers registered per prefix", labels=["prefix"]
         )
-        totals: dict[str, list[int]] = {}
-        for r in reg.db.all(
-            "SELECT prefix, sum(registrations), sum(resolutions) FROM stats_daily GROUP BY prefix"
-        ):
-            totals[r[0]] = [r[1], r[2]]
+        totals: dict[str, list[int]] = {r["prefix"]: [r["regs"], r["res"]] for r in snap["totals"]}
         for p, n in self.stats.pending.items():
             totals.setdefault(handle_key(p), [0, 0])[1] += n
         for prefix, (r_, s_) in sorted(totals.items()):
@@ -202,10 +204,10 @@ class _Collector:
         yield regs
         yield res
         orgs = GaugeMetricFamily("idnode_organisations", "Organisations by state", labels=["state"])
-        for r in reg.db.all("SELECT state, count(*) FROM organisations GROUP BY state"):
-            orgs.add_metric([r[0]], r[1])
+        for r in snap["orgs"]:
+            orgs.add_metric([r["state"]], r["n"])
         yield orgs
         pfx = GaugeMetricFamily("idnode_prefixes", "Enterprise prefixes by state", labels=["state"])
-        for r in reg.db.all("SELECT state, count(*) FROM prefixes GROUP BY state"):
-            pfx.add_metric([r[0]], r[1])
+        for r in snap["prefixes"]:
+            pfx.add_metric([r["state"]], r["n"])
         yield pfx

@@ -96,6 +96,19 @@ class Template:
         name, message = described[0]
         raise TemplateViolation(self.ref, name, message)
 
+    def check_layout(self, layout: Sequence[HandleValue]) -> None:
+        """A bulk group's shape: every non-``HS_`` slot is a field of this template at its
+        index (the rows' data were checked with ``check_fields`` by the importer)."""
+        for v in layout:
+            if v.type.startswith("HS_"):
+                continue
+            if v.type not in self.fields:
+                raise TemplateViolation(self.ref, v.type, "is not a field of this template")
+            if v.index != self.index_of(v.type):
+                raise TemplateViolation(
+                    self.ref, v.type, f"belongs at index {self.index_of(v.type)}"
+                )
+
     def check_values(self, values: Sequence[HandleValue]) -> None:
         """Check a record's values: every non-``HS_`` type is a template field."""
         fields: dict[str, str] = {}

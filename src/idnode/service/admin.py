@@ -1,7 +1,11 @@
-"""Administration: create, change, delete and list identifiers under the HS_ADMIN rules.
+"""The one write path: create, change, delete, load and list identifiers under the HS_ADMIN
+rules, with the policies features gave it at construction.
 
-Every write path (wire, REST, CLI) calls these functions with the identity its transport
-authenticated, so a permission is decided in one place. Rules (RFC 3651 section 3.2.1):
+Every write (the binary protocol, REST, the management API, ``idnode load``, bulk import,
+delegation, ``idnode init``) calls these functions with the identity its caller
+authenticated, so a permission is decided in one place, every policy check runs, and what a
+write causes (history, audit, statistics: ``service.policies``) commits in its transaction.
+Rules (RFC 3651 section 3.2.1):
 
 * creating a handle needs ADD_HANDLE from an admin of its prefix handle ``0.NA/<prefix>``;
 * every other change to a handle is decided by the handle's own HS_ADMIN values: ADD_VALUE /
@@ -17,7 +21,7 @@ Node operators (the admins of the prefixes the node was initialised with) may do
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from idnode.auth.acl import AccessControl, is_prefix_handle
 from idnode.auth.identity import Identity
@@ -34,11 +38,13 @@ from idnode.errors import (
     ValueAlreadyExists,
     ValueNotFound,
 )
-from idnode.model import HS_ADMIN, NA_PREFIX, HandleValue, handle_key, prefix_of
+from idnode.model import HS_ADMIN, NA_PREFIX, HandleValue, handle_key
+from idnode.names import PrefixSet, check_handle, prefix_part
 from idnode.runtime import Random, uuid4
-from idnode.service.names import PrefixSet, check_handle
+from idnode.service.policies import BulkWrite, Write, WritePolicy, combined_effects
 from idnode.service.validate import check_record
-from idnode.store.base import Store
+from idnode.store.base import RowGroup, Store
+from idnode.store.effects import NO_EFFECTS, Effects
 
 
 @dataclass
@@ -48,23 +54,13 @@ class AdminService:
     acl: AccessControl  # holds the node operators, who may do everything
     clock: Callable[[], float]  # stamps every value written
     random: Random  # names of identifiers minted by the node (``create`` with a bare prefix)
-    # Registry hooks (idnode.registry): ``record_validator(handle, final values)`` runs before
-    # every write (final values None: a deletion) and raises to refuse it (templates,
-    # lifecycle);
-    # ``record_observer(who, action, handle, before, after)`` runs after each committed write
-    # (history, audit). Both live here so wire, REST, CLI and import obey them alike.
-    record_validator: Callable[[str, list[HandleValue] | None], None] | None = None
-    record_observer: (
-        Callable[[Identity | None, str, str, list | None, list | None], None] | None
-    ) = None
+    policies: Sequence[WritePolicy] = field(default=())  # checks and effects of features
 
-    def _validate(self, handle: str, values: list[HandleValue] | None) -> None:
-        if self.record_validator is not None:
-            self.record_validator(handle, values)
-
-    def _observe(self, who, action: str, handle: str, before, after) -> None:
-        if self.record_observer is not None:
-            self.record_observer(who, action, handle, before, after)
+    def _effects(self, write: Write, extra: Effects) -> Effects:
+        """Run every policy's check, then gather what the write causes."""
+        for policy in self.policies:
+            policy.check(write)
+        return combined_effects(self.policies, write) + extra
 
     # -- permission helpers ----------------------------------------------------------------
     def is_operator(self, who: Identity | None) -> bool:
@@ -121,8 +117,10 @@ class AdminService:
         *,
         overwrite: bool = False,
         mint: bool = False,
+        extra: Effects = NO_EFFECTS,
     ) -> str:
-        """Create ``handle`` (or ``handle`` + a fresh suffix when minting); returns its name."""
+        """Create ``handle`` (or ``handle`` + a fresh suffix when minting); returns its name.
+        ``extra``: more effects for the same transaction (a feature's own bookkeeping)."""
         if mint:  # Handle.Net appends the new suffix to what the client sent: "P/" or "P/base-"
             handle = (handle if "/" in handle else handle + "/") + str(uuid4(self.random))
         self._check_target(handle)
@@ -136,11 +134,12 @@ class AdminService:
             if is_prefix_handle(handle):  # a derived prefix: ADD_NA from the parent's admins
                 await self._require(who, handle, None, P.ADD_NA, f"add prefix {handle}")
             else:
-                what = f"create handles under {prefix_of(handle)}"
+                what = f"create handles under {prefix_part(handle)}"
                 await self._require(who, handle, None, P.ADD_HANDLE, what)
-        self._validate(handle, values)
-        await self.store.create_handle(handle, values, overwrite=existing is not None)
-        self._observe(who, "create", handle, existing, values)
+        effects = self._effects(Write(who, "create", handle, existing, values), extra)
+        await self.store.create_handle(
+            handle, values, overwrite=existing is not None, effects=effects
+        )
         return handle
 
     async def _require_replace(
@@ -177,14 +176,15 @@ class AdminService:
         if any(HS_ADMIN not in (old.type, new.type) for old, new in pairs):
             await self._require(who, handle, record, P.MODIFY_VALUE, f"modify values of {handle}")
 
-    async def delete_handle(self, who: Identity | None, handle: str) -> None:
+    async def delete_handle(
+        self, who: Identity | None, handle: str, *, extra: Effects = NO_EFFECTS
+    ) -> None:
         self._check_target(handle)
         record = await self._record(handle)
         needed = P.DELETE_NA if is_prefix_handle(handle) else P.DELETE_HANDLE
         await self._require(who, handle, record, needed, f"delete {handle}")
-        self._validate(handle, None)
-        await self.store.delete_handle(handle)
-        self._observe(who, "delete", handle, record, None)
+        effects = self._effects(Write(who, "delete", handle, record, None), extra)
+        await self.store.delete_handle(handle, effects=effects)
 
     async def add_values(
         self,
@@ -193,6 +193,7 @@ class AdminService:
         values: Sequence[HandleValue],
         *,
         overwrite: bool = False,
+        extra: Effects = NO_EFFECTS,
     ) -> None:
         """Add values; with ``overwrite`` an existing index is replaced instead of refused."""
         self._check_target(handle)
@@ -210,12 +211,11 @@ class AdminService:
         check_record([*record, *fresh])
         by_new = {v.index: v for v in values}
         merged = [by_new.get(v.index, v) for v in record] + fresh
-        self._validate(handle, merged)
+        effects = self._effects(Write(who, "add", handle, record, merged), extra)
         if clashes:
-            await self.store.create_handle(handle, merged, overwrite=True)
+            await self.store.create_handle(handle, merged, overwrite=True, effects=effects)
         else:
-            await self.store.add_values(handle, fresh)
-        self._observe(who, "add", handle, record, merged)
+            await self.store.add_values(handle, fresh, effects=effects)
 
     async def modify_values(
         self, who: Identity | None, handle: str, values: Sequence[HandleValue]
@@ -232,9 +232,8 @@ class AdminService:
         await self._require_modify(who, handle, record, [(old_by[v.index], v) for v in values])
         by_new = {v.index: v for v in values}
         final = [by_new.get(v.index, v) for v in record]
-        self._validate(handle, final)
-        await self.store.modify_values(handle, values)
-        self._observe(who, "modify", handle, record, final)
+        effects = self._effects(Write(who, "modify", handle, record, final), NO_EFFECTS)
+        await self.store.modify_values(handle, values, effects=effects)
 
     async def remove_values(
         self, who: Identity | None, handle: str, indexes: Sequence[int]
@@ -249,9 +248,8 @@ class AdminService:
             raise ValueNotFound(f"{handle} has no value at index {missing[0]}")
         await self._require_remove(who, handle, record, [old_by[i] for i in indexes])
         final = [v for v in record if v.index not in set(indexes)]
-        self._validate(handle, final)
-        await self.store.remove_values(handle, list(indexes))
-        self._observe(who, "remove", handle, record, final)
+        effects = self._effects(Write(who, "remove", handle, record, final), NO_EFFECTS)
+        await self.store.remove_values(handle, list(indexes), effects=effects)
 
     async def list_handles(
         self, who: Identity | None, prefix: str, *, offset: int = 0, limit: int | None = None
@@ -285,21 +283,84 @@ class AdminService:
             if handle_key(h[len(NA_PREFIX) :]).startswith(wanted)
         ]
 
-    async def home_prefix(self, who: Identity | None, prefix: str) -> None:
-        if who is None:
-            raise AuthenticationNeeded("authentication needed to home a prefix")
-        if not self.is_operator(who):
-            raise NotAuthorized(f"{who} is not an operator of this node")
-        await self.store.home_prefix(prefix)
+    async def home_prefix(
+        self, who: Identity | None, prefix: str, *, extra: Effects = NO_EFFECTS
+    ) -> None:
+        self._require_operator(who, "home a prefix")
+        await self.store.home_prefix(prefix, effects=extra)
         self.homed.add(prefix)
 
-    async def unhome_prefix(self, who: Identity | None, prefix: str) -> None:
+    async def unhome_prefix(
+        self, who: Identity | None, prefix: str, *, extra: Effects = NO_EFFECTS
+    ) -> None:
+        self._require_operator(who, "unhome a prefix")
+        await self.store.unhome_prefix(prefix, effects=extra)
+        self.homed.discard(prefix)
+
+    def _require_operator(self, who: Identity | None, what: str) -> None:
         if who is None:
-            raise AuthenticationNeeded("authentication needed to unhome a prefix")
+            raise AuthenticationNeeded(f"authentication needed to {what}")
         if not self.is_operator(who):
             raise NotAuthorized(f"{who} is not an operator of this node")
-        await self.store.unhome_prefix(prefix)
-        self.homed.discard(prefix)
+
+    # -- bulk -------------------------------------------------------------------------------
+    async def load(
+        self,
+        who: Identity | None,
+        records: Sequence[tuple[str, Sequence[HandleValue]]],
+        *,
+        overwrite: bool = False,
+        extra: Effects = NO_EFFECTS,
+    ) -> int:
+        """Create many identifiers in one transaction (all or nothing), under the same rules
+        as ``create_handle``: each record checked and validated, ADD_HANDLE on each prefix
+        (every record, with ``overwrite``, needs an operator). Returns the serial."""
+        now = int(self.clock())
+        checked = []
+        for handle, values in records:
+            self._check_target(handle)
+            checked.append((handle, [replace(v, timestamp=now) for v in check_record(values)]))
+        bulk = BulkWrite(who, [h for h, _ in checked], records=checked, overwrite=overwrite)
+        effects = await self._bulk_effects(bulk, extra)
+        return await self.store.load(checked, overwrite=overwrite, effects=effects)
+
+    async def load_rows(
+        self,
+        who: Identity | None,
+        groups: Sequence[RowGroup],
+        *,
+        extra: Effects = NO_EFFECTS,
+    ) -> int:
+        """``load`` of row groups (bulk import's fast path): the same permissions and the
+        policies' bulk checks; rows were checked against the template by the importer."""
+        handles = [h for g in groups for h, _ in g.rows]
+        for handle in handles:
+            self._check_target(handle)
+        bulk = BulkWrite(who, handles, groups=groups)
+        effects = await self._bulk_effects(bulk, extra)
+        return await self.store.load_rows(groups, effects=effects)
+
+    async def _bulk_effects(self, bulk: BulkWrite, extra: Effects) -> Effects:
+        if bulk.overwrite:
+            self._require_operator(bulk.who, "overwrite identifiers in bulk")
+        for prefix in sorted({prefix_part(h) for h in bulk.handles}, key=handle_key):
+            probe = f"{prefix}/x"
+            if is_prefix_handle(probe):
+                self._require_operator(bulk.who, "load prefix handles")
+            else:
+                what = f"create handles under {prefix}"
+                await self._require(bulk.who, probe, None, P.ADD_HANDLE, what)
+        out = extra
+        for policy in self.policies:
+            policy.check_bulk(bulk)
+            out = out + policy.bulk_effects(bulk)
+        return out
+
+    async def require_create(self, who: Identity | None, prefix: str) -> None:
+        """Raise unless ``who`` may create identifiers under ``prefix`` (an import checks
+        before it queues a job)."""
+        what = f"create handles under {prefix}"
+        await self._require(who, f"{prefix}/x", None, P.ADD_HANDLE, what)
 
 
 def _writable(values: Iterable[HandleValue]) -> None:

@@ -1,37 +1,127 @@
-"""Resolution: the one function every transport calls to answer "what is in this handle?"."""
+"""Resolution: the one path every transport takes to answer "what is in this handle?".
+
+UDP, TCP, the REST API and the HTTP proxy all call ``Resolver.resolve`` and only translate
+what it returns; none of them decides who may read what, or where a handle lives. The answer
+is typed, so each transport renders the same decision in its own shape:
+
+* ``Values``: the values to send (from this node's store, or from the recursive resolver);
+* ``Referral``: the handle lives at a child this node delegated a prefix to;
+* ``NeedsAuth``: the query asks for values only some identities may read, and nobody is
+  authenticated yet (the wire challenges, HTTP answers 401).
+
+Everything else that stops a resolution is an ``idnode.errors`` exception, as it always was:
+not found (including a lifecycle tombstone), values not found, not responsible, not
+authorized, invalid handle.
+
+The stages run in one order for every transport (``Resolver.resolve``): name check, the
+lifecycle gate, routing stages (the hierarchy's), the store read, the restricted-read rule.
+The gate and the stages are passed to the constructor, never assigned afterwards, so a
+``Resolver`` is complete once built and a test can build one from plain functions.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from idnode.codes import Permission
-from idnode.errors import HandleNotFound, IdnodeError, NotResponsible, ValueNotFound
+from idnode.errors import HandleNotFound, IdnodeError, NotAuthorized, NotResponsible, ValueNotFound
 from idnode.model import HandleValue
-from idnode.service.names import PrefixSet, check_handle
+from idnode.names import PrefixSet, check_handle
 from idnode.store.base import Store
 
 
 @dataclass(frozen=True, slots=True)
 class ResolutionQuery:
-    """What a client asked for. Empty ``indexes`` and ``types`` mean every value."""
+    """What a client asked for. Empty ``indexes`` and ``types`` mean every value.
+
+    ``public_only``: the PO flag (REST ``publicOnly``): values without PUBLIC_READ are left
+    out and never cause a challenge.
+
+    ``omit_unreadable``: restricted values the reader may not read are left out quietly
+    instead of refusing the query. Only the REST API's default for an authenticated caller
+    that did not say ``publicOnly`` uses it (the caller gets what it may read, as idnode has
+    always answered there); the wire and an explicit ``publicOnly=false`` are strict.
+
+    ``do_not_refer``: the DNRF flag (REST ``doNotRefer``): a handle under a delegated prefix
+    is refused with SERVER_NOT_RESPONSIBLE instead of answered with a referral.
+    """
 
     handle: str
     indexes: tuple[int, ...] = ()
     types: tuple[str, ...] = ()
     public_only: bool = False
+    omit_unreadable: bool = False
+    do_not_refer: bool = False
 
 
+# -- answers --------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Values:
+    """The values to answer with, already selected and filtered for the reader.
+
+    ``expiration``: the absolute time (seconds, the node's clock) until which the answer may be
+    cached; None for an answer from this node's own store, which the transport dates itself
+    (the wire's 12 hours). ``stale``: served from the recursive cache past its TTL because the
+    upstream is down (``expiration`` is then already past, so no client caches it).
+    """
+
+    values: tuple[HandleValue, ...]
+    expiration: int | None = None
+    stale: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Referral:
+    """The handle is served by a child node: where to ask instead (RFC 3652 service referral).
+
+    ``prefix_handle`` is the child's prefix handle (``0.NA/88.123``); ``site_values`` the
+    HS_SITE values of the child's service; ``expiration`` as in ``Values``.
+    """
+
+    prefix_handle: str
+    site_values: tuple[HandleValue, ...]
+    expiration: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NeedsAuth:
+    """Restricted values were asked for by an anonymous reader: authenticate, then ask again.
+    Not an exception, because each transport answers it differently and neither treats it as
+    a failure: the wire challenges and answers the same request once the client proves an
+    identity; HTTP answers 401 with its challenge headers."""
+
+    reason: str
+
+
+Answer = Values | Referral | NeedsAuth
+
+
+class RoutingStage(Protocol):
+    """A stage that may answer before this node's store is read (the hierarchy implements it:
+    ``idnode.hierarchy.service.HierarchyRouting``).
+
+    ``route`` returns a ``Referral`` for a handle under a prefix delegated to a child, ``Values``
+    from the recursive resolver for a handle homed elsewhere, or None to go on locally; it may
+    raise ``idnode.errors`` exceptions (a suspended child, DNRF, an upstream failure).
+    ``recursion`` is whether the client asked for recursion (the wire's REC flag); a stage may
+    recurse without it (the recursive role implies it for every handle it does not home).
+    """
+
+    async def route(self, query: ResolutionQuery, *, recursion: bool) -> Answer | None: ...
+
+
+# -- the restricted-read rule ------------------------------------------------------------------
 def select_values(
-    values: list[HandleValue], query: ResolutionQuery, *, may_read_restricted: bool
+    values: Sequence[HandleValue], query: ResolutionQuery, *, may_read_restricted: bool
 ) -> list[HandleValue]:
     """Apply the index/type filters and the read permissions to a record.
 
     A value matches when its index is asked for or its type is (RFC 3652 section 3.2: the two
     lists widen, not narrow, the answer). A value without PUBLIC_READ is only ever returned to
     a reader the caller has already authorised, and never when the client asked for public
-    values only.
+    values only; one without ADMIN_READ either is returned to nobody.
     """
     wanted_index = set(query.indexes)
     out = []
@@ -49,25 +139,71 @@ def select_values(
     return out
 
 
+ReadCheck = Callable[[Any, Sequence[HandleValue]], Awaitable[bool]]
+
+
+async def readable_values(
+    record: Sequence[HandleValue],
+    query: ResolutionQuery,
+    reader: Any,
+    read_check: ReadCheck | None,
+) -> list[HandleValue] | NeedsAuth:
+    """The restricted-read rule, the only place it is written (HSJ ``checkReadAccess``).
+
+    * Nothing restricted is wanted (``public_only``, or the filters match only public
+      values): the public values, whoever asks.
+    * Restricted values are wanted and nobody is authenticated: ``NeedsAuth``.
+    * Restricted values are wanted by a reader ``read_check`` allows (AUTHORIZED_READ in the
+      record's HS_ADMIN, or a node operator): all of them.
+    * Restricted values are wanted by anyone else: ``NotAuthorized``.
+
+    With ``query.omit_unreadable`` the last two refusals become "the public values only".
+    ``read_check`` None allows nobody. Raises nothing else; an empty selection is the
+    caller's to judge (``ValueNotFound``).
+    """
+    public = select_values(record, query, may_read_restricted=False)
+    if query.public_only:
+        return public
+    wanted = select_values(record, query, may_read_restricted=True)
+    if all(v.public_read for v in wanted):  # nothing restricted matches: nothing to authorise
+        return public
+    if reader is not None and read_check is not None and await read_check(reader, record):
+        return wanted
+    if query.omit_unreadable:
+        return public
+    if reader is None:
+        return NeedsAuth(f"authentication needed to read {query.handle}")
+    raise NotAuthorized(f"{reader} may not read the restricted values of {query.handle}")
+
+
+# -- the resolver ------------------------------------------------------------------------------
 class Resolver:
-    """Answers resolution queries from one store for the prefixes the node homes."""
+    """Answers resolution queries for the node: its store, its gate, its routing stages.
+
+    ``read_check(reader, record)`` decides whether an authenticated reader may see values
+    without PUBLIC_READ (``AdminService.may_read_restricted``). ``gate(handle)`` is the
+    registry's (``registry.states.ResolutionGate``): it counts the request in memory and raises
+    the tombstone for a revoked or suspended identifier, with no I/O on this hot path.
+    ``stages`` may answer before the store is read (``RoutingStage``). ``on_error(handle)`` is
+    told of every failed resolution (the hierarchy counts them per prefix for its reports).
+    """
 
     def __init__(
         self,
         store: Store,
         homed: PrefixSet,
-        read_check: Callable[[Any, list[HandleValue]], Awaitable[bool]] | None = None,
+        read_check: ReadCheck | None = None,
+        gate: Callable[[str], None] | None = None,
+        *,
+        stages: tuple[RoutingStage, ...] = (),
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.homed = homed
-        # decides whether an authenticated reader may see values without PUBLIC_READ
         self.read_check = read_check
-        # registry hook (idnode.registry.lifecycle): counts the request in memory and raises
-        # the tombstone for a revoked or suspended identifier; no I/O on this hot path
-        self.gate: Callable[[str], None] | None = None
-        # hierarchy hook (idnode.hierarchy): counts failed resolutions per prefix for the
-        # reports a child sends its parent
-        self.on_error: Callable[[str], None] | None = None
+        self.gate = gate
+        self.stages = stages
+        self.on_error = on_error
 
     def admits(self, handle: str) -> bool:
         """The gate, for an answer served from a response cache: counts the resolution and
@@ -80,29 +216,40 @@ class Resolver:
             return False
         return True
 
-    async def resolve(self, query: ResolutionQuery, *, reader: Any = None) -> list[HandleValue]:
-        """The values of ``query.handle`` that ``reader`` (an Identity, or None) may see."""
+    async def resolve(
+        self, query: ResolutionQuery, *, reader: Any = None, recursion: bool = False
+    ) -> Answer:
+        """The answer to ``query`` for ``reader`` (an Identity, or None when anonymous).
+
+        ``recursion``: the client asked this node to resolve a handle it does not home (the
+        wire's REC flag); the routing stages decide whether to honour it.
+        """
         try:
-            return await self._resolve(query, reader)
+            return await self._resolve(query, reader, recursion)
         except IdnodeError:
             if self.on_error is not None:
                 self.on_error(query.handle)
             raise
 
-    async def _resolve(self, query: ResolutionQuery, reader: Any) -> list[HandleValue]:
-        check_handle(query.handle)
-        if not self.homed.responsible_for(query.handle):
-            raise NotResponsible(f"this node is not responsible for {query.handle}")
-        if self.gate is not None:
-            self.gate(query.handle)
-        values = await self.store.get_handle(query.handle)
-        if values is None:
-            raise HandleNotFound(f"handle {query.handle} not found")
-        may_read_restricted = False
-        if reader is not None and self.read_check is not None and not query.public_only:
-            if any(not v.public_read for v in values):
-                may_read_restricted = await self.read_check(reader, values)
-        selected = select_values(values, query, may_read_restricted=may_read_restricted)
-        if not selected and values:
-            raise ValueNotFound(f"no values of {query.handle} match the request")
-        return selected
+    async def _resolve(self, query: ResolutionQuery, reader: Any, recursion: bool) -> Answer:
+        handle = check_handle(query.handle)
+        responsible = self.homed.responsible_for(handle)
+        # the gate speaks for identifiers this node governs: a handle homed elsewhere is
+        # neither tombstoned nor counted in this node's statistics (which go up the tree)
+        if responsible and self.gate is not None:
+            self.gate(handle)
+        for stage in self.stages:
+            routed = await stage.route(query, recursion=recursion)
+            if routed is not None:
+                return routed
+        if not responsible:
+            raise NotResponsible(f"this node is not responsible for {handle}")
+        record = await self.store.get_handle(handle)
+        if record is None:
+            raise HandleNotFound(f"handle {handle} not found")
+        selected = await readable_values(record, query, reader, self.read_check)
+        if isinstance(selected, NeedsAuth):
+            return selected
+        if not selected and record:
+            raise ValueNotFound(f"no values of {handle} match the request")
+        return Values(tuple(selected))

@@ -1,30 +1,23 @@
 """What a value must look like before any write path stores it.
 
-The same checks hold for the wire, REST and bulk loads: typed values must decode, sizes stay
-within limits, indexes are positive. Messages name the index and the rule, never the data.
+The same checks hold for the wire, REST and bulk loads: indexes are positive, sizes stay
+within limits, and typed values pass their type's rule -- the one rule in the typed-value
+registry (``idnode.wire.types.validate``), which the REST JSON reader applies too, so a value
+is refused with the same code and message however it arrives. Messages name the index and
+the rule, never the data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-from idnode.crypto.keys import decode_public_key
-from idnode.errors import IdnodeError, InvalidValue
-from idnode.model import HS_ADMIN, HS_PUBKEY, HS_SITE, HS_VLIST, HandleValue
-from idnode.wire.admin import decode_admin
-from idnode.wire.site import decode_site
-from idnode.wire.vlist import decode_vlist
+from idnode.errors import InvalidValue
+from idnode.model import HandleValue
+from idnode.wire.types import validate as check_typed_data
 
 MAX_VALUE_DATA = 64 * 1024  # bytes in one value's data
 MAX_VALUES = 1000  # values in one record
 MAX_TYPE_LENGTH = 255  # bytes in a type name
-
-_TYPED_DECODERS: dict[str, Callable[[bytes], object]] = {
-    HS_ADMIN: decode_admin,
-    HS_VLIST: decode_vlist,
-    HS_SITE: decode_site,
-    HS_PUBKEY: decode_public_key,
-}
 
 
 def check_value(v: HandleValue) -> None:
@@ -34,12 +27,7 @@ def check_value(v: HandleValue) -> None:
         raise InvalidValue(f"value {v.index}: type must be 1 to {MAX_TYPE_LENGTH} bytes")
     if len(v.data) > MAX_VALUE_DATA:
         raise InvalidValue(f"value {v.index}: data is larger than {MAX_VALUE_DATA} bytes")
-    decoder = _TYPED_DECODERS.get(v.type)
-    if decoder is not None:
-        try:
-            decoder(v.data)
-        except IdnodeError as exc:
-            raise InvalidValue(f"value {v.index}: not a valid {v.type}: {exc}") from None
+    check_typed_data(v)
 
 
 def check_record(values: Iterable[HandleValue]) -> list[HandleValue]:

@@ -14,13 +14,17 @@ Rules every engine keeps:
 from __future__ import annotations
 
 import abc
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 from idnode.codes import Permission, TTLType
 from idnode.errors import InvalidHandle, InvalidValue
-from idnode.model import HandleValue, ValueReference
+from idnode.model import HandleValue, ValueReference, handle_key
+from idnode.store.effects import NO_EFFECTS, Effects
+from idnode.store.governance import SELECT_VERSIONS
+from idnode.store.rows import decode_record
 
 SerialCallback = Callable[[int], None]
 
@@ -59,8 +63,37 @@ class Transaction:
     handle: str
 
 
+@dataclass(frozen=True, slots=True)
+class KeptVersion:
+    """One version of a record from the history (``values`` None: deleted or a state)."""
+
+    time: int
+    actor: str
+    action: str
+    values: list[HandleValue] | None
+
+
+class Atomic(Protocol):
+    """A governance transaction opened by ``Store.atomic``: portable SQL (``store.portable``)
+    read and written in one transaction whose log row is ``serial``; ``apply`` adds effects
+    (versions, audit entries, counts) to it. All or nothing, like every write."""
+
+    serial: int
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run a statement; the rows it touched."""
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]: ...
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None: ...
+
+    async def fetchval(self, sql: str, *args: Any) -> Any: ...
+
+    async def apply(self, effects: Effects) -> None: ...
+
+
 class Store(abc.ABC):
-    """Async storage of handle records."""
+    """Async storage of handle records and of everything else a node knows (governance)."""
 
     # -- lifecycle -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -109,49 +142,84 @@ class Store(abc.ABC):
     # -- writes (each returns the serial of its transaction) -------------------------------
     @abc.abstractmethod
     async def create_handle(
-        self, handle: str, values: Sequence[HandleValue], *, overwrite: bool = False
+        self,
+        handle: str,
+        values: Sequence[HandleValue],
+        *,
+        overwrite: bool = False,
+        effects: Effects = NO_EFFECTS,
     ) -> int:
-        """Create ``handle``; with ``overwrite`` replace an existing record whole."""
+        """Create ``handle``; with ``overwrite`` replace an existing record whole.
+
+        Every write method applies ``effects`` in its own transaction, after the change and
+        its log row: the change and what it causes commit together or not at all."""
 
     @abc.abstractmethod
-    async def delete_handle(self, handle: str) -> int: ...
+    async def delete_handle(self, handle: str, *, effects: Effects = NO_EFFECTS) -> int: ...
 
     @abc.abstractmethod
-    async def add_values(self, handle: str, values: Sequence[HandleValue]) -> int:
+    async def add_values(
+        self, handle: str, values: Sequence[HandleValue], *, effects: Effects = NO_EFFECTS
+    ) -> int:
         """Add values; an index already present raises ValueAlreadyExists."""
 
     @abc.abstractmethod
-    async def modify_values(self, handle: str, values: Sequence[HandleValue]) -> int:
+    async def modify_values(
+        self, handle: str, values: Sequence[HandleValue], *, effects: Effects = NO_EFFECTS
+    ) -> int:
         """Replace values by index; a missing index raises ValueNotFound."""
 
     @abc.abstractmethod
-    async def remove_values(self, handle: str, indexes: Sequence[int]) -> int:
+    async def remove_values(
+        self, handle: str, indexes: Sequence[int], *, effects: Effects = NO_EFFECTS
+    ) -> int:
         """Remove values by index; a missing index raises ValueNotFound."""
 
     @abc.abstractmethod
-    async def home_prefix(self, prefix: str) -> int: ...
+    async def home_prefix(self, prefix: str, *, effects: Effects = NO_EFFECTS) -> int: ...
 
     @abc.abstractmethod
-    async def unhome_prefix(self, prefix: str) -> int: ...
+    async def unhome_prefix(self, prefix: str, *, effects: Effects = NO_EFFECTS) -> int: ...
 
-    async def creation_counts(
-        self, since: int, limit: int = 100_000
-    ) -> tuple[list[tuple[str, str, int]], int]:
-        """Handles created or loaded per (UTC day, upper-cased prefix) in the log entries after
-        ``since``, at most ``limit`` of them; returns the counts and the last serial read.
+    # -- governance: portable SQL over the same database ----------------------------------------
+    @abc.abstractmethod
+    async def apply(self, effects: Effects, *, logged: bool = True) -> int:
+        """A change that writes no identifier (``effects.action``/``target`` name its log row),
+        in one transaction; its serial.
 
-        Statistics fold the log with this. Engines may answer it in SQL; this default reads
-        the log page by page.
-        """
-        counts: dict[tuple[str, str], int] = {}
-        last = since
-        for t in await self.transactions(since, limit):
-            last = t.serial
-            if t.action in ("create", "load") and "/" in t.handle:
-                day = time.strftime("%Y-%m-%d", time.gmtime(t.timestamp))
-                key = (day, t.handle.partition("/")[0].upper())
-                counts[key] = counts.get(key, 0) + 1
-        return [(d, p, n) for (d, p), n in counts.items()], last
+        ``logged=False``: no log row and no announcement, for what no process caches and no
+        mirror needs in order (resolution counts, children's reports and health checks), so
+        writing it clears nobody's response cache."""
+
+    @abc.abstractmethod
+    def atomic(
+        self, action: str = "registry", target: str = ""
+    ) -> AbstractAsyncContextManager[Atomic]:
+        """A governance transaction for changes that must read inside it (a new row's id, a
+        guarded state). Commits when the block ends, rolls back if it raises."""
+
+    @abc.abstractmethod
+    async def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        """Rows of a portable read-only statement (``store.portable``), as dicts."""
+
+    async def query_one(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        rows = await self.query(sql, *args)
+        return rows[0] if rows else None
+
+    async def query_value(self, sql: str, *args: Any) -> Any:
+        row = await self.query_one(sql, *args)
+        return None if row is None else next(iter(row.values()))
+
+    async def history(self, handle: str) -> list[KeptVersion]:
+        """The versions the history keeps of ``handle``, oldest first."""
+        rows = await self.query(SELECT_VERSIONS, handle_key(handle))
+        return [
+            KeptVersion(
+                r["time"], r["actor"], r["action"],
+                None if r["record"] is None else decode_record(r["record"]),
+            )
+            for r in rows
+        ]  # fmt: skip
 
     async def subscribe(self, callback: SerialCallback) -> None:
         """Call ``callback(serial)`` on the event loop after every write committed from now on,
@@ -164,11 +232,21 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def load(
-        self, records: Iterable[tuple[str, Sequence[HandleValue]]], *, overwrite: bool = False
+        self,
+        records: Iterable[tuple[str, Sequence[HandleValue]]],
+        *,
+        overwrite: bool = False,
+        effects: Effects = NO_EFFECTS,
     ) -> int:
         """Bulk-create many handles in one transaction (all or nothing)."""
 
-    async def load_rows(self, groups: Iterable[RowGroup], *, overwrite: bool = False) -> int:
+    async def load_rows(
+        self,
+        groups: Iterable[RowGroup],
+        *,
+        overwrite: bool = False,
+        effects: Effects = NO_EFFECTS,
+    ) -> int:
         """``load`` of the records the groups stand for, in one transaction (all or nothing).
 
         The same checks, errors and one log row per record as ``load``; records are logged
@@ -178,22 +256,8 @@ class Store(abc.ABC):
         return await self.load(
             (record for group in groups for record in check_row_group(group).expand()),
             overwrite=overwrite,
+            effects=effects,
         )
-
-
-def open_store(url: str, *, clock: Callable[[], float]) -> Store:
-    """Make (not yet open) the engine named by ``url``; ``clock`` stamps its transaction log."""
-    if url.startswith("sqlite://"):
-        from idnode.store.sqlite import SQLiteStore
-
-        return SQLiteStore(url.removeprefix("sqlite://"), clock=clock)
-    if url.startswith(("postgresql://", "postgres://")):
-        from idnode.store.postgres import PostgresStore
-
-        return PostgresStore.from_url(url, clock=clock)
-    raise ValueError(
-        f"unknown store URL {url!r} (expected sqlite:///path or postgresql://user@host/db)"
-    )
 
 
 # -- input checks every engine shares ----------------------------------------------------------

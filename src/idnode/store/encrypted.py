@@ -34,6 +34,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -43,6 +44,8 @@ from idnode.crypto.keyring import Keyring, KeyringError
 from idnode.model import HandleValue, handle_key
 from idnode.runtime import Random, Runtime
 from idnode.store.base import (
+    Atomic,
+    KeptVersion,
     RowGroup,
     SerialCallback,
     Store,
@@ -52,6 +55,7 @@ from idnode.store.base import (
     check_row_group,
     check_values,
 )
+from idnode.store.effects import NO_EFFECTS, Effects
 
 MAGIC = b"IDN1"
 NONCE_BYTES = 12
@@ -238,50 +242,113 @@ class EncryptedStore(Store):
         return await self.inner.transactions(since, limit)
 
     # -- writes ----------------------------------------------------------------------------------
+    # The history keeps versions of records: their non-public values are sealed like the
+    # record's own (``_seal_effects``), so no copy of a private value is ever stored clear.
     async def create_handle(
-        self, handle: str, values: Sequence[HandleValue], *, overwrite: bool = False
+        self,
+        handle: str,
+        values: Sequence[HandleValue],
+        *,
+        overwrite: bool = False,
+        effects: Effects = NO_EFFECTS,
     ) -> int:
         sealed = self._seal_values(check_handle_name(handle), values)
         async with self._writing():
-            return await self.inner.create_handle(handle, sealed, overwrite=overwrite)
+            return await self.inner.create_handle(
+                handle, sealed, overwrite=overwrite, effects=self._seal_effects(effects)
+            )
 
-    async def delete_handle(self, handle: str) -> int:
+    async def delete_handle(self, handle: str, *, effects: Effects = NO_EFFECTS) -> int:
         async with self._writing():
-            return await self.inner.delete_handle(handle)
+            return await self.inner.delete_handle(handle, effects=self._seal_effects(effects))
 
-    async def add_values(self, handle: str, values: Sequence[HandleValue]) -> int:
+    async def add_values(
+        self, handle: str, values: Sequence[HandleValue], *, effects: Effects = NO_EFFECTS
+    ) -> int:
         sealed = self._seal_values(check_handle_name(handle), values)
         async with self._writing():
-            return await self.inner.add_values(handle, sealed)
+            return await self.inner.add_values(handle, sealed, effects=self._seal_effects(effects))
 
-    async def modify_values(self, handle: str, values: Sequence[HandleValue]) -> int:
+    async def modify_values(
+        self, handle: str, values: Sequence[HandleValue], *, effects: Effects = NO_EFFECTS
+    ) -> int:
         sealed = self._seal_values(check_handle_name(handle), values)
         async with self._writing():
-            return await self.inner.modify_values(handle, sealed)
+            return await self.inner.modify_values(
+                handle, sealed, effects=self._seal_effects(effects)
+            )
 
-    async def remove_values(self, handle: str, indexes: Sequence[int]) -> int:
+    async def remove_values(
+        self, handle: str, indexes: Sequence[int], *, effects: Effects = NO_EFFECTS
+    ) -> int:
         async with self._writing():
-            return await self.inner.remove_values(handle, indexes)
+            return await self.inner.remove_values(
+                handle, indexes, effects=self._seal_effects(effects)
+            )
 
-    async def home_prefix(self, prefix: str) -> int:
-        return await self.inner.home_prefix(prefix)
+    async def home_prefix(self, prefix: str, *, effects: Effects = NO_EFFECTS) -> int:
+        return await self.inner.home_prefix(prefix, effects=self._seal_effects(effects))
 
-    async def unhome_prefix(self, prefix: str) -> int:
-        return await self.inner.unhome_prefix(prefix)
+    async def unhome_prefix(self, prefix: str, *, effects: Effects = NO_EFFECTS) -> int:
+        return await self.inner.unhome_prefix(prefix, effects=self._seal_effects(effects))
 
     async def load(
-        self, records: Iterable[tuple[str, Sequence[HandleValue]]], *, overwrite: bool = False
+        self,
+        records: Iterable[tuple[str, Sequence[HandleValue]]],
+        *,
+        overwrite: bool = False,
+        effects: Effects = NO_EFFECTS,
     ) -> int:
         # lazily, so a streamed import stays streamed (the engine may consume it on a thread)
         sealed = ((h, self._seal_values(check_handle_name(h), vs)) for h, vs in records)
         async with self._writing():
-            return await self.inner.load(sealed, overwrite=overwrite)
+            return await self.inner.load(
+                sealed, overwrite=overwrite, effects=self._seal_effects(effects)
+            )
 
-    async def load_rows(self, groups: Iterable[RowGroup], *, overwrite: bool = False) -> int:
+    async def load_rows(
+        self,
+        groups: Iterable[RowGroup],
+        *,
+        overwrite: bool = False,
+        effects: Effects = NO_EFFECTS,
+    ) -> int:
         """Seal the slots whose layout value is not PUBLIC_READ: decided once per group."""
         sealed = (self._seal_group(g) for g in groups)  # lazily, as in ``load``
         async with self._writing():
-            return await self.inner.load_rows(sealed, overwrite=overwrite)
+            return await self.inner.load_rows(
+                sealed, overwrite=overwrite, effects=self._seal_effects(effects)
+            )
+
+    # -- governance --------------------------------------------------------------------------------
+    async def apply(self, effects: Effects, *, logged: bool = True) -> int:
+        async with self._writing():
+            return await self.inner.apply(self._seal_effects(effects), logged=logged)
+
+    @asynccontextmanager
+    async def atomic(self, action: str = "registry", target: str = "") -> AsyncIterator[Atomic]:
+        async with self._writing(), self.inner.atomic(action, target) as inner:
+            yield _SealingAtomic(self, inner)
+
+    async def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        return await self.inner.query(sql, *args)
+
+    async def history(self, handle: str) -> list[KeptVersion]:
+        return [
+            replace(v, values=None if v.values is None else self._open_values(handle, v.values))
+            for v in await self.inner.history(handle)
+        ]
+
+    def _seal_effects(self, effects: Effects) -> Effects:
+        if not effects.versions:
+            return effects
+        versions = tuple(
+            v
+            if v.values is None
+            else replace(v, values=tuple(self._seal_values(v.handle, v.values)))
+            for v in effects.versions
+        )
+        return replace(effects, versions=versions)
 
     def _seal_group(self, group: RowGroup) -> RowGroup:
         layout = check_row_group(group).layout
@@ -387,3 +454,26 @@ class EncryptedStore(Store):
     def _reseal(self, handle: str, v: HandleValue) -> bytes:
         clear = unseal(self.keyring, handle, v) if is_sealed(v.data) else bytes(v.data)
         return seal(self.keyring, handle, replace(v, data=clear), self._random)
+
+
+class _SealingAtomic:
+    """The engine's ``Atomic``, with the versions its effects keep sealed."""
+
+    def __init__(self, store: EncryptedStore, inner: Atomic) -> None:
+        self._store, self._inner = store, inner
+        self.serial = inner.serial
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return await self._inner.execute(sql, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        return await self._inner.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        return await self._inner.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._inner.fetchval(sql, *args)
+
+    async def apply(self, effects: Effects) -> None:
+        await self._inner.apply(self._store._seal_effects(effects))

@@ -28,7 +28,8 @@ only if, the write commits, in commit order.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -45,7 +46,9 @@ from idnode.errors import (
     ValueNotFound,
 )
 from idnode.model import HandleValue, handle_key
+from idnode.names import prefix_key
 from idnode.store.base import (
+    Atomic,
     Store,
     Transaction,
     check_handle_name,
@@ -53,9 +56,12 @@ from idnode.store.base import (
     check_prefix,
     check_values,
 )
+from idnode.store.effects import NO_EFFECTS, Effects
+from idnode.store.governance import Op, apply_effects
+from idnode.store.portable import for_postgres
 from idnode.store.postgres_listen import SerialCallback, SerialListener
 from idnode.store.postgres_schema import Statements, channel_of, check_schema_name, migrate
-from idnode.store.rows import encode_refs, record_from_rows
+from idnode.store.rows import encode_record, encode_refs, record_from_rows
 
 T = TypeVar("T")
 
@@ -203,15 +209,20 @@ class PostgresStore(Store):
         except _ENGINE_ERRORS as exc:
             raise _translate(exc) from exc
 
-    async def _write(self, fn: Callable[..., Awaitable[int]], *args: Any) -> int:
-        """Run ``fn(conn, *args)`` as one transaction; return its serial."""
+    async def _write(
+        self, fn: Callable[..., Awaitable[int]], *args: Any, effects: Effects = NO_EFFECTS
+    ) -> int:
+        """Run ``fn(conn, *args)`` and then ``effects`` as one transaction; its serial."""
         if self._pool is None:
             raise RuntimeError("store is not open")
         try:
             async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
                 try:
                     async with conn.transaction():
-                        return await fn(conn, *args)
+                        serial = await fn(conn, *args)
+                        if effects:
+                            await self._apply(conn, effects, serial)
+                        return serial
                 except asyncpg.exceptions.InternalClientError:
                     conn.terminate()
                     raise
@@ -219,6 +230,38 @@ class PostgresStore(Store):
             raise exc.original from exc.original.__cause__
         except _ENGINE_ERRORS as exc:
             raise _translate(exc) from exc
+
+    async def _apply(self, conn: asyncpg.Connection, effects: Effects, serial: int) -> None:
+        steps = apply_effects(
+            effects, now=int(self._clock()), serial=serial, encode_record=encode_record
+        )
+        await run_steps(conn, steps, self.schema)
+
+    # -- governance --------------------------------------------------------------------------------
+    async def apply(self, effects: Effects, *, logged: bool = True) -> int:
+        if logged:
+            return await self._write(
+                lambda conn: self._log(conn, effects.action, effects.target), effects=effects
+            )
+        if effects.states_changed or effects.audit or effects.versions:
+            raise ValueError("states, history and audit are always logged: others follow them")
+        return await self._write(lambda conn: conn.fetchval(self._sql.serial), effects=effects)
+
+    @asynccontextmanager
+    async def atomic(self, action: str = "registry", target: str = "") -> AsyncIterator[Atomic]:
+        if self._pool is None:
+            raise RuntimeError("store is not open")
+        try:
+            async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+                async with conn.transaction():
+                    serial = await self._log(conn, action, target)  # writers queue here
+                    yield _PgAtomic(self, conn, serial)
+        except _ENGINE_ERRORS as exc:
+            raise _translate(exc) from exc
+
+    async def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        text = for_postgres(sql, self.schema)
+        return [dict(r) for r in await self._read(lambda c: c.fetch(text, *args))]
 
     async def _log(self, conn: asyncpg.Connection, action: str, handle: str) -> int:
         row = await conn.fetchrow(self._sql.log, int(self._clock()), action, handle, self.channel)
@@ -268,12 +311,17 @@ class PostgresStore(Store):
 
     # -- writes ----------------------------------------------------------------------------------
     async def create_handle(
-        self, handle: str, values: Sequence[HandleValue], *, overwrite: bool = False
+        self,
+        handle: str,
+        values: Sequence[HandleValue],
+        *,
+        overwrite: bool = False,
+        effects: Effects = NO_EFFECTS,
     ) -> int:
         handle = _check_name(handle)
         checked = _check_values(values)
         key = handle_key(handle)
-        prefix = handle_key(handle.partition("/")[0]) if "/" in handle else None
+        prefix = prefix_key(handle)
 
         async def tx(conn: asyncpg.Connection) -> int:
             if overwrite:
@@ -285,9 +333,9 @@ class PostgresStore(Store):
                 await conn.execute(self._sql.add_values, key, *_columns(checked))
             return await self._log(conn, "create", handle)
 
-        return await self._write(tx)
+        return await self._write(tx, effects=effects)
 
-    async def delete_handle(self, handle: str) -> int:
+    async def delete_handle(self, handle: str, *, effects: Effects = NO_EFFECTS) -> int:
         key = handle_key(_check_name(handle))
 
         async def tx(conn: asyncpg.Connection) -> int:
@@ -296,9 +344,11 @@ class PostgresStore(Store):
                 raise HandleNotFound(f"handle {handle} not found")
             return await self._log(conn, "delete", spelled)
 
-        return await self._write(tx)
+        return await self._write(tx, effects=effects)
 
-    async def add_values(self, handle: str, values: Sequence[HandleValue]) -> int:
+    async def add_values(
+        self, handle: str, values: Sequence[HandleValue], *, effects: Effects = NO_EFFECTS
+    ) -> int:
         checked = _check_values(values, allow_empty=False)
 
         async def tx(conn: asyncpg.Connection) -> int:
@@ -309,9 +359,11 @@ class PostgresStore(Store):
                 raise ValueAlreadyExists(f"handle {spelled} already has index {present[0]}")
             return await self._log(conn, "add", spelled)
 
-        return await self._write(tx)
+        return await self._write(tx, effects=effects)
 
-    async def modify_values(self, handle: str, values: Sequence[HandleValue]) -> int:
+    async def modify_values(
+        self, handle: str, values: Sequence[HandleValue], *, effects: Effects = NO_EFFECTS
+    ) -> int:
         checked = _check_values(values, allow_empty=False)
 
         async def tx(conn: asyncpg.Connection) -> int:
@@ -320,9 +372,11 @@ class PostgresStore(Store):
             _require_all(spelled, [v.index for v in checked], rows)
             return await self._log(conn, "modify", spelled)
 
-        return await self._write(tx)
+        return await self._write(tx, effects=effects)
 
-    async def remove_values(self, handle: str, indexes: Sequence[int]) -> int:
+    async def remove_values(
+        self, handle: str, indexes: Sequence[int], *, effects: Effects = NO_EFFECTS
+    ) -> int:
         checked = check_indexes(indexes)
 
         async def tx(conn: asyncpg.Connection) -> int:
@@ -331,9 +385,9 @@ class PostgresStore(Store):
             _require_all(spelled, checked, rows)
             return await self._log(conn, "remove", spelled)
 
-        return await self._write(tx)
+        return await self._write(tx, effects=effects)
 
-    async def home_prefix(self, prefix: str) -> int:
+    async def home_prefix(self, prefix: str, *, effects: Effects = NO_EFFECTS) -> int:
         key = handle_key(_check_name(check_prefix(prefix)))
 
         async def tx(conn: asyncpg.Connection) -> int:
@@ -341,9 +395,9 @@ class PostgresStore(Store):
                 raise HandleAlreadyExists(f"prefix {prefix} is already homed")
             return await self._log(conn, "home", prefix)
 
-        return await self._write(tx)
+        return await self._write(tx, effects=effects)
 
-    async def unhome_prefix(self, prefix: str) -> int:
+    async def unhome_prefix(self, prefix: str, *, effects: Effects = NO_EFFECTS) -> int:
         key = handle_key(_check_name(check_prefix(prefix)))
 
         async def tx(conn: asyncpg.Connection) -> int:
@@ -352,10 +406,14 @@ class PostgresStore(Store):
                 raise HandleNotFound(f"prefix {prefix} is not homed")
             return await self._log(conn, "unhome", spelled)
 
-        return await self._write(tx)
+        return await self._write(tx, effects=effects)
 
     async def load(
-        self, records: Iterable[tuple[str, Sequence[HandleValue]]], *, overwrite: bool = False
+        self,
+        records: Iterable[tuple[str, Sequence[HandleValue]]],
+        *,
+        overwrite: bool = False,
+        effects: Effects = NO_EFFECTS,
     ) -> int:
         """All records in one transaction, one log row each; an empty load writes nothing.
 
@@ -379,7 +437,7 @@ class PostgresStore(Store):
             await conn.execute(self._sql.notify, self.channel, last)
             return last
 
-        return await self._write(tx)
+        return await self._write(tx, effects=effects)
 
     async def _load_batch(
         self,
@@ -413,10 +471,7 @@ class PostgresStore(Store):
         await conn.copy_records_to_table(
             "handles",
             schema_name=s,
-            records=[
-                (k, h, handle_key(h.partition("/")[0]) if "/" in h else None)
-                for k, (h, _) in final.items()
-            ],
+            records=[(k, h, prefix_key(h)) for k, (h, _) in final.items()],
         )
         value_rows = [(k, *_fields(v)) for k, (_, vs) in final.items() for v in vs]
         if value_rows:
@@ -513,3 +568,51 @@ def _translate(exc: BaseException, doing: str = "") -> IdnodeError:
     if error is not None and state.startswith("23"):
         return error(f"{where}{error.__doc__} (concurrent write)")
     return IdnodeError(f"{where}{type(exc).__name__}: {exc}")
+
+
+class _PgAtomic:
+    """``Store.atomic`` on one pooled connection inside its transaction."""
+
+    def __init__(self, store: PostgresStore, conn: asyncpg.Connection, serial: int) -> None:
+        self._store, self._conn, self.serial = store, conn, serial
+
+    def _sql(self, sql: str) -> str:
+        return for_postgres(sql, self._store.schema)
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return _touched(await self._conn.execute(self._sql(sql), *args))
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self._conn.fetch(self._sql(sql), *args)]
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        row = await self._conn.fetchrow(self._sql(sql), *args)
+        return None if row is None else dict(row)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._conn.fetchval(self._sql(sql), *args)
+
+    async def apply(self, effects: Effects) -> None:
+        await self._store._apply(self._conn, effects, self.serial)
+
+
+async def run_steps(conn: asyncpg.Connection, steps, schema: str) -> None:
+    """Drive a sans-I/O statement generator (``governance.apply_effects``) on ``conn``."""
+    try:
+        op: Op = next(steps)
+        while True:
+            sql = for_postgres(op.sql, schema)
+            if op.kind == "execute":
+                result: Any = _touched(await conn.execute(sql, *op.args))
+            else:
+                row = await conn.fetchrow(sql, *op.args)
+                result = None if row is None else tuple(row)
+            op = steps.send(result)
+    except StopIteration:
+        pass
+
+
+def _touched(status: str) -> int:
+    """Rows a statement touched, from its status tag (``UPDATE 1``, ``INSERT 0 3``)."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0

@@ -16,6 +16,8 @@ import re
 import asyncpg
 
 from idnode.errors import IdnodeError
+from idnode.store.governance import TABLES
+from idnode.store.portable import postgres_types, render_ddl
 
 # Keys are compared with COLLATE "C" (byte order, as SQLite's BINARY): ORDER BY key must list
 # handles in the same order on both engines, whatever the database's default collation is.
@@ -57,6 +59,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "INSERT INTO {s}.serial_counter VALUES (true, 0)",
     ),
+    # 2: everything else a node knows (store/governance.py), beside the identifiers
+    tuple(render_ddl(t, postgres_types("{s}")) for t in TABLES),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

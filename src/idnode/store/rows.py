@@ -7,6 +7,7 @@ apart in how they read or write a record.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,4 +42,26 @@ def record_from_rows(rows: Sequence[Sequence[Any]]) -> list[HandleValue] | None:
             decode_refs(r[7]) if r[7] is not None else (),
         )
         for r in rows
+    ]  # fmt: skip
+
+
+def encode_record(values: Sequence[HandleValue]) -> bytes:
+    """A whole record as one blob (the history keeps versions so): the value rows as JSON,
+    data in base64. Sealed data stays sealed: this sees what the store would write."""
+    return orjson.dumps(
+        [
+            [v.index, v.type, base64.b64encode(bytes(v.data)).decode(), int(v.permissions),
+             int(v.ttl_type), v.ttl, v.timestamp, [[r.handle, r.index] for r in v.references]]
+            for v in values
+        ]
+    )  # fmt: skip
+
+
+def decode_record(blob: bytes) -> list[HandleValue]:
+    return [
+        HandleValue(
+            i, t, base64.b64decode(d), _PERMS[p], _TTL_TYPES[tt], ttl, ts,
+            tuple(ValueReference(h, x) for h, x in refs),
+        )
+        for i, t, d, p, tt, ttl, ts, refs in orjson.loads(blob)
     ]  # fmt: skip

@@ -34,8 +34,9 @@ import functools
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,7 +50,9 @@ from idnode.errors import (
     ValueNotFound,
 )
 from idnode.model import HandleValue, handle_key
+from idnode.names import prefix_key, prefix_part
 from idnode.store.base import (
+    Atomic,
     RowGroup,
     SerialCallback,
     Store,
@@ -61,7 +64,10 @@ from idnode.store.base import (
     check_row_group,
     check_values,
 )
-from idnode.store.rows import encode_refs, record_from_rows
+from idnode.store.effects import NO_EFFECTS, Effects
+from idnode.store.governance import TABLES, Op, apply_effects
+from idnode.store.portable import SQLITE_TYPES, for_sqlite, render_ddl
+from idnode.store.rows import encode_record, encode_refs, record_from_rows
 
 T = TypeVar("T")
 LOAD_BATCH = 5000  # records per executemany in a bulk load
@@ -101,6 +107,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             handle    TEXT NOT NULL
         )""",
     ),
+    # 2: everything else a node knows (store/governance.py), beside the identifiers
+    tuple(render_ddl(t, SQLITE_TYPES) for t in TABLES),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -148,6 +156,7 @@ class SQLiteStore(Store):
         self._inline_reads = inline_reads
         self._busy_ms = int(busy_timeout * 1000)
         self._writer: ThreadPoolExecutor | None = None
+        self._write_lock: asyncio.Lock | None = None
         self._scanner: ThreadPoolExecutor | None = None
         self._wconn: sqlite3.Connection | None = None
         self._sconn: sqlite3.Connection | None = None
@@ -243,8 +252,10 @@ class SQLiteStore(Store):
         *args: Any,
         foreign_keys: bool = True,
         autocheckpoint: bool = True,
+        effects: Effects = NO_EFFECTS,
     ) -> int:
-        """Run ``fn(conn, *args)`` as one transaction on the writer thread; return its serial.
+        """Run ``fn(conn, *args)`` and then ``effects`` as one transaction on the writer
+        thread; return its serial.
 
         ``foreign_keys=False`` skips SQLite's foreign-key checks for this transaction only
         (the pragma cannot change inside one): for writes that keep the keys consistent by
@@ -265,6 +276,8 @@ class SQLiteStore(Store):
                     conn.execute("BEGIN IMMEDIATE")
                     try:
                         serial = fn(conn, *args)
+                        if effects:
+                            self._apply(conn, effects, serial)
                         conn.execute("COMMIT")
                     except BaseException:
                         if conn.in_transaction:
@@ -279,9 +292,69 @@ class SQLiteStore(Store):
                 raise _translate(exc) from exc
             return serial
 
-        serial = await asyncio.get_running_loop().run_in_executor(self._writer, run)
+        async with self._lock():
+            serial = await asyncio.get_running_loop().run_in_executor(self._writer, run)
         self._announce(serial)
         return serial
+
+    def _lock(self) -> asyncio.Lock:
+        """Writes wait while a governance transaction (``atomic``) holds the connection."""
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        return self._write_lock
+
+    def _apply(self, conn: sqlite3.Connection, effects: Effects, serial: int) -> None:
+        steps = apply_effects(
+            effects, now=int(self._clock()), serial=serial, encode_record=encode_record
+        )
+        run_steps(conn, steps)
+
+    # -- governance --------------------------------------------------------------------------------
+    async def apply(self, effects: Effects, *, logged: bool = True) -> int:
+        if logged:
+            return await self._write(
+                lambda conn: self._log(conn, effects.action, effects.target), effects=effects
+            )
+        if effects.states_changed or effects.audit or effects.versions:
+            raise ValueError("states, history and audit are always logged: others follow them")
+        return await self._write(_last_serial, effects=effects)
+
+    @asynccontextmanager
+    async def atomic(self, action: str = "registry", target: str = "") -> AsyncIterator[Atomic]:
+        if self._writer is None or self._wconn is None:
+            raise RuntimeError("store is not open")
+        loop, executor, conn = asyncio.get_running_loop(), self._writer, self._wconn
+
+        async def run(fn: Callable[[], T]) -> T:
+            def guarded() -> T:
+                try:
+                    return fn()
+                except sqlite3.Error as exc:
+                    raise _translate(exc) from exc
+
+            return await loop.run_in_executor(executor, guarded)
+
+        def begin() -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                return self._log(conn, action, target)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        async with self._lock():
+            serial = await run(begin)
+            try:
+                yield _SQLiteAtomic(self, conn, run, serial)
+            except BaseException:
+                await run(lambda: conn.execute("ROLLBACK"))
+                raise
+            await run(lambda: conn.execute("COMMIT"))
+        self._announce(serial)
+
+    async def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        text = for_sqlite(sql)
+        return await self._scan(lambda c: _dicts(c.execute(text, args)))
 
     # -- announcing writes -----------------------------------------------------------------------
     async def subscribe(self, callback: SerialCallback) -> None:
@@ -363,34 +436,16 @@ class SQLiteStore(Store):
             lambda c: [Transaction(*r) for r in c.execute(sql, (since, max(limit, 0)))]
         )
 
-    async def creation_counts(
-        self, since: int, limit: int = 100_000
-    ) -> tuple[list[tuple[str, str, int]], int]:
-        """The log folded in SQL on the scan thread: millions of rows without Python objects."""
-        sql = (
-            "SELECT strftime('%Y-%m-%d', timestamp, 'unixepoch'),"
-            " upper(substr(handle, 1, instr(handle, '/') - 1)), count(*)"
-            " FROM txlog WHERE serial > ? AND serial <= ? AND action IN ('create', 'load')"
-            " AND instr(handle, '/') > 0 GROUP BY 1, 2"
-        )
-
-        def run(c: sqlite3.Connection) -> tuple[list[tuple[str, str, int]], int]:
-            last = c.execute(
-                "SELECT max(serial) FROM (SELECT serial FROM txlog WHERE serial > ?"
-                " ORDER BY serial LIMIT ?)",
-                (since, max(limit, 0)),
-            ).fetchone()[0]
-            if last is None:
-                return [], since
-            return [tuple(r) for r in c.execute(sql, (since, last))], last
-
-        return await self._scan(run)
-
     # -- writes ----------------------------------------------------------------------------------
     async def create_handle(
-        self, handle: str, values: Sequence[HandleValue], *, overwrite: bool = False
+        self,
+        handle: str,
+        values: Sequence[HandleValue],
+        *,
+        overwrite: bool = False,
+        effects: Effects = NO_EFFECTS,
     ) -> int:
-        return await self._write(self._create, handle, values, overwrite)
+        return await self._write(self._create, handle, values, overwrite, effects=effects)
 
     def _create(
         self,
@@ -407,20 +462,22 @@ class SQLiteStore(Store):
             if not overwrite:
                 raise HandleAlreadyExists(f"handle {handle} already exists")
             conn.execute("DELETE FROM handles WHERE key = ?", (key,))  # values cascade
-        prefix = handle_key(handle.partition("/")[0]) if "/" in handle else None
+        prefix = prefix_key(handle)
         conn.execute("INSERT INTO handles VALUES (?, ?, ?)", (key, handle, prefix))
         conn.executemany(_INSERT_VALUE, [_value_row(key, v) for v in values])
         return self._log(conn, action, handle)
 
-    async def delete_handle(self, handle: str) -> int:
+    async def delete_handle(self, handle: str, *, effects: Effects = NO_EFFECTS) -> int:
         def tx(conn: sqlite3.Connection) -> int:
             key, spelled = _existing(conn, handle)
             conn.execute("DELETE FROM handles WHERE key = ?", (key,))
             return self._log(conn, "delete", spelled)
 
-        return await self._write(tx)
+        return await self._write(tx, effects=effects)
 
-    async def add_values(self, handle: str, values: Sequence[HandleValue]) -> int:
+    async def add_values(
+        self, handle: str, values: Sequence[HandleValue], *, effects: Effects = NO_EFFECTS
+    ) -> int:
         def tx(conn: sqlite3.Connection) -> int:
             checked = check_values(values, allow_empty=False)
             key, spelled = _existing(conn, handle)
@@ -430,9 +487,11 @@ class SQLiteStore(Store):
             conn.executemany(_INSERT_VALUE, [_value_row(key, v) for v in checked])
             return self._log(conn, "add", spelled)
 
-        return await self._write(tx)
+        return await self._write(tx, effects=effects)
 
-    async def modify_values(self, handle: str, values: Sequence[HandleValue]) -> int:
+    async def modify_values(
+        self, handle: str, values: Sequence[HandleValue], *, effects: Effects = NO_EFFECTS
+    ) -> int:
         def tx(conn: sqlite3.Connection) -> int:
             checked = check_values(values, allow_empty=False)
             key, spelled = _existing(conn, handle)
@@ -440,9 +499,11 @@ class SQLiteStore(Store):
             conn.executemany(_UPDATE_VALUE, [_update_row(key, v) for v in checked])
             return self._log(conn, "modify", spelled)
 
-        return await self._write(tx)
+        return await self._write(tx, effects=effects)
 
-    async def remove_values(self, handle: str, indexes: Sequence[int]) -> int:
+    async def remove_values(
+        self, handle: str, indexes: Sequence[int], *, effects: Effects = NO_EFFECTS
+    ) -> int:
         def tx(conn: sqlite3.Connection) -> int:
             checked = check_indexes(indexes)
             key, spelled = _existing(conn, handle)
@@ -451,9 +512,9 @@ class SQLiteStore(Store):
             conn.executemany(sql, [(key, i) for i in checked])
             return self._log(conn, "remove", spelled)
 
-        return await self._write(tx)
+        return await self._write(tx, effects=effects)
 
-    async def home_prefix(self, prefix: str) -> int:
+    async def home_prefix(self, prefix: str, *, effects: Effects = NO_EFFECTS) -> int:
         def tx(conn: sqlite3.Connection) -> int:
             key = handle_key(check_prefix(prefix))
             if conn.execute("SELECT 1 FROM homed_prefixes WHERE key = ?", (key,)).fetchone():
@@ -461,9 +522,9 @@ class SQLiteStore(Store):
             conn.execute("INSERT INTO homed_prefixes VALUES (?, ?)", (key, prefix))
             return self._log(conn, "home", prefix)
 
-        return await self._write(tx)
+        return await self._write(tx, effects=effects)
 
-    async def unhome_prefix(self, prefix: str) -> int:
+    async def unhome_prefix(self, prefix: str, *, effects: Effects = NO_EFFECTS) -> int:
         def tx(conn: sqlite3.Connection) -> int:
             key = handle_key(check_prefix(prefix))
             row = conn.execute("SELECT prefix FROM homed_prefixes WHERE key = ?", (key,)).fetchone()
@@ -472,10 +533,14 @@ class SQLiteStore(Store):
             conn.execute("DELETE FROM homed_prefixes WHERE key = ?", (key,))
             return self._log(conn, "unhome", row[0])
 
-        return await self._write(tx)
+        return await self._write(tx, effects=effects)
 
     async def load(
-        self, records: Iterable[tuple[str, Sequence[HandleValue]]], *, overwrite: bool = False
+        self,
+        records: Iterable[tuple[str, Sequence[HandleValue]]],
+        *,
+        overwrite: bool = False,
+        effects: Effects = NO_EFFECTS,
     ) -> int:
         """All records in one transaction, one log row each; an empty load writes nothing.
 
@@ -494,7 +559,7 @@ class SQLiteStore(Store):
                 self._load_batch(conn, batch, overwrite)
             return _last_serial(conn)
 
-        return await self._write(tx)
+        return await self._write(tx, effects=effects)
 
     def _load_batch(
         self,
@@ -520,7 +585,7 @@ class SQLiteStore(Store):
             log_rows.append((now, "load", handle))
         value_rows = []
         for key, (handle, values) in records.items():
-            prefix = handle_key(handle.partition("/")[0]) if "/" in handle else None
+            prefix = prefix_key(handle)
             handle_rows.append((key, handle, prefix))
             value_rows.extend(_value_row(key, v) for v in values)
         if overwrite:
@@ -529,7 +594,13 @@ class SQLiteStore(Store):
         conn.executemany(_INSERT_VALUE, value_rows)
         conn.executemany("INSERT INTO txlog (timestamp, action, handle) VALUES (?, ?, ?)", log_rows)
 
-    async def load_rows(self, groups: Iterable[RowGroup], *, overwrite: bool = False) -> int:
+    async def load_rows(
+        self,
+        groups: Iterable[RowGroup],
+        *,
+        overwrite: bool = False,
+        effects: Effects = NO_EFFECTS,
+    ) -> int:
         """``load`` of row groups with one multi-row statement per record and layout.
 
         Why: in ``load`` most of the time goes to binding nine parameters per value row
@@ -554,7 +625,9 @@ class SQLiteStore(Store):
         # Checkpoints (copying the WAL into the database, fsyncs included) cost ~35% of a
         # load's time when its COMMIT runs them; a thread of their own runs them beside the
         # next batch instead, with SQLite's own passive checkpoint (no writer is blocked).
-        serial = await self._write(tx, foreign_keys=overwrite, autocheckpoint=False)
+        serial = await self._write(
+            tx, foreign_keys=overwrite, autocheckpoint=False, effects=effects
+        )
         if self._checkpointer is None:
             self._checkpointer = _Checkpointer(self.path, self._busy_ms)
         self._checkpointer.request()
@@ -585,9 +658,9 @@ class SQLiteStore(Store):
         seen.update(final)
         handle_rows = []
         for key, (handle, _) in final.items():
-            name, slash, _ = handle.partition("/")
+            name = prefix_part(handle)
             prefix = None
-            if slash:
+            if len(name) < len(handle):  # has a slash; keys computed once per prefix
                 prefix = prefixes.get(name)
                 if prefix is None:
                     prefix = prefixes[name] = handle_key(name)
@@ -797,3 +870,46 @@ def _require_all(conn: sqlite3.Connection, key: str, spelled: str, indexes: list
     missing = sorted(set(indexes) - set(_present(conn, key, indexes)))
     if missing:
         raise ValueNotFound(f"handle {spelled} has no value at index {missing[0]}")
+
+
+class _SQLiteAtomic:
+    """``Store.atomic`` on the writer thread: each call is one hop to it, inside the one
+    transaction the store's lock keeps to this block."""
+
+    def __init__(self, store: SQLiteStore, conn: sqlite3.Connection, run, serial: int) -> None:
+        self._store, self._conn, self._run, self.serial = store, conn, run, serial
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        text = for_sqlite(sql)
+        return await self._run(lambda: self._conn.execute(text, args).rowcount)
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        text = for_sqlite(sql)
+        return await self._run(lambda: _dicts(self._conn.execute(text, args)))
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return None if row is None else next(iter(row.values()))
+
+    async def apply(self, effects: Effects) -> None:
+        await self._run(lambda: self._store._apply(self._conn, effects, self.serial))
+
+
+def run_steps(conn: sqlite3.Connection, steps) -> None:
+    """Drive a sans-I/O statement generator (``governance.apply_effects``) on ``conn``."""
+    try:
+        op: Op = next(steps)
+        while True:
+            cur = conn.execute(for_sqlite(op.sql), op.args)
+            op = steps.send(cur.rowcount if op.kind == "execute" else cur.fetchone())
+    except StopIteration:
+        pass
+
+
+def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -11,6 +11,25 @@ keeps (technical manual chapter 14; HSJ ``HandleJsonRestApiServlet``; docs/compa
   number values sent without an index; 201 when something new was created, else 200;
 * ``pretty`` indents, ``callback`` wraps the answer for JSONP, a boolean parameter given
   without a value is true.
+
+Resolution (``GET /api/handles/{handle}`` and the proxy ``GET /{handle}``) only translates
+the resolver's typed answer (``service.resolve``), the same one UDP and TCP translate:
+
+* ``Values``: 200 ``{"responseCode": 1, "handle", "values"}``; the proxy redirects (302) to
+  the first URL value instead when there is one;
+* ``Referral`` (a handle under a prefix delegated to a child node): what HSJ's REST API
+  answers for a service referral (``BaseHandleRequestProcessingServlet.statusCodeFromResponse``
+  and ``GsonUtility.ResponseGsonTypeHierarchyAdapter``): HTTP **300** Multiple Choices with
+  ``{"responseCode": 302, "handle": <asked>, "referralHandle": "0.NA/<child prefix>",
+  "values": [<the child's HS_SITE>]}``. Not a 3xx redirect a browser follows: the child is a
+  Handle service, not a URL, and a client asks it with the site it was given;
+* ``NeedsAuth``: 401 with ``responseCode`` 402 and the challenge headers;
+* errors (not found, tombstone, not responsible, not authorized): the JSON error shape with
+  the HTTP status ``http_status`` pairs with the code.
+
+On a recursive node the resolver's routing stage recurses for handles homed elsewhere, so
+REST and the proxy answer them as UDP and TCP do (the REST API has no REC flag; the role
+implies it, as on the wire).
 """
 
 from __future__ import annotations
@@ -24,22 +43,20 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from idnode import __version__
 from idnode.auth.identity import Identity
 from idnode.auth.sessions import SessionTable
 from idnode.codes import ResponseCode
 from idnode.errors import AuthenticationNeeded, IdnodeError, InvalidValue, ProtocolError
-from idnode.hierarchy.api import routes as hierarchy_routes
 from idnode.model import HS_ADMIN, URL, HandleValue, handle_key
-from idnode.registry.api import routes as registry_routes
 from idnode.service.node import Node
-from idnode.service.resolve import ResolutionQuery, select_values
+from idnode.service.resolve import Answer, NeedsAuth, Referral, ResolutionQuery, Values
 from idnode.transport.http_auth import HttpAuthenticator, HttpAuthFailed, session_routes
 from idnode.transport.http_fast import CachedRestAnswers
-from idnode.transport.json_values import put_entity_values, value_from_json, value_to_json
 from idnode.transport.limits import HttpLimits, Limits
+from idnode.wire.json import put_entity_values, value_from_json, value_to_json
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +67,8 @@ ADMIN_INDEXES = range(100, 200)  # where HS_ADMIN values go when the server numb
 # (HSJ BaseHandleRequestProcessingServlet.statusCodeFromResponse).
 _STATUS = {
     ResponseCode.SUCCESS: 200,
+    ResponseCode.SERVICE_REFERRAL: 300,  # HSJ: SC_MULTIPLE_CHOICES for both referrals
+    ResponseCode.PREFIX_REFERRAL: 300,
     ResponseCode.ERROR: 500,
     ResponseCode.SERVER_BUSY: 503,
     ResponseCode.SERVER_BACKUP: 503,
@@ -119,6 +138,24 @@ def error_response(handle: str | None, code: int, message: str, pretty: bool = F
     return Response(content, status_code=http_status(code), media_type="application/json")
 
 
+def answer_json(handle: str, answer: Values | Referral) -> tuple[int, dict[str, Any]]:
+    """HTTP status and JSON body of a resolver answer, as Handle.Net's REST API writes them
+    (the module docstring says why a referral is 300 with ``referralHandle``)."""
+    if isinstance(answer, Referral):
+        return http_status(ResponseCode.SERVICE_REFERRAL), {
+            "responseCode": int(ResponseCode.SERVICE_REFERRAL),
+            "handle": handle,
+            "referralHandle": answer.prefix_handle,
+            "values": [value_to_json(v) for v in answer.site_values],
+        }
+    values = sorted(answer.values, key=lambda v: v.index)
+    return 200, {
+        "responseCode": int(ResponseCode.SUCCESS),
+        "handle": handle,
+        "values": [value_to_json(v) for v in values],
+    }
+
+
 def _indexes(request: Request) -> tuple[int, ...]:
     try:
         return tuple(int(i) for i in request.query_params.getlist("index"))
@@ -184,6 +221,9 @@ class RestApi:
 
         async def work(who: Identity | None) -> tuple[int, dict]:
             # publicOnly defaults to true for anonymous and false for authenticated callers
+            # (HSJ). An authenticated caller who did not say publicOnly gets the restricted
+            # values it may read and the public ones otherwise; an explicit publicOnly=false
+            # is the wire's strict rule (401 anonymous, 403 for a reader without the right).
             explicit = "publicOnly" in request.query_params
             public_only = flag(request, "publicOnly") if explicit else who is None
             query = ResolutionQuery(
@@ -191,34 +231,21 @@ class RestApi:
                 indexes=_indexes(request),
                 types=tuple(request.query_params.getlist("type")),
                 public_only=public_only,
+                omit_unreadable=not explicit,
+                do_not_refer=flag(request, "doNotRefer"),
             )
             try:
-                values = await self.node.resolver.resolve(query, reader=who)
+                answer = await self.node.resolver.resolve(query, reader=who)
             except IdnodeError as exc:
                 if exc.code != ResponseCode.VALUES_NOT_FOUND:
                     raise
-                values = None  # in resolution "values not found" is a 200 (manual 14.4)
-            if who is None and explicit and not public_only:
-                await self._refuse_hidden(query)
-            if values is None:
+                # in resolution "values not found" is a 200 (manual 14.4)
                 return 200, {"responseCode": 200, "handle": handle, "values": []}
-            values = sorted(values, key=lambda v: v.index)
-            return 200, {
-                "responseCode": 1,
-                "handle": handle,
-                "values": [value_to_json(v) for v in values],
-            }
+            return rest_answer(handle, answer)
 
         return await remembered(
             self.answers, request, handle, lambda: self.respond(request, handle, work)
         )
-
-    async def _refuse_hidden(self, query: ResolutionQuery) -> None:
-        """``publicOnly=false`` from an anonymous caller: 401 if restricted values match, as
-        HSJ challenges a resolution that asks for them."""
-        record = await self.node.store.get_handle(query.handle) or []
-        if any(not v.public_read for v in select_values(record, query, may_read_restricted=True)):
-            raise AuthenticationNeeded("authentication needed to read restricted values")
 
     # -- GET /api/handles?prefix= --------------------------------------------------------
     async def list_handles(self, request: Request) -> Response:
@@ -289,6 +316,14 @@ class RestApi:
             return 200, {"responseCode": 1, "handle": handle}
 
         return await self.respond(request, handle, work)
+
+
+def rest_answer(handle: str, answer: Answer) -> tuple[int, dict[str, Any]]:
+    """A resolver answer as (status, body); ``NeedsAuth`` becomes the 401 ``respond`` renders
+    with the challenge headers."""
+    if isinstance(answer, NeedsAuth):
+        raise AuthenticationNeeded(answer.reason)
+    return answer_json(handle, answer)
 
 
 async def remembered(
@@ -373,6 +408,7 @@ def build_app(
     *,
     limits: Limits | None = None,
     answers: CachedRestAnswers | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """The ASGI app; the node's clock and random source drive sessions and nonces.
     ``limits`` (default: from ``[limits]``) rate-limits clients and bounds
@@ -389,20 +425,22 @@ def build_app(
         return await remembered(answers, request, handle, lambda: redirect(request, handle))
 
     async def redirect(request: Request, handle: str) -> Response:
+        """Values with a URL: 302 to it; anything else as the REST API renders it."""
+        query = ResolutionQuery(handle=handle, public_only=True)
         try:
-            values = await node.resolver.resolve(ResolutionQuery(handle=handle, public_only=True))
+            answer = await node.resolver.resolve(query)
         except IdnodeError as exc:
             return render(request, error_body(handle, exc.code, exc.message), http_status(exc.code))
-        urls = [v for v in values if v.type == URL]
-        if not urls:
-            body = {
-                "responseCode": 1,
-                "handle": handle,
-                "values": [value_to_json(v) for v in values],
-            }
-            return render(request, body)
-        target = urls[0].data.decode("utf-8", "replace")
-        return RedirectResponse(target, status_code=302)
+        if isinstance(answer, NeedsAuth):  # not with public_only; rendered if it ever is
+            code = ResponseCode.AUTHENTICATION_NEEDED
+            return render(request, error_body(handle, code, answer.reason), 401)
+        if isinstance(answer, Values):
+            urls = [v for v in answer.values if v.type == URL]
+            if urls:
+                target = urls[0].data.decode("utf-8", "replace")
+                return RedirectResponse(target, status_code=302)
+        status, body = answer_json(handle, answer)
+        return render(request, body, status)
 
     async def root(request: Request) -> Response:
         return render(
@@ -439,8 +477,7 @@ def build_app(
         Route("/", root),
         Route("/healthz", health),
         *session_routes(auth),
-        *registry_routes(node),  # /api/mgmt, /api/docs, /metrics, .../history (issue 6)
-        *hierarchy_routes(node),  # /api/hierarchy/{enrol,report,status} (issue 8)
+        *extra_routes,  # the features': /api/mgmt, /metrics, /api/hierarchy/... (idnode.app)
         Route("/api/handles", handles_collection, methods=every),
         Route("/api/handles/{handle:path}", one_handle, methods=every),
         Route("/{handle:path}", proxy, methods=["GET"]),

@@ -51,8 +51,8 @@ from idnode.codes import ResponseCode
 from idnode.crypto.keys import PrivateKey, sign
 from idnode.errors import IdnodeError
 from idnode.model import HS_SECKEY, HandleValue
+from idnode.names import PrefixSet
 from idnode.runtime import Runtime
-from idnode.service.names import PrefixSet
 from idnode.store.base import Store
 from idnode.transport.tls import CertificateRefused, certificate_caller, peer_certificate
 

@@ -34,11 +34,6 @@ from typing import Any
 
 import orjson
 
-from idnode.wire.envelope import Envelope
-from idnode.wire.framing import UDP_CHUNK
-
-MAX_RECURSION_COUNT = 10  # hops a request may have been forwarded; above: code 6
-MAX_ALIAS_CHAIN = 8  # HS_ALIAS indirections a resolver follows before giving up
 DEFAULT_MAX_CLIENTS = 100_000  # client addresses tracked per limiter (LRU beyond)
 
 Clock = Callable[[], float]
@@ -226,15 +221,6 @@ def _parse_exempt(entries: Iterable[str]) -> tuple[frozenset[str], tuple[Any, ..
         else:
             hosts.add(entry)
     return frozenset(hosts), tuple(nets)
-
-
-def is_truncated_answer(envelope: Envelope) -> bool:
-    """A UDP answer cut for anti-amplification: TC set on a message that fits one datagram.
-
-    A real multi-datagram message also has TC, but then its length exceeds one piece; a
-    header-only message flagged TC says "ask me again over TCP".
-    """
-    return envelope.truncated and envelope.message_length <= UDP_CHUNK
 
 
 # -- HTTP ----------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from idnode.codes import OpFlag
+from idnode.wire import peek
 from idnode.wire.envelope import (
     ENVELOPE_SIZE,
     FLAG_COMPRESSED,
@@ -38,32 +39,18 @@ from idnode.wire.message import patch_request_id
 _UNCACHEABLE_FLAGS = int(OpFlag.CT | OpFlag.ENC | OpFlag.REC | OpFlag.AT)  # int: no enum math
 _NOT_PLAIN = FLAG_COMPRESSED | FLAG_ENCRYPTED | FLAG_TRUNCATED
 _SUGGEST_MAJOR = 0x03
-_ZERO32 = bytes(4)
 
 
 def _resolution_key(version: bytes, payload: bytes) -> bytes | None:
     """``version`` + ``payload`` for an anonymous resolution that may be shared, else None."""
-    if len(payload) < HEADER_SIZE:
+    if len(payload) < HEADER_SIZE or not peek.is_resolution(payload):
         return None
-    if payload[0:4] != b"\x00\x00\x00\x01":  # opcode: resolution only
-        return None
-    if int.from_bytes(payload[8:12], "big") & _UNCACHEABLE_FLAGS:
-        return None
-    body_length = int.from_bytes(payload[20:24], "big")
-    rest = len(payload) - HEADER_SIZE - body_length
-    if not (rest == 0 or (rest == 4 and payload[-4:] == _ZERO32)):
-        return None  # a credential follows the body: not anonymous
+    if peek.op_flags(payload) & _UNCACHEABLE_FLAGS or peek.has_credential(payload):
+        return None  # signed, encrypted, recursive or authoritative; or not anonymous
     return version + payload
 
 
-def requested_handle(payload: bytes) -> str:
-    """The handle a resolution request names (its body starts with it, RFC 3652 3.1), as
-    the resolver's gate wants it; "" if the payload is too short to hold it."""
-    start = HEADER_SIZE + 4
-    if len(payload) < start:
-        return ""
-    length = int.from_bytes(payload[HEADER_SIZE:start], "big")
-    return payload[start : start + length].decode("utf-8", "replace")
+requested_handle = peek.resolution_handle  # what the resolver's gate is asked about
 
 
 @dataclass
@@ -106,17 +93,18 @@ class ResponseCache:
         """``key`` of a request that arrived whole in one datagram, read from its raw bytes
         (the UDP hot path decodes no envelope); None for anything else, which then takes
         the full path and ``key``."""
-        if len(datagram) < ENVELOPE_SIZE + HEADER_SIZE or datagram[2] & _NOT_PLAIN:
-            return None  # compressed, encrypted or one piece of several
-        if datagram[4:8] != _ZERO32 or datagram[12:16] != _ZERO32:
-            return None  # a session, or not the first piece
-        if int.from_bytes(datagram[16:20], "big") != len(datagram) - ENVELOPE_SIZE:
+        if len(datagram) < ENVELOPE_SIZE + HEADER_SIZE:
             return None
-        suggest_major = datagram[2] & _SUGGEST_MAJOR
+        flags = peek.envelope_flags(datagram)
+        if flags & _NOT_PLAIN or not peek.is_single_plain_request(datagram):
+            return None  # compressed, encrypted, a session, or one piece of several
+        suggest_major = flags & _SUGGEST_MAJOR
         if suggest_major:
-            version = datagram[0:2] + bytes((suggest_major, datagram[3]))
+            version = peek.version_pair(datagram) + bytes(
+                (suggest_major, peek.suggested_minor(datagram))
+            )
         else:  # no suggestion: the same version (decode_envelope)
-            version = datagram[0:2] * 2
+            version = peek.version_pair(datagram) * 2
         return _resolution_key(version, datagram[ENVELOPE_SIZE:])
 
     def contains(self, key: bytes) -> bool:

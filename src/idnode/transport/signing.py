@@ -170,7 +170,7 @@ def keys_from_sites(sites: Iterable[SiteInfo], host: str | None = None) -> list[
 async def fetch_site_keys(send: Any, host: str, port: int, timeout: float) -> list[PublicKey]:
     """The server's keys from its own get-siteinfo answer: trust on first use. A ``--site``
     file obtained out of band is the stronger anchor (docs/security.md)."""
-    from idnode.transport.client import siteinfo_request
+    from idnode.client.resolve import siteinfo_request
     from idnode.wire.bodies import SiteInfoResponse
 
     reply = await send(host, port, siteinfo_request(), timeout=timeout)

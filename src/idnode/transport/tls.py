@@ -39,7 +39,7 @@ from idnode.crypto.certs import certificate_identity, load_certificate, spki
 from idnode.crypto.keys import decode_public_key, encode_public_key
 from idnode.errors import IdnodeError
 from idnode.model import HS_PUBKEY, HS_SITE, HandleValue
-from idnode.service.names import PrefixSet
+from idnode.names import PrefixSet
 from idnode.store.base import Store
 from idnode.wire.site import decode_site
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from idnode.errors import IdnodeError, MalformedMessage
 from idnode.transport.wire_handler import WireHandler
+from idnode.wire import peek
 from idnode.wire.envelope import ENVELOPE_SIZE, decode_envelope, encode_envelope
 from idnode.wire.framing import UdpReassembler, split_datagrams
 from idnode.wire.header import HEADER_SIZE
@@ -106,7 +107,7 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
 def truncated_answer(response: bytes) -> bytes:
     """Envelope + header of ``response`` with TC set and no body: "too big, use TCP".
 
-    The response code stays, the body length becomes 0; ``limits.is_truncated_answer``
+    The response code stays, the body length becomes 0; ``framing.is_truncated_answer``
     recognises it (TC on a one-datagram message). HSJ clients cannot decode the empty body
     and move on to their next protocol, TCP; ``client.request_udp`` retries over TCP.
     """
@@ -116,9 +117,8 @@ def truncated_answer(response: bytes) -> bytes:
         sequence=0,
         message_length=HEADER_SIZE,
     )
-    header = bytearray(response[ENVELOPE_SIZE : ENVELOPE_SIZE + HEADER_SIZE])
-    header[20:24] = bytes(4)  # body length 0
-    return encode_envelope(env) + bytes(header)
+    header = peek.without_body(response[ENVELOPE_SIZE : ENVELOPE_SIZE + HEADER_SIZE])
+    return encode_envelope(env) + header
 
 
 async def serve_udp(handler: WireHandler, host: str, port: int, *, reuse_port: bool = False):

@@ -42,7 +42,7 @@ from idnode.errors import (
     UnableToAuthenticate,
 )
 from idnode.model import HS_PUBKEY, HS_SECKEY
-from idnode.service.names import PrefixSet
+from idnode.names import PrefixSet
 from idnode.store.base import Store
 from idnode.wire.bodies import ChallengeAnswerRequest
 from idnode.wire.message import Message

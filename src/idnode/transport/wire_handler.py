@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import assert_never
 
 from idnode.auth.challenge import ChallengeBook
 from idnode.auth.identity import Identity
@@ -31,8 +32,8 @@ from idnode.errors import (
 )
 from idnode.model import NA_PREFIX, handle_key
 from idnode.service.node import Node
-from idnode.service.resolve import ResolutionQuery, select_values
-from idnode.transport.limits import MAX_RECURSION_COUNT, Limits
+from idnode.service.resolve import NeedsAuth, Referral, ResolutionQuery, Values
+from idnode.transport.limits import Limits
 from idnode.transport.response_cache import ResponseCache, requested_handle
 from idnode.transport.signing import encode_signed
 from idnode.transport.wire_auth import (
@@ -42,9 +43,9 @@ from idnode.transport.wire_auth import (
     random_id,
     verify_answer,
 )
-from idnode.wire import bodies
+from idnode.wire import bodies, peek
 from idnode.wire.envelope import Envelope, reply_version
-from idnode.wire.header import HEADER_SIZE, decode_header
+from idnode.wire.header import HEADER_SIZE, MAX_RECURSION_COUNT, decode_header
 from idnode.wire.message import (
     Message,
     decode_message,
@@ -63,6 +64,7 @@ SESSION_TIMEOUT = 3600.0  # seconds a session may sit idle
 SESSION_MODE_IDENTITY = bodies.KEY_EXCHANGE_NONE  # our session mode: identity binding only
 
 _OW, _MINT, _PO, _CN = OpFlag.OW, OpFlag.MINT, OpFlag.PO, OpFlag.CN
+_REC, _DNRF = OpFlag.REC, OpFlag.DNRF
 # Answers kept by the response cache: found, and not found (negative caching, as DNS
 # resolvers do, RFC 2308). Every hit still passes the resolver's gate under the requested
 # handle (statistics, lifecycle tombstones), and lifecycle changes clear the cache.
@@ -159,7 +161,7 @@ class WireHandler:
         key = cache.datagram_key(datagram)
         if key is None or not cache.contains(key):
             return None
-        return self._cached_answer(cache, key, datagram[8:12], host)
+        return self._cached_answer(cache, key, peek.request_id_bytes(datagram), host)
 
     def _cached_answer(
         self, cache: ResponseCache, key: bytes, request_id: bytes, host: str
@@ -237,7 +239,7 @@ class WireHandler:
         limits = self.limits
         if not limits.allow_request(host):
             return "rate limit exceeded for this client; slow down"
-        opcode = int.from_bytes(payload[:4], "big") if len(payload) >= 4 else -1
+        opcode = peek.opcode(payload)
         if opcode == OpCode.SESSION_SETUP and not limits.allow_auth_attempt(host):
             return "too many authentication attempts from this client"
         if opcode == OpCode.CHALLENGE_RESPONSE and not limits.may_try_auth(host):
@@ -343,37 +345,38 @@ class WireHandler:
     async def _resolve(
         self, request: Message, body: bodies.ResolutionRequest, who: Identity | None
     ) -> Message:
-        hierarchy = getattr(self.node, "hierarchy", None)  # issue 8: REC and child referrals
-        if hierarchy is not None:
-            routed = await hierarchy.route(request, body)
-            if routed is not None:
-                return routed
+        """The resolver's answer as a Handle message: the flags become the query, the answer
+        its response (``service.resolve`` decides; this only translates)."""
+        flags = request.header.flags
         query = ResolutionQuery(
             handle=body.handle,
             indexes=tuple(body.indexes),
             types=tuple(body.types),
-            public_only=bool(request.header.flags & _PO),
+            public_only=bool(flags & _PO),
+            do_not_refer=bool(flags & _DNRF),
         )
-        if not query.public_only:
-            await self._check_restricted_read(query, who)
-        values = await self.node.resolver.resolve(query, reader=who)
-        return self._respond(request, bodies.ResolutionResponse(body.handle, tuple(values)))
-
-    async def _check_restricted_read(self, query: ResolutionQuery, who: Identity | None) -> None:
-        """HSJ ``checkReadAccess``: a request without the PO flag that matches values only
-        admins may read is challenged; an identity without AUTHORIZED_READ is refused."""
-        if not self.node.homed.responsible_for(query.handle):
-            return  # the resolver answers SERVER_NOT_RESPONSIBLE
-        record = await self.node.store.get_handle(query.handle)
-        if not record:
-            return
-        wanted = select_values(record, query, may_read_restricted=True)
-        if all(v.public_read for v in wanted):
-            return
-        if who is None:
-            raise AuthenticationNeeded(f"authentication needed to read {query.handle}")
-        if not await self.node.admin.may_read_restricted(who, record):
-            raise NotAuthorized(f"{who} may not read the restricted values of {query.handle}")
+        answer = await self.node.resolver.resolve(query, reader=who, recursion=bool(flags & _REC))
+        match answer:
+            case Values(values=values, expiration=expiration):
+                # a recursive answer carries upstream's expiration (already past when stale)
+                return make_response(
+                    request,
+                    bodies.ResolutionResponse(body.handle, values),
+                    site_serial=self.node.site_serial,
+                    expiration=self._expiration() if expiration is None else expiration,
+                )
+            case Referral(prefix_handle=prefix_handle, site_values=sites, expiration=expiration):
+                return make_response(  # RC 302 SERVICE_REFERRAL: ask the child's service
+                    request,
+                    bodies.ServiceReferralResponse(prefix_handle, sites),
+                    code=ResponseCode.SERVICE_REFERRAL,
+                    site_serial=self.node.site_serial,
+                    expiration=self._expiration() if expiration is None else expiration,
+                )
+            case NeedsAuth(reason=reason):
+                raise AuthenticationNeeded(reason)  # ``dispatch`` challenges an anonymous client
+            case _:
+                assert_never(answer)
 
     async def _list_prefixes(
         self, request: Message, body: bodies.ListNAsRequest, who: Identity | None

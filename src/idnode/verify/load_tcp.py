@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import struct
 
 from idnode.runtime import Clock
 from idnode.verify.checks import check_wire
 from idnode.verify.streams import StreamConnection, StreamPool
 from idnode.verify.workload import Op, encode_resolution
+from idnode.wire import peek
 from idnode.wire.envelope import ENVELOPE_SIZE, MAX_MESSAGE_LENGTH
-
-_U32 = struct.Struct(">I")
 
 
 class TcpConnection(StreamConnection):
@@ -19,7 +17,7 @@ class TcpConnection(StreamConnection):
         buf = self.buf
         if len(buf) < ENVELOPE_SIZE:
             return None
-        length = _U32.unpack_from(buf, 16)[0]
+        length = peek.message_length(buf)
         if length > MAX_MESSAGE_LENGTH:
             raise ValueError(f"envelope announces {length} bytes")
         end = ENVELOPE_SIZE + length

@@ -10,7 +10,6 @@ resolution answers of seeded records fit in one, and that path does no decoding 
 from __future__ import annotations
 
 import asyncio
-import struct
 from typing import Any
 
 from idnode.errors import IdnodeError
@@ -19,11 +18,9 @@ from idnode.verify.channel import Failure
 from idnode.verify.checks import check_wire
 from idnode.verify.results import MALFORMED, TIMEOUT
 from idnode.verify.workload import Op, encode_resolution
+from idnode.wire import peek
 from idnode.wire.envelope import ENVELOPE_SIZE, encode_envelope
 from idnode.wire.framing import UdpReassembler
-
-_U32 = struct.Struct(">I")
-_TRUNCATED = 0x20
 
 
 class _Socket(asyncio.DatagramProtocol):
@@ -76,12 +73,12 @@ class UdpChannel:
     def received(self, data: bytes, addr: Any) -> None:
         if len(data) < ENVELOPE_SIZE:
             return  # cannot tell whose it is; the request will time out
-        rid = _U32.unpack_from(data, 8)[0]
+        rid = peek.request_id(data)
         entry = self.pending.get(rid)
         if entry is None:
             return  # late answer to a request already timed out
-        length = _U32.unpack_from(data, 16)[0]
-        if not data[2] & _TRUNCATED and len(data) - ENVELOPE_SIZE >= length:
+        length = peek.message_length(data)
+        if not peek.is_truncated(data) and len(data) - ENVELOPE_SIZE >= length:
             del self.pending[rid]
             end = ENVELOPE_SIZE + length
             entry[1].set_result((data[:ENVELOPE_SIZE], data[ENVELOPE_SIZE:end]))

@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from idnode.codes import AdminPermission
+from idnode.encoding import Reader, Writer
 from idnode.errors import InvalidValue
-from idnode.wire.codec import Reader, Writer
 
 PERMISSION_BITS = 12
 PERMISSION_MASK = (1 << PERMISSION_BITS) - 1  # 0x0FFF: the bits RFC 3651 defines

@@ -19,9 +19,9 @@ from enum import IntEnum
 from typing import Any, ClassVar
 
 from idnode.codes import OpCode, ResponseCode
+from idnode.encoding import Reader, Writer
 from idnode.errors import MalformedMessage
 from idnode.model import HandleValue
-from idnode.wire.codec import Reader, Writer
 from idnode.wire.values import read_values, write_values
 
 # HSJ's opcode for "list homed prefixes"; ``OpCode.LIST_NAS`` (106) is list-derived-prefixes

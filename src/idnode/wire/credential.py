@@ -22,8 +22,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from idnode.encoding import Reader, Writer
 from idnode.model import ValueReference
-from idnode.wire.codec import Reader, Writer
 from idnode.wire.envelope import Envelope
 
 CREDENTIAL_SIGNED = "HS_SIGNED"

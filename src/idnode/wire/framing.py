@@ -230,3 +230,12 @@ class TcpFramer:
             self._buf.clear()
             raise
         return out
+
+
+def is_truncated_answer(envelope: Envelope) -> bool:
+    """A UDP answer cut for anti-amplification: TC set on a message that fits one datagram.
+
+    A real multi-datagram message also has TC, but then its length exceeds one piece; a
+    header-only message flagged TC says "ask me again over TCP".
+    """
+    return envelope.truncated and envelope.message_length <= UDP_CHUNK

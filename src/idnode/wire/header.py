@@ -21,6 +21,7 @@ from idnode.codes import OpCode, OpFlag, ResponseCode
 from idnode.errors import MalformedMessage
 
 HEADER_SIZE = 24
+MAX_RECURSION_COUNT = 10  # hops a request may have been forwarded; above: code 6 (HSJ's limit)
 
 _HDR = struct.Struct(">IIIHBBII")
 

@@ -19,6 +19,7 @@ import struct
 from dataclasses import dataclass, field, replace
 
 from idnode.codes import OpCode, OpFlag, ResponseCode
+from idnode.encoding import Reader, Writer
 from idnode.errors import MalformedMessage, ProtocolError
 from idnode.wire.bodies import (
     Body,
@@ -34,7 +35,6 @@ from idnode.wire.bodies import (
     read_request_digest,
     write_request_digest,
 )
-from idnode.wire.codec import Reader, Writer
 from idnode.wire.credential import Credential, read_credential_section, write_credential_section
 from idnode.wire.envelope import (
     ENVELOPE_SIZE,

@@ -44,9 +44,9 @@ from idnode.crypto.keys import (
     public_key_from_pem,
     public_key_to_jwk,
 )
+from idnode.encoding import Reader, Writer
 from idnode.errors import IdnodeError, InvalidValue
 from idnode.wire.admin import json_int
-from idnode.wire.codec import Reader, Writer
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from idnode.codes import Permission, TTLType
+from idnode.encoding import Reader, Writer
 from idnode.errors import MalformedMessage
 from idnode.model import HandleValue, ValueReference
-from idnode.wire.codec import Reader, Writer
 
 # index + timestamp + ttl type + ttl + permission + type length + data length + ref count
 MIN_VALUE_SIZE = 4 + 4 + 1 + 4 + 1 + 4 + 4 + 4

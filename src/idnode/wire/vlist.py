@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from idnode.encoding import Reader, Writer
 from idnode.errors import InvalidValue
 from idnode.model import ValueReference
 from idnode.wire.admin import check_index, json_int
-from idnode.wire.codec import Reader, Writer
 from idnode.wire.values import MIN_REFERENCE_SIZE, read_reference, write_reference
 
 

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from idnode.auth.identity import Identity
+from idnode.client.admin import AdminClient
 from idnode.codes import OpCode, OpFlag, ResponseCode
 from idnode.crypto.keys import PrivateKey
 from idnode.runtime import Clock, Random, randbits, token_hex
-from idnode.transport.admin_client import AdminClient
 from idnode.verify.conformance.describe import code_name
 from idnode.verify.conformance.probes import Garbage, Probe, Reply
 from idnode.wire import bodies

@@ -1,4 +1,10 @@
-"""Bounds-checked primitives every codec in ``idnode.wire`` is built from.
+"""Bounds-checked big-endian, length-prefixed byte codec: the primitives every binary layout
+in idnode is built from (the wire messages of ``idnode.wire``, the key formats of
+``idnode.crypto``, the authentication answers of ``idnode.auth``).
+
+It lives at the core, beside ``errors`` and ``model``, so ``crypto`` can read HSJ's key bytes
+without importing ``wire`` (``wire`` imports ``crypto`` to decode HS_PUBKEY; the reverse
+import made a cycle).
 
 ``Reader`` never trusts a length or count field: it checks it against the bytes that are
 actually left before slicing or allocating, and reports failures as ``MalformedMessage``

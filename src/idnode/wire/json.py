@@ -1,7 +1,9 @@
-"""Handle records as the Handle.Net REST API's JSON shows them (technical manual 14.8).
+"""Handle values as the Handle.Net REST API's JSON shows them (technical manual 14.8).
 
 Both directions live here so what a GET shows is exactly what a PUT accepts back: pyhandle
-modifies a record by copying values from a GET answer and PUTting them again.
+modifies a record by copying values from a GET answer and PUTting them again. The ``data``
+member of each value comes from the typed-value registry (``idnode.wire.types``), which also
+applies each type's write rule, with the very message ``check_record`` gives a wire write.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 from idnode.codes import Permission, TTLType
 from idnode.errors import InvalidValue, ProtocolError
 from idnode.model import DEFAULT_PERMISSIONS, DEFAULT_TTL, HandleValue, ValueReference
-from idnode.wire.handlevalues import describe_value, value_data_from_json
+from idnode.wire.types import data_from_json, to_json, validate
 
 
 def iso_timestamp(seconds: int) -> str:
@@ -26,7 +28,7 @@ def value_to_json(v: HandleValue) -> dict[str, Any]:
     out: dict[str, Any] = {
         "index": v.index,
         "type": v.type,
-        "data": describe_value(v),
+        "data": to_json(v),
         "ttl": iso_timestamp(v.ttl & 0xFFFFFFFF) if absolute else v.ttl,
         "timestamp": iso_timestamp(v.timestamp),
     }
@@ -71,7 +73,8 @@ def value_from_json(obj: Any, *, timestamp: int, index: int | None = None) -> Ha
 
     ``index`` fills in a value sent without one (``PUT ?index=various`` lets the server choose);
     a value that carries its own index keeps it. Client timestamps are ignored: the server
-    stamps every write, as HSJ does.
+    stamps every write, as HSJ does. The type's write rule is applied here (the registry's
+    ``validate``, as ``check_record`` applies it), so a bad value fails before anything else.
     """
     if not isinstance(obj, dict):
         raise InvalidValue("each value must be a JSON object")
@@ -89,8 +92,8 @@ def value_from_json(obj: Any, *, timestamp: int, index: int | None = None) -> Ha
         permissions_from_json(obj["permissions"]) if "permissions" in obj else DEFAULT_PERMISSIONS
     )
     refs = _refs_from_json(obj.get("references", obj.get("refs", ())), index)
-    data = value_data_from_json(type_, obj.get("data", ""), f"value {index}: data")
-    return HandleValue(
+    data = data_from_json(obj.get("data", ""), f"value {index}: data")
+    value = HandleValue(
         index=index,
         type=type_,
         data=data,
@@ -100,6 +103,8 @@ def value_from_json(obj: Any, *, timestamp: int, index: int | None = None) -> Ha
         timestamp=timestamp,
         references=refs,
     )
+    validate(value)
+    return value
 
 
 def _json_index(raw: object) -> int:
@@ -176,3 +181,13 @@ def put_entity_values(entity: Any, handle_matches: Callable[[str], bool]) -> lis
     raise ProtocolError(
         "invalid JSON in PUT request: expected an array of values or an object with 'values'"
     )
+
+
+__all__ = [
+    "iso_timestamp",
+    "permissions_from_json",
+    "permissions_to_json",
+    "put_entity_values",
+    "value_from_json",
+    "value_to_json",
+]

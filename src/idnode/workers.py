@@ -32,7 +32,7 @@ def _worker_main(config: Config, number: int, runtime: Runtime) -> None:
     import asyncio
 
     from idnode.logs import setup_logging
-    from idnode.transport.server import serve
+    from idnode.serve import serve
 
     setup_logging(config.log.level, config.log.format)
     try:

@@ -1,4 +1,7 @@
-"""``idnode serve``: UDP, TCP and HTTP listeners for one node in one asyncio process."""
+"""``idnode serve``: UDP, TCP and HTTP listeners for one node in one asyncio process.
+
+Beside the composition root (``app.py``): it opens the node with its features, starts their
+background work and hands the transports the core node and the features' routes."""
 
 from __future__ import annotations
 
@@ -10,9 +13,9 @@ import socket
 
 import uvicorn
 
+from idnode.app import NodeApp, open_node
 from idnode.config import Config
 from idnode.runtime import Runtime
-from idnode.service.node import close_node, open_node
 from idnode.transport.cache_metrics import ResponseCacheCollector
 from idnode.transport.http import build_app
 from idnode.transport.http_fast import CachedRestAnswers, cached_answers_protocol
@@ -51,15 +54,15 @@ async def response_cache_for(config: Config, store) -> ResponseCache | None:
     return cache
 
 
-def watch_caches(node, caches: dict[str, ResponseCache | None]) -> None:
-    """Show the caches in ``/metrics`` and clear them on lifecycle and prefix state changes
-    (writes to the store clear them through ``response_cache_for``)."""
+def watch_caches(node: NodeApp, caches: dict[str, ResponseCache | None]) -> None:
+    """Show the caches in ``/metrics`` and clear them when the registry's states change here
+    or in another process (writes clear them through ``response_cache_for``)."""
     live = {face: cache for face, cache in caches.items() if cache is not None}
     if node.registry is None:
         return
     node.registry.stats.metrics.register(ResponseCacheCollector(live))
     for cache in live.values():  # a suspended or reactivated identifier: answers change
-        node.registry.state_listeners.append(cache.invalidate)
+        node.registry.states.listeners.append(cache.invalidate)
 
 
 async def serve(
@@ -75,6 +78,7 @@ async def serve(
     UDP, TCP and HTTP ports; the kernel spreads clients across them.
     """
     node = await open_node(config, runtime=runtime)
+    await node.start()
     wire_cache = await response_cache_for(config, node.store)
     rest_cache = await response_cache_for(config, node.store)
     watch_caches(node, {"wire": wire_cache, "http": rest_cache})
@@ -92,7 +96,7 @@ async def serve(
     http_sockets = [http_socket(host, srv.http_port)] if reuse_port else None
     http = uvicorn.Server(
         uvicorn.Config(
-            build_app(node, limits=handler.limits, answers=answers),
+            build_app(node, limits=handler.limits, answers=answers, extra_routes=node.routes),
             host=host,
             port=srv.http_port,
             log_level="warning",
@@ -150,5 +154,5 @@ async def serve(
             await asyncio.wait_for(http_task, timeout=5)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(tcp_server.wait_closed(), timeout=2)
-        await close_node(node)
+        await node.close()
         log.info("stopped")

@@ -20,12 +20,12 @@ from typing import Any
 
 from idnode.auth.answers import make_public_key_answer, make_secret_key_answer
 from idnode.auth.identity import Identity
+from idnode.client.resolve import ClientTimeout, request_udp
 from idnode.codes import OpCode, OpFlag, ResponseCode
 from idnode.crypto.keys import PrivateKey
 from idnode.errors import IdnodeError
 from idnode.model import HS_PUBKEY, HS_SECKEY, NA_PREFIX, HandleValue
 from idnode.runtime import ENTROPY, randbits
-from idnode.transport.client import ClientTimeout, request_udp
 from idnode.wire import bodies
 from idnode.wire.envelope import Envelope, reply_version
 from idnode.wire.framing import TcpFramer

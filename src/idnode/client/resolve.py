@@ -15,10 +15,9 @@ import httpx
 from idnode.codes import OpCode, OpFlag
 from idnode.errors import IdnodeError
 from idnode.runtime import ENTROPY, randbits
-from idnode.transport.limits import is_truncated_answer
 from idnode.wire import bodies
 from idnode.wire.envelope import ENVELOPE_SIZE, Envelope
-from idnode.wire.framing import TcpFramer, UdpReassembler, split_datagrams
+from idnode.wire.framing import TcpFramer, UdpReassembler, is_truncated_answer, split_datagrams
 from idnode.wire.header import Header, decode_header
 from idnode.wire.message import Message, decode_message, encode_message
 

@@ -1,0 +1,162 @@
+"""The composition root: the one module that builds a node from its parts and its features.
+
+``open_node(config, runtime=...)`` opens the store and wires, in this order, what every
+request path shares: the features' states and write policies, the one write service (with
+those policies), the one resolver (with the features' gate and stages), then the features
+themselves. Nothing below this module imports a feature or assigns a hook afterwards; the
+transports receive the core ``Node`` and the routes the features contribute.
+
+No background work starts here: ``NodeApp.start`` is for a serving process (statistics
+flushing, following other processes' state changes, reports to a parent), so a command
+such as ``idnode import`` opens the same node without running server work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from starlette.routing import BaseRoute
+
+from idnode.auth.acl import AccessControl
+from idnode.config import Config
+from idnode.names import PrefixSet
+from idnode.runtime import Runtime
+from idnode.service.admin import AdminService
+from idnode.service.node import Node, node_operators
+from idnode.service.policies import WritePolicy
+from idnode.service.resolve import Resolver
+from idnode.service.site import build_site, load_private_key
+from idnode.store.base import Store
+
+if TYPE_CHECKING:
+    from idnode.hierarchy.service import Hierarchy
+    from idnode.registry.service import Registry
+
+
+@dataclass(frozen=True)
+class Features:
+    """Which features a node runs (tests and tools may leave some out)."""
+
+    registry: bool = True
+    hierarchy: bool = True
+
+
+ALL = Features()
+
+
+@dataclass
+class NodeApp(Node):
+    """A node with its features: what ``idnode serve`` and the commands run."""
+
+    registry: Registry | None = None
+    hierarchy: Hierarchy | None = None
+    routes: list[BaseRoute] = field(default_factory=list)  # mounted by the HTTP transport
+
+    async def start(self) -> None:
+        """Background work of a serving process."""
+        if self.registry is not None:
+            await self.registry.start()
+        if self.hierarchy is not None:
+            self.hierarchy.start()
+
+    async def close(self) -> None:
+        """Close what ``open_node`` opened, in reverse: the hierarchy's tasks, the registry
+        (its statistics flushed), then the store."""
+        try:
+            if self.hierarchy is not None:
+                await self.hierarchy.close()
+            if self.registry is not None:
+                await self.registry.close()
+        finally:
+            await self.store.close()
+
+
+async def open_node(config: Config, *, runtime: Runtime, features: Features = ALL) -> NodeApp:
+    """Open the store and build the node described by ``config`` on ``runtime`` (the one clock
+    and random source of every part: the store's log, the registry, the hierarchy, sessions,
+    challenges)."""
+    from idnode.store.encrypted import configured_store
+
+    store = configured_store(config, runtime)  # SM4-GCM at rest when a storage key is set
+    await store.open()
+    try:
+        return await _build(config, runtime, features, store)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await store.close()
+        raise
+
+
+async def _build(config: Config, runtime: Runtime, features: Features, store: Store) -> NodeApp:
+    homed = PrefixSet(await store.homed_prefixes())
+    private_key = load_private_key(config)
+    site = build_site(config, private_key.public_key())
+    acl = AccessControl(store, operators=node_operators(config), prefix_admins_inherit=False)
+    policies: list[WritePolicy] = []
+    gate = states = None
+    if features.registry and config.node.prefixes:
+        from idnode.registry.policy import RegistryPolicy
+        from idnode.registry.states import GovernanceStates, ResolutionGate
+        from idnode.registry.templates import TemplateCatalog
+
+        states = GovernanceStates(TemplateCatalog.shipped())
+        await states.load(store)
+        gate = ResolutionGate(states)
+        policies.append(RegistryPolicy(states))
+    admin = AdminService(store, homed, acl, runtime.clock, runtime.random, policies=policies)
+    routing = None  # the hierarchy's routing stage: referrals to children, recursion
+    if features.hierarchy:
+        from idnode.hierarchy.service import routing_stage
+
+        routing = routing_stage(config, homed=homed, runtime=runtime)
+    resolver = Resolver(
+        store,
+        homed,
+        read_check=admin.may_read_restricted,
+        gate=gate,
+        stages=() if routing is None else (routing,),
+        on_error=None if routing is None else routing.count_error,
+    )
+    node = NodeApp(
+        config=config,
+        store=store,
+        site=site,
+        private_key=private_key,
+        runtime=runtime,
+        homed=homed,
+        resolver=resolver,
+        admin=admin,
+    )
+    if states is not None and gate is not None:
+        from idnode.registry.api import routes as registry_routes
+        from idnode.registry.service import Registry
+
+        node.registry = Registry(
+            directory=config.directory,
+            node_name=config.node.name,
+            node_prefixes=list(config.node.prefixes),
+            store=store,
+            admin=admin,
+            homed=homed,
+            states=states,
+            gate=gate,
+            clock=runtime.clock,
+            random=runtime.random,
+        )
+        node.routes += registry_routes(node.registry)
+    if features.hierarchy:
+        from idnode.hierarchy.api import routes as hierarchy_routes
+        from idnode.hierarchy.service import attach as attach_hierarchy
+
+        node.hierarchy = await attach_hierarchy(node, routing)
+        if node.hierarchy is not None and node.registry is not None:
+            node.registry.stats.metrics.register(node.hierarchy)  # one /metrics
+            node.registry.stats.refreshers.append(node.hierarchy.refresh_metrics)
+        node.routes += hierarchy_routes(node)
+    return node
+
+
+async def close_node(node: NodeApp) -> None:
+    await node.close()
