@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -133,6 +134,7 @@ def test_kill_9_during_1000_concurrent_writes_leaves_everything_agreeing(tmp_pat
         node.process.kill()
         node.process.communicate()
     counts = asyncio.run(tallies(node.directory))
+    print(f"kill -9 after {len(acked)} acknowledged writes: {counts}")
     assert len(set(counts.values())) == 1, counts  # all four agree exactly
     assert 300 <= len(acked) <= counts["records"] < 1000, (len(acked), counts)
 
@@ -282,7 +284,9 @@ def test_two_nodes_on_one_postgresql_share_a_suspension(tmp_path, pg_schema):
             headers={"authorization": f"Bearer {tokens['operator']}"},
         )
         assert r.status_code == 200, r.text
+        suspended_at = time.monotonic()
         eventually(lambda: code(second) == 100, "the second node to refuse the suspended id")
+        print(f"refused by the other node {time.monotonic() - suspended_at:.3f} s later")
         body = httpx.get(f"{second.http_url}/api/handles/{handle}").json()
         assert body["responseCode"] == 100 and body["message"].startswith("suspended:")
     finally:
