@@ -20,7 +20,6 @@ from pathlib import Path
 
 from idnode.app import open_node
 from idnode.bootstrap import init_node
-from idnode.registry import service
 from idnode.runtime import system
 
 
@@ -36,16 +35,23 @@ def write_csv(path: Path, rows: int) -> None:
 
 
 async def main(rows: int, batch: int, workdir: Path) -> None:
-    service.BACKGROUND = False
     cfg = await init_node(workdir / "node", name="bench", prefixes=["88.123"], runtime=system())
     node = await open_node(cfg, runtime=system())
+    try:
+        await _import(node, rows, batch, workdir)
+    finally:
+        await node.close()
+
+
+async def _import(node, rows: int, batch: int, workdir: Path) -> None:
     reg = node.registry
-    org = reg.organisations.apply("bench", "Fujian Auto Parts Co., Ltd.", "91350100M000100Y43",
-                                  {"name": "Lin", "phone": "+86 591 0000000",
-                                   "email": "lin@example.cn"})  # fmt: skip
+    org = await reg.organisations.apply("bench", "Fujian Auto Parts Co., Ltd.",
+                                        "91350100M000100Y43",
+                                        {"name": "Lin", "phone": "+86 591 0000000",
+                                         "email": "lin@example.cn"})  # fmt: skip
     await reg.organisations.approve("bench", org["id"])
-    reg.prefixes.apply("bench", "88.123.4567", org["id"], "auto-parts")
-    reg.prefixes.approve("bench", "88.123.4567")
+    await reg.prefixes.apply("bench", "88.123.4567", org["id"], "auto-parts")
+    await reg.prefixes.approve("bench", "88.123.4567")
     await reg.prefixes.allocate("bench", "88.123.4567")
     source = workdir / "parts.csv"
     t0 = time.perf_counter()
@@ -71,8 +77,6 @@ async def main(rows: int, batch: int, workdir: Path) -> None:
           f"{os.cpu_count()} cores")  # fmt: skip
     db = (workdir / "node" / "node.db").stat().st_size
     print(f"store file {db / 1e6:.0f} MB")
-    reg.db.close()
-    await node.store.close()
 
 
 if __name__ == "__main__":

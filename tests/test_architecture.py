@@ -18,15 +18,19 @@ CORE = "core"
 ALLOWED: dict[str, set[str]] = {
     CORE: set(),
     "crypto": {CORE},
+    # other identifier schemes (GS1, Ecode, OID): pure parsing and mapping of names
+    "schemes": {CORE},
     "wire": {CORE, "crypto"},
     "store": {CORE, "crypto"},
     "auth": {CORE, "crypto", "wire", "store"},
     "service": {CORE, "crypto", "wire", "store", "auth"},
     "client": {CORE, "crypto", "wire", "auth"},
-    "transport": {CORE, "crypto", "wire", "store", "auth", "service", "client"},
+    "transport": {CORE, "crypto", "wire", "store", "auth", "service", "client", "schemes"},
     "registry": {CORE, "crypto", "wire", "store", "auth", "service", "client"},
     "hierarchy": {CORE, "crypto", "wire", "store", "auth", "service", "client"},
     "verify": {CORE, "crypto", "wire", "auth", "client"},
+    # factory-floor registration over MQTT: a feature's client, writing through the registry
+    "ingest": {CORE, "crypto", "wire", "store", "auth", "service", "client", "registry"},
     "app": {
         CORE,
         "crypto",
@@ -38,6 +42,8 @@ ALLOWED: dict[str, set[str]] = {
         "transport",
         "registry",
         "hierarchy",
+        "ingest",
+        "schemes",
     },  # fmt: skip
     "cli": {
         CORE,
@@ -50,12 +56,14 @@ ALLOWED: dict[str, set[str]] = {
         "transport",
         "registry",
         "hierarchy",
+        "ingest",
         "verify",
         "app",
+        "schemes",
     },  # fmt: skip
 }
 CORE_MODULES = {"model", "codes", "errors", "config", "logs", "runtime", "encoding", "names",
-                "__init__"}  # fmt: skip
+                "lifeline", "__init__"}  # fmt: skip
 APP_MODULES = {"app", "serve", "bootstrap", "workers"}
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 from starlette.routing import BaseRoute
@@ -23,9 +24,11 @@ from idnode.auth.acl import AccessControl
 from idnode.config import Config
 from idnode.names import PrefixSet
 from idnode.runtime import Runtime
+from idnode.schemes.registry import SchemeRegistry
 from idnode.service.admin import AdminService
 from idnode.service.node import Node, node_operators
 from idnode.service.policies import WritePolicy
+from idnode.service.quotas import QuotaPolicy, Quotas
 from idnode.service.resolve import Resolver
 from idnode.service.site import build_site, load_private_key
 from idnode.store.base import Store
@@ -53,6 +56,8 @@ class NodeApp(Node):
     registry: Registry | None = None
     hierarchy: Hierarchy | None = None
     routes: list[BaseRoute] = field(default_factory=list)  # mounted by the HTTP transport
+    # POST paths whose bodies the features stream to disk, with their own byte bounds
+    streamed_uploads: dict[str, int] = field(default_factory=dict)
 
     async def start(self) -> None:
         """Background work of a serving process."""
@@ -103,14 +108,19 @@ async def _build(config: Config, runtime: Runtime, features: Features, store: St
 
         states = GovernanceStates(TemplateCatalog.shipped())
         await states.load(store)
-        gate = ResolutionGate(states)
+        gate = ResolutionGate(states, runtime.clock.monotonic)
         policies.append(RegistryPolicy(states))
+    # per-identity quotas ([quotas]): guarded counters in each write's transaction, and a
+    # count of each authenticated resolution
+    quotas = Quotas.from_config(config.quotas, runtime.clock, acl.is_operator)
+    if quotas.enabled:
+        policies.append(QuotaPolicy(quotas))
     admin = AdminService(store, homed, acl, runtime.clock, runtime.random, policies=policies)
     routing = None  # the hierarchy's routing stage: referrals to children, recursion
     if features.hierarchy:
         from idnode.hierarchy.service import routing_stage
 
-        routing = routing_stage(config, homed=homed, runtime=runtime)
+        routing = routing_stage(config, homed=homed, runtime=runtime, store=store)
     resolver = Resolver(
         store,
         homed,
@@ -118,6 +128,9 @@ async def _build(config: Config, runtime: Runtime, features: Features, store: St
         gate=gate,
         stages=() if routing is None else (routing,),
         on_error=None if routing is None else routing.count_error,
+        reader_quota=partial(quotas.count_read, store) if quotas.enabled else None,
+        # urn:oid:, ecode:, gs1: names map onto Handle names before resolution (docs/schemes.md)
+        names=SchemeRegistry.from_settings(config.schemes, config.node.prefixes).to_handle,
     )
     node = NodeApp(
         config=config,
@@ -130,6 +143,7 @@ async def _build(config: Config, runtime: Runtime, features: Features, store: St
         admin=admin,
     )
     if states is not None and gate is not None:
+        from idnode.registry.api import UPLOADS
         from idnode.registry.api import routes as registry_routes
         from idnode.registry.service import Registry
 
@@ -145,7 +159,8 @@ async def _build(config: Config, runtime: Runtime, features: Features, store: St
             clock=runtime.clock,
             random=runtime.random,
         )
-        node.routes += registry_routes(node.registry)
+        node.routes += registry_routes(node.registry, metrics_allow=config.server.metrics_allow)
+        node.streamed_uploads.update(UPLOADS)
     if features.hierarchy:
         from idnode.hierarchy.api import routes as hierarchy_routes
         from idnode.hierarchy.service import attach as attach_hierarchy

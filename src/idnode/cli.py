@@ -10,7 +10,7 @@ import asyncio
 import base64
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -18,6 +18,9 @@ from rich.table import Table
 
 from idnode import __version__
 from idnode.cli_common import FAILURE, RUNTIME, USAGE_ERROR, err, fail, node_config, out  # noqa: F401
+
+if TYPE_CHECKING:
+    from idnode.config import Config
 
 app = typer.Typer(
     name="idnode",
@@ -77,6 +80,12 @@ def init(
         prefix = prefixes_for(role, prefix)
     except RoleError as exc:
         fail(str(exc), USAGE_ERROR)
+    if root_info and Path(root_info).expanduser().is_file():
+        # found from here: [hierarchy] paths are read against the node directory, so store
+        # it absolute; a file not found here is kept as given, for the node directory
+        root_info = str(Path(root_info).expanduser().resolve())
+    elif root_info:
+        err.print(f"note: {root_info} is not here; `serve` reads it in {directory}", markup=False)
     try:
         cfg = asyncio.run(
             init_node(
@@ -134,6 +143,7 @@ def serve(
         if value is not None:
             setattr(cfg.server, attr, value)
     setup_logging(cfg.log.level, cfg.log.format)
+    _check_root_info(cfg)
     tls = bool(cfg.tls.tcp_port or cfg.tls.https_port)
     if cfg.server.workers == 0 and tls:
         cfg.server.workers = 1  # "one per core" by default, but TLS ports take one process
@@ -156,6 +166,18 @@ def serve(
         fail(f"cannot listen: {exc}")
     except KeyboardInterrupt:
         pass
+
+
+def _check_root_info(cfg: Config) -> None:
+    """A recursive node whose root-info file is missing fails here, in one line, before
+    any worker starts: a worker would die on it at start-up and be restarted forever."""
+    from idnode.errors import IdnodeError
+    from idnode.hierarchy.service import load_configured_root_info
+
+    try:
+        load_configured_root_info(cfg)
+    except IdnodeError as exc:
+        fail(str(exc), USAGE_ERROR)
 
 
 def _install_uvloop() -> None:
@@ -305,6 +327,7 @@ def load(
     key: Annotated[Path | None, typer.Option(help="private key of the identity")] = None,
     secret_file: Annotated[Path | None, typer.Option(help="secret key of the identity")] = None,
     secret_alg: Annotated[str, typer.Option(help="secret-key answer kind")] = "HMAC-SHA256",
+    pbkdf2: Pbkdf2Opt = "",
     timeout: float = 10.0,
 ) -> None:
     """Load records from a JSON-lines file: into the local node, all or nothing, or with
@@ -318,7 +341,7 @@ def load(
     if server is not None:
         if file is not None:
             fail("with --server give only the records file, not a node directory", USAGE_ERROR)
-        conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+        conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2)
         _load_remote(conn, directory, overwrite)
         return
     if file is None:
@@ -436,6 +459,13 @@ SecretOpt = Annotated[Path | None, typer.Option(help="file holding the identity'
 SecretAlgOpt = Annotated[
     str, typer.Option(help="secret-key answer: HMAC-SHA256, SHA256, SHA1, PBKDF2-HMAC-SHA1")
 ]
+Pbkdf2Opt = Annotated[
+    str,
+    typer.Option(
+        help="SALT_HEX:ITERATIONS[:BITS] of the identity's stored PBKDF2 key (what account "
+        "creation prints as pbkdf2): a registrar's token then answers challenges",
+    ),
+]
 ValueOpt = Annotated[
     list[str],
     typer.Option(
@@ -453,7 +483,9 @@ ValuesFileOpt = Annotated[
 class _Connection:
     """The options every ``idnode admin`` command shares, checked once."""
 
-    def __init__(self, server, protocol, id, key, secret_file, secret_alg, timeout) -> None:
+    def __init__(
+        self, server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2=""
+    ) -> None:
         from idnode.auth.identity import Identity
         from idnode.errors import IdnodeError
 
@@ -472,6 +504,14 @@ class _Connection:
         self.private_key = _read_private_key(key) if key is not None else None
         self.secret = _read_secret(secret_file) if secret_file is not None else None
         self.secret_alg = secret_alg
+        self.pbkdf2 = _parse_pbkdf2(pbkdf2) if pbkdf2 else None
+        if self.pbkdf2 is not None:
+            if self.secret is None:
+                fail("--pbkdf2 goes with --secret-file (the account's token)", USAGE_ERROR)
+            if secret_alg == "HMAC-SHA256":  # the default: the stored key answers only 0x22
+                self.secret_alg = "PBKDF2-HMAC-SHA1"
+            elif "PBKDF2" not in secret_alg.upper().replace("_", "-"):
+                fail(f"--pbkdf2 needs --secret-alg PBKDF2-HMAC-SHA1, not {secret_alg}", USAGE_ERROR)
         self.timeout = timeout
 
     def client(self):
@@ -485,6 +525,7 @@ class _Connection:
             private_key=self.private_key,
             secret=self.secret,
             secret_alg=self.secret_alg,
+            pbkdf2=self.pbkdf2,
             timeout=self.timeout,
         )
 
@@ -500,6 +541,32 @@ class _Connection:
             return asyncio.run(go())
         except (IdnodeError, OSError) as exc:
             fail(str(exc))
+
+
+def _parse_pbkdf2(text: str) -> tuple[bytes, int, int]:
+    """``SALT_HEX:ITERATIONS[:BITS]`` -> (salt, iterations, key bits), or a usage error.
+
+    The server keeps an account's token only as PBKDF2(token, salt, iterations); a challenge
+    answer verifies only when it is computed with those same parameters."""
+    from idnode.auth.secrets import MAX_SALT, MAX_STORED_ITERATIONS, MIN_SALT
+
+    parts = text.strip().split(":")
+    usage = f"--pbkdf2 {text!r}: use SALT_HEX:ITERATIONS[:BITS], e.g. 9f3c...:10000:160"
+    if len(parts) not in (2, 3):
+        fail(usage, USAGE_ERROR)
+    try:
+        salt = bytes.fromhex(parts[0])
+        iterations = int(parts[1])
+        bits = int(parts[2]) if len(parts) == 3 else 160
+    except ValueError:
+        fail(usage, USAGE_ERROR)
+    if not MIN_SALT <= len(salt) <= MAX_SALT:
+        fail(f"--pbkdf2: the salt is {MIN_SALT}..{MAX_SALT} bytes, got {len(salt)}", USAGE_ERROR)
+    if not 1 <= iterations <= MAX_STORED_ITERATIONS:
+        fail(f"--pbkdf2: iterations must be 1..{MAX_STORED_ITERATIONS}", USAGE_ERROR)
+    if bits <= 0 or bits % 8 or bits > 512:
+        fail("--pbkdf2: key bits must be a multiple of 8 up to 512", USAGE_ERROR)
+    return salt, iterations, bits
 
 
 def _read_private_key(path: Path):
@@ -603,10 +670,11 @@ def admin_create(
     key: KeyOpt = None,
     secret_file: SecretOpt = None,
     secret_alg: SecretAlgOpt = "HMAC-SHA256",
+    pbkdf2: Pbkdf2Opt = "",
     timeout: float = 10.0,
 ) -> None:
     """Create a handle (opcode 100); prints the handle created."""
-    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2)
     values = _parse_values(value, values_file)
     if default_admin:
         values = _with_default_admin(values, conn.identity)
@@ -623,10 +691,11 @@ def admin_delete(
     key: KeyOpt = None,
     secret_file: SecretOpt = None,
     secret_alg: SecretAlgOpt = "HMAC-SHA256",
+    pbkdf2: Pbkdf2Opt = "",
     timeout: float = 10.0,
 ) -> None:
     """Delete a handle (opcode 101)."""
-    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2)
     conn.run(lambda c: c.delete_handle(handle))
     out.print(f"deleted {handle}", highlight=False)
 
@@ -643,10 +712,11 @@ def admin_add_value(
     key: KeyOpt = None,
     secret_file: SecretOpt = None,
     secret_alg: SecretAlgOpt = "HMAC-SHA256",
+    pbkdf2: Pbkdf2Opt = "",
     timeout: float = 10.0,
 ) -> None:
     """Add values to a handle (opcode 102)."""
-    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2)
     values = _parse_values(value, values_file)
     if not values:
         fail("give at least one --value", USAGE_ERROR)
@@ -665,10 +735,11 @@ def admin_modify_value(
     key: KeyOpt = None,
     secret_file: SecretOpt = None,
     secret_alg: SecretAlgOpt = "HMAC-SHA256",
+    pbkdf2: Pbkdf2Opt = "",
     timeout: float = 10.0,
 ) -> None:
     """Replace values of a handle by index (opcode 104)."""
-    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2)
     values = _parse_values(value, values_file)
     if not values:
         fail("give at least one --value", USAGE_ERROR)
@@ -686,10 +757,11 @@ def admin_remove_value(
     key: KeyOpt = None,
     secret_file: SecretOpt = None,
     secret_alg: SecretAlgOpt = "HMAC-SHA256",
+    pbkdf2: Pbkdf2Opt = "",
     timeout: float = 10.0,
 ) -> None:
     """Remove values of a handle by index (opcode 103)."""
-    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2)
     if not index:
         fail("give at least one --index", USAGE_ERROR)
     conn.run(lambda c: c.remove_values(handle, index))
@@ -705,10 +777,11 @@ def admin_list(
     key: KeyOpt = None,
     secret_file: SecretOpt = None,
     secret_alg: SecretAlgOpt = "HMAC-SHA256",
+    pbkdf2: Pbkdf2Opt = "",
     timeout: float = 10.0,
 ) -> None:
     """List the handles under a prefix (opcode 105), one per line."""
-    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2)
     for handle in conn.run(lambda c: c.list_handles(prefix)):
         sys.stdout.write(handle + "\n")
 
@@ -724,10 +797,11 @@ def admin_prefixes(
     key: KeyOpt = None,
     secret_file: SecretOpt = None,
     secret_alg: SecretAlgOpt = "HMAC-SHA256",
+    pbkdf2: Pbkdf2Opt = "",
     timeout: float = 10.0,
 ) -> None:
     """List homed prefixes (opcode 302) or a prefix's derived prefixes (opcode 106)."""
-    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2)
     for name in conn.run(lambda c: c.list_prefixes(prefix)):
         sys.stdout.write(name + "\n")
 
@@ -741,10 +815,11 @@ def admin_home(
     key: KeyOpt = None,
     secret_file: SecretOpt = None,
     secret_alg: SecretAlgOpt = "HMAC-SHA256",
+    pbkdf2: Pbkdf2Opt = "",
     timeout: float = 10.0,
 ) -> None:
     """Home a prefix on the server (opcode 300; node operators only)."""
-    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2)
     conn.run(lambda c: c.home_prefix(prefix))
     out.print(f"homed {prefix}", highlight=False)
 
@@ -758,10 +833,11 @@ def admin_unhome(
     key: KeyOpt = None,
     secret_file: SecretOpt = None,
     secret_alg: SecretAlgOpt = "HMAC-SHA256",
+    pbkdf2: Pbkdf2Opt = "",
     timeout: float = 10.0,
 ) -> None:
     """Unhome a prefix (opcode 301; node operators only)."""
-    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2)
     conn.run(lambda c: c.unhome_prefix(prefix))
     out.print(f"unhomed {prefix}", highlight=False)
 
@@ -776,10 +852,11 @@ def admin_load(
     key: KeyOpt = None,
     secret_file: SecretOpt = None,
     secret_alg: SecretAlgOpt = "HMAC-SHA256",
+    pbkdf2: Pbkdf2Opt = "",
     timeout: float = 10.0,
 ) -> None:
     """Create every record of a JSON-lines file over the wire, in one authenticated session."""
-    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout)
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2)
     _load_remote(conn, file, overwrite)
 
 
@@ -816,3 +893,9 @@ _register_registry(app)
 from idnode.hierarchy.cli import register as _register_hierarchy  # noqa: E402
 
 _register_hierarchy(app)  # enrol, child, root-info (issue 8)
+from idnode.cli_qr import register as _register_qr  # noqa: E402
+
+_register_qr(app)  # idnode qr: QR labels (issue 19)
+from idnode.cli_schemes import register as _register_schemes  # noqa: E402
+
+_register_schemes(app)  # idnode scheme: GS1 / Ecode / OID names <-> Handle names (issue 19)

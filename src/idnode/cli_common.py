@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from idnode import runtime
 
@@ -33,7 +34,8 @@ FAILURE = 1  # the command ran but what it asked for failed
 
 
 def fail(message: str, code: int = FAILURE) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    # escaped and never wrapped: "[hierarchy] root_info" is text, and one line stays one line
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

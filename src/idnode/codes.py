@@ -28,6 +28,7 @@ class OpCode(IntEnum):
     SESSION_SETUP = 400
     SESSION_TERMINATE = 401
     SESSION_EXCHANGEKEY = 402
+    LOGIN_ID_SYSTEM = 2001  # IDIS (Teleinfo id-pointer-sdk): log a TCP connection in
 
 
 class ResponseCode(IntEnum):
@@ -62,6 +63,12 @@ class ResponseCode(IntEnum):
     SESSION_NO_SUPPORT = 503
     SESSION_KEY_INVALID = 504
     SESSION_MESSAGE_REJECTED = 505
+    # IDIS quota refusals (Teleinfo id-pointer-sdk AbstractMessage; 601/602 are the SDK's own
+    # client-side codes and never sent). Handle.Net clients do not know them: see
+    # ``transport.idis`` for what each kind of client is sent instead.
+    REQUEST_LIMIT_DAILY = 603
+    REGISTER_COUNT_LIMIT = 604
+    PREFIX_LIMIT = 605
     TRYING = 900
     FORWARDED = 901
 

@@ -35,6 +35,8 @@ class ServerSection:
     workers: int = 0
     # encoded answers to anonymous resolutions kept per worker; 0 disables the cache
     cache_entries: int = 100_000
+    # who may read /metrics without an operator token: hosts or CIDRs (docs/security.md)
+    metrics_allow: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
 
 
 @dataclass
@@ -51,6 +53,8 @@ class KeysSection:
 class AuthSection:
     challenge_ttl: int = 60  # seconds a challenge nonce stays answerable (once)
     session_timeout: int = 3600  # idle seconds before an authenticated session ends
+    # keyed native sessions (transport.wire_sessions): suites offered, preferred first
+    session_suites: list[str] = field(default_factory=lambda: ["hsj", "idis-sm"])
 
 
 @dataclass
@@ -66,14 +70,29 @@ class LimitsSection:
     resolve_burst: int = 2000
     auth_rate_per_minute: int = 30  # failed proofs and session setups per client IP
     auth_burst: int = 10
+    # failed proofs per identity (whatever the address), so guessing from many addresses stops
+    auth_identity_rate_per_minute: int = 30
+    auth_identity_burst: int = 20
+    # requests that write without credentials (an organisation's application) per client IP
+    anonymous_write_rate_per_minute: int = 6
+    anonymous_write_burst: int = 10
+    anonymous_write_per_day: int = 50  # and at most this many a day per client IP (0 = off)
     max_clients: int = 100_000  # client addresses tracked per limiter (LRU beyond)
     udp_amplification: int = 3  # UDP answer <= this x request, else truncated (0 = off)
     tcp_read_deadline: int = 10  # seconds to finish a message once its first byte arrived
     tcp_max_connections_per_ip: int = 64
+    http_max_connections_per_ip: int = 64
+    # stream connections (TCP, TLS, HTTP, HTTPS) per process; 0 = the descriptor limit minus
+    # headroom. When full, the longest-idle connection is closed for a newcomer.
+    max_connections: int = 0
     http_keep_alive: int = 5  # seconds an idle keep-alive HTTP connection stays open
     http_request_timeout: int = 30  # seconds one HTTP request may take to arrive (slowloris)
-    http_max_concurrency: int = 1000  # connections + requests at once; beyond: 503
+    http_max_concurrency: int = 1000  # requests being answered at once; beyond: 503
     http_max_body: int = 16 * 1024 * 1024  # bytes of a request entity; beyond: 413
+    http_max_request_line: int = 8 * 1024  # bytes of method + target + version; beyond: 414
+    http_max_header_bytes: int = 16 * 1024  # bytes of the request head; beyond: 431
+    http_max_header_count: int = 100  # header fields of one request; beyond: 431
+    udp_fair_share: int = 1  # 1: under overload, shed the heaviest UDP sources first; 0: off
 
 
 @dataclass
@@ -106,7 +125,7 @@ class HierarchySection:
 
     ``role``: root | top-level | secondary | enterprise | recursive ("" = standalone node).
     ``parent``: the parent's HTTP API (``http://host:port``, ``host:port`` or an HS_SITE file).
-    ``health_timeout`` 0 means three report intervals.
+    ``health_timeout`` 0 means three of the interval each child declares in its reports.
     """
 
     role: str = ""
@@ -118,9 +137,71 @@ class HierarchySection:
     token_ttl: int = 86400  # lifetime of an enrolment token
     cache_entries: int = 10_000  # answers the recursive cache keeps (LRU beyond)
     negative_ttl: int = 60  # seconds a "not found" is cached
-    max_ttl: int = 86400  # cap on any cached TTL
+    max_ttl: int = 300  # cap on any cached TTL: a suspension reaches recursive caches by then
     stale_seconds: int = 300  # how long past expiry an answer may be served if upstream is down
     upstream_timeout: int = 2  # seconds per upstream query; a whole resolution gets 4x this
+
+
+@dataclass
+class ProtocolSection:
+    """Which binary-protocol dialect TCP clients speak (``idnode.transport.idis``).
+
+    ``profile``: ``handle`` (Handle.Net clients only: a session id the node did not issue is
+    500, opcode 2001 is not supported), ``idis`` (every TCP connection is a Teleinfo IDIS SDK
+    client: the session id it chooses is its connection's), or ``auto`` (both at once: a
+    connection is IDIS once it logs in with opcode 2001 or asks for site information under
+    a session id of its own).
+    """
+
+    profile: str = "auto"
+
+
+@dataclass
+class QuotasSection:
+    """Per-identity quotas (``idnode.service.quotas``), counted in the store so every worker
+    and host agrees; 0 switches a quota off. Node operators have none.
+
+    ``daily_requests``: writes and authenticated resolutions per UTC day (IDIS code 603);
+    ``registrations_per_prefix``: identifiers created under one prefix (604);
+    ``prefixes_per_organisation``: prefix handles ``0.NA/...`` created (605). An identity's
+    quotas are shared with its organisation's when it has a registry account.
+    ``overrides``: ``"300:0.NA/88.1000.1 daily_requests=100000 prefixes_per_organisation=3"``,
+    one identity per entry, for the quotas that differ from the defaults above.
+    """
+
+    daily_requests: int = 0
+    registrations_per_prefix: int = 0
+    prefixes_per_organisation: int = 0
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class IngestSection:
+    """Registration from the factory floor over MQTT (``idnode.ingest``, docs/ingest.md).
+
+    ``mqtt_url``: ``mqtt://host:1883`` (empty: off). ``topics``: one entry per production
+    line, ``"<topic> prefix=<prefix> template=<id> account=<registrar>"``. Only one process
+    of a node ingests (worker 0), as one persistent MQTT session named ``client_id``.
+    """
+
+    mqtt_url: str = ""
+    client_id: str = ""  # the persistent session's name; "" = idnode-<node name>
+    topics: list[str] = field(default_factory=list)
+    dead_letter_topic: str = "idnode/ingest/dead-letter"
+    session_expiry: int = 7 * 86400  # seconds the broker keeps the session while we are away
+    receive_maximum: int = 100  # messages the broker may have unacknowledged with us at once
+
+
+@dataclass
+class SchemesSection:
+    """Names of other identifier schemes mapped onto Handle identifiers (docs/schemes.md):
+    GS1 keys and Digital Link URIs, Ecode (GB/T 31866), OID (``urn:oid:``)."""
+
+    enabled: list[str] = field(default_factory=lambda: ["gs1", "ecode", "oid"])
+    prefix: str = ""  # the Handle prefix names map under; "" = the node's first prefix
+    prefixes: list[str] = field(default_factory=list)  # per scheme: "gs1=20.500.123.1"
+    plugins: list[str] = field(default_factory=list)  # more schemes: "name=package.module:Class"
+    resolver_name: str = ""  # the name /.well-known/gs1resolver gives; "" = [node] name
 
 
 @dataclass
@@ -144,6 +225,10 @@ class Config:
     limits: LimitsSection = field(default_factory=LimitsSection)
     security: SecuritySection = field(default_factory=SecuritySection)
     hierarchy: HierarchySection = field(default_factory=HierarchySection)
+    protocol: ProtocolSection = field(default_factory=ProtocolSection)
+    quotas: QuotasSection = field(default_factory=QuotasSection)
+    ingest: IngestSection = field(default_factory=IngestSection)
+    schemes: SchemesSection = field(default_factory=SchemesSection)
 
     @property
     def store_url(self) -> str:
@@ -169,6 +254,7 @@ class Config:
 
 _SECTIONS = (
     "node", "server", "store", "keys", "auth", "log", "limits", "tls", "security", "hierarchy",
+    "protocol", "quotas", "ingest", "schemes",
 )  # fmt: skip
 
 

@@ -157,3 +157,30 @@ class SessionFailed(IdnodeError):
     """The session could not be set up."""
 
     code = ResponseCode.SESSION_FAILED
+
+
+# -- quotas (service.quotas) -------------------------------------------------------------------
+
+
+class QuotaExceeded(IdnodeError):
+    """A quota of the acting identity is used up (the IDIS codes 603-605)."""
+
+    code = ResponseCode.REQUEST_LIMIT_DAILY
+
+
+class DailyRequestLimit(QuotaExceeded):
+    """The identity's requests for today are used up."""
+
+    code = ResponseCode.REQUEST_LIMIT_DAILY
+
+
+class RegistrationLimit(QuotaExceeded):
+    """The identity may register no more identifiers under this prefix."""
+
+    code = ResponseCode.REGISTER_COUNT_LIMIT
+
+
+class PrefixLimit(QuotaExceeded):
+    """The identity's organisation may create no more prefixes."""
+
+    code = ResponseCode.PREFIX_LIMIT

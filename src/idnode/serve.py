@@ -15,10 +15,19 @@ import uvicorn
 
 from idnode.app import NodeApp, open_node
 from idnode.config import Config
+from idnode.ingest.runner import start_ingest
 from idnode.runtime import Runtime
+from idnode.service.site import Listeners, publish_site
 from idnode.transport.cache_metrics import ResponseCacheCollector
+from idnode.transport.connections import ConnectionBudget, raise_fd_limit
 from idnode.transport.http import build_app
 from idnode.transport.http_fast import CachedRestAnswers, cached_answers_protocol
+from idnode.transport.http_guard import (
+    HeadLimits,
+    HttpGuard,
+    guarded_protocol,
+    head_limits_protocol,
+)
 from idnode.transport.response_cache import ResponseCache
 from idnode.transport.slow_clients import request_deadline_protocol
 from idnode.transport.tcp import serve_tcp
@@ -65,6 +74,34 @@ def watch_caches(node: NodeApp, caches: dict[str, ResponseCache | None]) -> None
         node.registry.states.listeners.append(cache.invalidate)
 
 
+def http_protocol(
+    config: Config,
+    handler: WireHandler,
+    answers: CachedRestAnswers | None,
+    budget: ConnectionBudget,
+) -> type:
+    """uvicorn's HTTP protocol with our layers, innermost first: head limits, cached
+    answers, the request deadline, then the guard on output and connections
+    (``http_guard``: the order matters, its docstring says why)."""
+    limits = config.limits
+    protocol = head_limits_protocol(HeadLimits.from_settings(limits))
+    if answers is not None:
+        protocol = cached_answers_protocol(answers, base=protocol)
+    protocol = request_deadline_protocol(limits.http_request_timeout, base=protocol)
+    guard = HttpGuard(handler.limits, budget, max_tasks=limits.http_max_concurrency)
+    return guarded_protocol(guard, base=protocol)
+
+
+def bound_ports(udp_transport, tcp_server, http_sockets, http_port: int) -> Listeners:
+    """The ports the listeners took (the configured ones, or what the kernel chose for 0)."""
+    http = http_sockets[0].getsockname()[1] if http_sockets else http_port
+    return Listeners(
+        udp=udp_transport.get_extra_info("sockname")[1],
+        tcp=tcp_server.sockets[0].getsockname()[1],
+        http=http,
+    )
+
+
 async def serve(
     config: Config,
     runtime: Runtime,
@@ -77,8 +114,10 @@ async def serve(
     ``reuse_port`` lets several worker processes (``idnode serve --workers N``) bind the same
     UDP, TCP and HTTP ports; the kernel spreads clients across them.
     """
+    raise_fd_limit()  # before the budget is taken from it
     node = await open_node(config, runtime=runtime)
     await node.start()
+    ingest = await start_ingest(config, node.registry)  # [ingest]: worker 0 only
     wire_cache = await response_cache_for(config, node.store)
     rest_cache = await response_cache_for(config, node.store)
     watch_caches(node, {"wire": wire_cache, "http": rest_cache})
@@ -86,17 +125,27 @@ async def serve(
     answers = (
         None if rest_cache is None else CachedRestAnswers(rest_cache, handler.limits, node.resolver)
     )
-    protocol = request_deadline_protocol(
-        config.limits.http_request_timeout,
-        base=None if answers is None else cached_answers_protocol(answers),
-    )
+    # every stream listener of this process shares one connection budget (connections.py)
+    budget = ConnectionBudget(config.limits.max_connections)
+    protocol = http_protocol(config, handler, answers, budget)
     host, srv = config.server.host, config.server
     udp_transport, _ = await serve_udp(handler, host, srv.udp_port, reuse_port=reuse_port)
-    tcp_server = await serve_tcp(handler, host, srv.tcp_port, reuse_port=reuse_port)
-    http_sockets = [http_socket(host, srv.http_port)] if reuse_port else None
+    tcp_server = await serve_tcp(
+        handler, host, srv.tcp_port, reuse_port=reuse_port, budget=budget
+    )
+    # bound here for port 0 too, so the published site can name the port really taken
+    http_sockets = [http_socket(host, srv.http_port)] if reuse_port or not srv.http_port else None
+    await publish_site(node, bound_ports(udp_transport, tcp_server, http_sockets, srv.http_port))
     http = uvicorn.Server(
         uvicorn.Config(
-            build_app(node, limits=handler.limits, answers=answers, extra_routes=node.routes),
+            build_app(
+                node,
+                limits=handler.limits,
+                answers=answers,
+                extra_routes=node.routes,
+                streamed=node.streamed_uploads,  # import files: streamed, bounded on their own
+                wire=handler,  # HDL-over-HTTP: the site's HTTP interface speaks the protocol
+            ),
             host=host,
             port=srv.http_port,
             log_level="warning",
@@ -105,8 +154,8 @@ async def serve(
             # slow and greedy clients: see [limits] and docs/security.md
             timeout_keep_alive=config.limits.http_keep_alive,
             http=protocol,
-            limit_concurrency=config.limits.http_max_concurrency or None,
-            h11_max_incomplete_event_size=16 * 1024,
+            limit_concurrency=None,  # http_guard bounds requests at once, the budget sockets
+            h11_max_incomplete_event_size=config.limits.http_max_header_bytes,
         )
     )
     http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
@@ -122,7 +171,8 @@ async def serve(
         await asyncio.sleep(0.01)
     if http_task.done():
         http_task.result()  # re-raise a bind failure
-    tls = await start_tls(config, handler, http.config)  # [tls]: TCP+TLS and HTTPS ports
+    # [tls]: TCP+TLS and HTTPS ports, in the same budget
+    tls = await start_tls(config, handler, http.config, budget=budget)
     log.info(
         "serving",
         extra={
@@ -154,5 +204,7 @@ async def serve(
             await asyncio.wait_for(http_task, timeout=5)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(tcp_server.wait_closed(), timeout=2)
+        if ingest is not None:  # the message in hand is finished and acknowledged first
+            await ingest.close()
         await node.close()
         log.info("stopped")

@@ -20,6 +20,7 @@ import time
 from multiprocessing.context import SpawnProcess
 
 from idnode.config import Config
+from idnode.lifeline import die_with_parent
 from idnode.runtime import Runtime
 
 log = logging.getLogger("idnode.workers")
@@ -34,6 +35,9 @@ def _worker_main(config: Config, number: int, runtime: Runtime) -> None:
     from idnode.logs import setup_logging
     from idnode.serve import serve
 
+    # a supervisor killed outright cannot stop us: the kernel does (SIGTERM, so we finish)
+    parent = mp.parent_process()
+    die_with_parent(parent.pid if parent is not None else None)
     setup_logging(config.log.level, config.log.format)
     try:
         import uvloop

@@ -145,7 +145,7 @@ def test_done_when(node, tmp_path):
     r = httpx.get(f"{node.http_url}/api/handles/{handle}")
     assert r.status_code == 404
     assert r.json()["responseCode"] == 100 and r.json()["message"].startswith("revoked:")
-    hist = httpx.get(f"{node.http_url}/api/handles/{handle}/history").json()
+    hist = httpx.get(f"{node.http_url}/api/mgmt/history/{handle}").json()
     assert hist["state"] == "revoked"
     assert [v["action"] for v in hist["versions"]] == ["original", "lifecycle.revoked"]
     assert udp(node, f"{ENTERPRISE}/BP0000043").header.response_code == ResponseCode.SUCCESS

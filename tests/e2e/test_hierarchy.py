@@ -233,6 +233,16 @@ def test_the_tree(tree):
     assert [c["prefix"] for c in children["88.123"]["subtree"]] == ["88.123.4567"]
     assert httpx.get(top.http_url + "/api/hierarchy/status").status_code == 401
 
+    # supervision: signed reports carry the audit head; the second one is proven by links
+    def proven() -> dict | None:
+        url = top.http_url + "/api/hierarchy/children/88.123/supervision"
+        shown = httpx.get(url, headers=auth).json()
+        return shown if any(h["verdict"] == "extends" for h in shown["audit_heads"]) else None
+
+    shown = eventually(proven, "a proven audit head from 88.123")
+    assert shown["contradictions"] == 0 and shown["audit_heads"][-1]["verdict"] == "first"
+    assert not any("unsigned" in h["detail"] for h in shown["audit_heads"])
+
     # stop a secondary node: the answer it gave expires (TTL 1 s) and is served stale. Asked
     # again first: the steps above (CLI processes) can outlast the stale window of the
     # answer cached at the start.

@@ -177,3 +177,21 @@ def test_roles_defaults_and_parent_endpoints(tmp_path):
     assert parent_url("site.bin", tmp_path) == "http://127.0.0.1:8000"
     with pytest.raises(RoleError):
         parent_url("")
+
+
+async def test_a_parent_that_reports_to_nobody_judges_children_by_their_interval(parent):
+    """Issue 20: the root reports to nobody (report_interval 0, as ``parent`` is set up);
+    its health limit fell to 3 s and every child stayed unhealthy between reports."""
+    assert parent.config.hierarchy.report_interval == 0
+    d = children(parent)
+    token = (await d.allocate("88.123"))["token"]
+    report_token = (await d.enrol(request(token)))["report_token"]
+    book = parent.hierarchy.book
+    report = {"prefix": "88.123", "health": {"status": "ok"}, "report_interval": 300}
+    await book.accept(report_token, report)
+    parent.runtime.clock.advance(60)  # well inside the child's 300 s schedule
+    (child,) = await book.status()
+    assert child["healthy"], child["reasons"]
+    parent.runtime.clock.advance(900)  # three intervals missed
+    (child,) = await book.status()
+    assert not child["healthy"] and "limit 900s" in child["reasons"][0]

@@ -54,3 +54,46 @@ def test_malformed_codes_name_the_field(code, says):
         validate_credit_code(code)
     assert exc.value.field == "credit_code"
     assert says in exc.value.message
+
+
+# -- issue 20: placeholders, codes inside records, dates in order ----------------------------
+@pytest.mark.parametrize(
+    ("code", "says"),
+    [
+        ("000000000000000000", "registration authority '0'"),  # its check character is 0
+        ("B1350100M000100Y43", "registration authority 'B'"),
+        ("913501000000000000", "placeholder"),  # organisation code all zeros
+        ("910000001922038216", "placeholder"),  # division all zeros
+    ],
+)
+def test_placeholder_codes_are_refused(code, says):
+    with pytest.raises(RegistryError, match=says):
+        validate_credit_code(code[:17] + check_character(code[:17]))
+
+
+def test_credit_codes_inside_records_get_the_check_character():
+    from idnode.registry.templates import TemplateCatalog, TemplateViolation
+
+    auto = TemplateCatalog.shipped().get("auto-parts")
+    good = {"PART_NUMBER": "BP-1", "PART_NAME": "Brake pad", "MODEL": "X1", "BATCH": "B1",
+            "PRODUCTION_DATE": "2026-11-02", "MANUFACTURER": "Fujian Auto Parts"}  # fmt: skip
+    auto.check_fields({**good, "MANUFACTURER_CODE": KNOWN_VALID[0]})
+    for bad in ("91350100M000100Y44", "000000000000000000"):  # both match the pattern
+        with pytest.raises(TemplateViolation, match="GB 32100") as exc:
+            auto.check_fields({**good, "MANUFACTURER_CODE": bad})
+        assert exc.value.field == "MANUFACTURER_CODE"
+
+
+def test_an_expiry_before_the_production_date_is_refused():
+    from idnode.registry.templates import TemplateCatalog, TemplateViolation
+
+    pharma = TemplateCatalog.shipped().get("pharmaceuticals")
+    record = {"DRUG_NAME": "Amoxicillin", "APPROVAL_NUMBER": "国药准字H20003263",
+              "DOSAGE_FORM": "capsule", "SPECIFICATION": "0.25 g", "BATCH": "A1",
+              "PRODUCTION_DATE": "2026-11-02", "EXPIRY_DATE": "2028-10-31",
+              "MANUFACTURER": "Fujian Pharma"}  # fmt: skip
+    pharma.check_fields(record)
+    pharma.check_fields({**record, "EXPIRY_DATE": "2026-11-02"})  # the same day is allowed
+    with pytest.raises(TemplateViolation, match="before PRODUCTION_DATE") as exc:
+        pharma.check_fields({**record, "EXPIRY_DATE": "2026-11-01"})
+    assert exc.value.field == "EXPIRY_DATE"

@@ -107,4 +107,13 @@ async def test_a_file_that_breaks_mid_way_fails_the_job(env, mode: str) -> None:
     job = await reg.imports.create(reg.operator, "console", "88.123.4567", src, "csv", batch_size=2)
     job = await reg.imports.run(job["id"])
     assert job["state"] == "failed"
-    assert job["error"] == "internal error: UnicodeDecodeError"
+    # an input error, named as one (issue 15: it was "internal error: UnicodeDecodeError");
+    # text is decoded a buffer at a time, so the row named is where decoding stopped
+    assert job["error"].startswith("row ") and "not UTF-8 text" in job["error"], job["error"]
+    assert int(job["error"].split(":")[0].removeprefix("row ")) <= 502
+    # nothing partial: only whole batches were written, each logged once, no P9 record
+    count = await reg.store.count_handles("88.123.4567")
+    assert count == job["imported"] and count % 2 == 0, (count, job)
+    loads = [t for t in await reg.store.transactions(0, 10_000) if t.action == "load"]
+    assert len(loads) == count
+    assert await reg.store.get_handle("88.123.4567/P9") is None

@@ -184,7 +184,7 @@ async def test_stages_run_in_order_and_the_first_answer_wins():
 
 async def test_the_name_check_comes_first():
     stage, gated = Stage(), []
-    r = resolver(stages=(stage,), gate=gated.append)
+    r = resolver(stages=(stage,), gate=lambda handle, client: gated.append(handle))
     with pytest.raises(InvalidHandle):
         await r.resolve(ResolutionQuery("no-slash"))
     assert stage.calls == [] and gated == []
@@ -194,7 +194,7 @@ async def test_the_gate_runs_before_routing_and_only_for_handles_this_node_homes
     class Gone(HandleNotFound):
         pass
 
-    def gate(handle: str) -> None:
+    def gate(handle: str, client: str) -> None:
         if handle.endswith("/revoked"):
             raise Gone(f"revoked: {handle}")
 
@@ -226,7 +226,7 @@ async def test_every_failure_is_told_to_on_error_and_still_raised():
 async def test_admits_is_the_gate_for_cached_answers():
     seen: list[str] = []
 
-    def gate(handle: str) -> None:
+    def gate(handle: str, client: str) -> None:
         seen.append(handle)
         if handle == "20.500.1/gone":
             raise HandleNotFound("revoked")

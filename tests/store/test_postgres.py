@@ -24,6 +24,11 @@ from idnode.errors import (
 from idnode.model import HandleValue
 from idnode.runtime import ManualClock
 from idnode.store import postgres_schema
+from idnode.store.governance import (
+    QUOTA_TABLES,
+    RECURSIVE_CACHE_TABLES,
+    TEMPLATE_SUPERVISION_TABLES,
+)
 from idnode.store.governance import TABLES as GOVERNANCE_TABLES
 from idnode.store.postgres import PostgresStore, _translate
 from idnode.store.postgres_schema import SCHEMA_VERSION
@@ -74,7 +79,9 @@ async def test_tables_live_in_the_schema_with_byte_order_keys(db, conn, schema) 
     rows = await conn.fetch(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
     )
-    governance = {re.search(r"CREATE TABLE \{s\}\.(\w+)", t)[1] for t in GOVERNANCE_TABLES
+    governance = {re.search(r"CREATE TABLE \{s\}\.(\w+)", t)[1]
+                  for t in (*GOVERNANCE_TABLES, *QUOTA_TABLES, *RECURSIVE_CACHE_TABLES,
+                            *TEMPLATE_SUPERVISION_TABLES)
                   if t.startswith("CREATE TABLE")}  # fmt: skip
     assert {r[0] for r in rows} == {*TABLES, *governance, "schema_version"}
     versions = await conn.fetch(f"SELECT version FROM {schema}.schema_version")

@@ -19,7 +19,7 @@ class Resolver:
         self.refused: set[str] = set()
         self.seen: list[str] = []
 
-    def admits(self, handle: str) -> bool:
+    def admits(self, handle: str, client: str = "") -> bool:
         self.seen.append(handle)
         return handle not in self.refused
 

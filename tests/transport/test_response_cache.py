@@ -111,19 +111,21 @@ async def test_lifecycle_changes_and_negative_answers_through_a_real_node(tmp_pa
     node.registry.states.listeners.append(cache.invalidate)  # what `serve` does
     handler = WireHandler(node, cache=cache)
 
-    async def code(handle: str) -> tuple[int, bytes]:
+    async def code(handle: str, peer: str = "127.0.0.1:1") -> tuple[int, bytes]:
         env, payload = split(resolution_request(handle))
-        raw = await handler.answer(env, payload, "127.0.0.1:1")
+        raw = await handler.answer(env, payload, peer)
         return decode_header(raw[ENVELOPE_SIZE:]).response_code, raw[ENVELOPE_SIZE:]
 
     try:
-        for _ in range(3):
-            missing = await code("20.500.123/never-made")
-            found = await code("20.500.123/demo-1")
+        for n in range(3):  # three clients: each counts once per identifier and window
+            missing = await code("20.500.123/never-made", f"192.0.2.{n}:1")
+            found = await code("20.500.123/demo-1", f"192.0.2.{n}:1")
         assert missing[0] == ResponseCode.HANDLE_NOT_FOUND and found[0] == ResponseCode.SUCCESS
         assert cache.stats.hits == 4 and len(cache) == 2  # all but the first were hits
         resolutions = node.registry.stats.pending["20.500.123"]
         assert resolutions == 6  # hits are counted by the gate like any resolution
+        await code("20.500.123/demo-1", "192.0.2.0:2")  # the same client again: not counted
+        assert node.registry.stats.pending["20.500.123"] == 6
 
         await node.registry.lifecycle.set_state(None, "20.500.123/demo-1", "suspended", "recall")
         assert len(cache) == 0

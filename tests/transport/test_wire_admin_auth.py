@@ -143,11 +143,16 @@ async def test_session_authenticates_once(wire_node):
         assert reply.header.response_code == RC.SESSION_TIMEOUT
 
 
-async def test_session_modes_needing_a_session_key_are_refused(wire_node):
+async def test_a_session_setup_that_cannot_be_served_is_501(wire_node):
+    """A DH key that is no key, and a mode HSJ does not know: SESSION_FAILED, HSJ's code
+    (DH sessions themselves: tests/handle_peer)."""
+    before = len(wire_node.handler.sessions.table)
     async with wire_node.client() as c:
-        body = bodies.SessionSetupRequest(bodies.KEY_EXCHANGE_DH, 0, f"0.NA/{PREFIX}", 300, b"k")
-        (reply,) = await c._roundtrip(new_request(OpCode.SESSION_SETUP, body))
-        assert reply.header.response_code == RC.SESSION_NO_SUPPORT
+        for mode, key in ((bodies.KEY_EXCHANGE_DH, b"k"), (7, b"")):
+            body = bodies.SessionSetupRequest(mode, 0, f"0.NA/{PREFIX}", 300, key)
+            (reply,) = await c._roundtrip(new_request(OpCode.SESSION_SETUP, body))
+            assert reply.header.response_code == RC.SESSION_FAILED
+    assert len(wire_node.handler.sessions.table) == before
 
 
 async def test_session_for_another_identity_is_refused(wire_node):

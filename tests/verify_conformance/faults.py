@@ -322,6 +322,54 @@ def build(fx: Fixtures) -> list[tuple[Fault, set[str]]]:
         if "values" in doc:
             doc["values"].reverse()
 
+    # -- IDIS (checks_idis): servers that do not, or wrongly, speak the SDK's dialect -------
+    def handle_net_only(req, raw):
+        """A plain Handle.Net server: strict bodies, no 2001, no client-chosen sessions."""
+        if req is None:
+            return raw
+        if isinstance(req.body, bodies.ResolutionRequest) and req.body.auth is not None:
+            return answer_error(req, ResponseCode.PROTOCOL_ERROR, "4 unexpected trailing bytes")
+        if req.header.opcode == OpCode.LOGIN_ID_SYSTEM:
+            return answer_error(req, ResponseCode.OPERATION_NOT_SUPPORTED)
+        if req.envelope.session_id and req.header.opcode != OpCode.CHALLENGE_RESPONSE:
+            return answer_error(req, ResponseCode.SESSION_TIMEOUT, "unknown session")
+        return raw
+
+    def auth_string_trusted(req, m):
+        """Takes a resolution's auth string for the identity it names."""
+        body = getattr(req, "body", None)
+        if isinstance(body, bodies.ResolutionRequest) and body.auth:
+            return leak(req, m)
+        return None
+
+    def login_unchallenged(req, raw):
+        if req is not None and req.header.opcode == OpCode.LOGIN_ID_SYSTEM:
+            from idnode.wire.message import make_response
+
+            return make_response(req, bodies.EmptyResponse())
+        return raw
+
+    def session_id_trusted(req, m):
+        """Serves a client-chosen session id as logged in wherever it comes from."""
+        if req is None or not req.envelope.session_id or m.header.response_code != 402:
+            return None
+        if req.header.opcode in (OpCode.CREATE_HANDLE, OpCode.DELETE_HANDLE):
+            from idnode.wire.message import make_response
+
+            return make_response(req, bodies.EmptyResponse())
+        return None
+
+    def login_accepts_anything(req, m):
+        if (
+            req is not None
+            and req.header.opcode == OpCode.CHALLENGE_RESPONSE
+            and m.header.opcode == OpCode.LOGIN_ID_SYSTEM
+            and m.header.response_code != 1
+        ):
+            header = replace(m.header, response_code=1)
+            return Message(header, bodies.EmptyResponse(), m.envelope)
+        return None
+
     F = Fault
     return [
         (F("wrong_version", on_response=env_change(major=5, minor=0)), {"ENV-001", "ENV-002"}),
@@ -545,4 +593,112 @@ def build(fx: Fixtures) -> list[tuple[Fault, set[str]]]:
         (F("http_write_noop", http_request=http_write_noop), {"REST-015", "REST-016"}),
         (F("slow", delay=0.5), {"TIME-001", "TIME-002", "TIME-003", "TIME-004"}),
         (F("drop_some", drop_every=7), {"TIME-005"}),
+        (
+            F("handle_net_only", on_request=handle_net_only),
+            {f"IDIS-{i:03d}" for i in (1, 2, 3, 4, 10, 11, 12, 13, 14)},
+        ),
+        (F("auth_string_trusted", on_response=msg_change(auth_string_trusted)), {"IDIS-004"}),
+        (
+            F("login_unchallenged", on_request=login_unchallenged),
+            {"IDIS-011", "IDIS-012", "IDIS-013", "IDIS-014"},
+        ),
+        (
+            F("session_id_trusted", on_response=msg_change(session_id_trusted)),
+            {"IDIS-013", "IDIS-014"},
+        ),
+        (
+            F("login_accepts_anything", on_response=msg_change(login_accepts_anything)),
+            {"IDIS-014"},
+        ),
+    ]
+
+
+# -- issue 14: what the kit missed, and where it was stricter than the RFCs --------------------
+
+
+def _site_edit(fn):
+    """A get-siteinfo answer whose decoded HS_SITE ``fn`` rewrites."""
+    from idnode.wire.site import decode_site, encode_site
+
+    def edit(req, m):
+        if isinstance(m.body, bodies.SiteInfoResponse):
+            site = fn(decode_site(m.body.site))
+            return replace(m, body=bodies.SiteInfoResponse(encode_site(site)))
+        return None
+
+    return msg_change(edit)
+
+
+def _moved_interfaces(site):
+    """Every advertised port moved to one nobody listens on (port 9: discard, closed here)."""
+    servers = tuple(
+        replace(s, interfaces=tuple(replace(i, port=9) for i in s.interfaces)) for s in site.servers
+    )
+    return replace(site, servers=servers)
+
+
+def _later_serial(site):
+    """The site reported live has moved on (a new serial); the stored record has not."""
+    return replace(site, serial=site.serial + 7)
+
+
+def _zero_expiration_on_failures(req, m):
+    """HSJ's GOT_EXPIRED_MESSAGE: idnode's old answers stamped 0 on everything but success."""
+    if m.header.response_code != ResponseCode.SUCCESS:
+        return replace(m, header=replace(m.header, expiration=0))
+    return None
+
+
+def _no_dh_sessions(req, raw):
+    """A server without keyed sessions (RFC 3652 allows 503): HSJ's admin tools fail on it."""
+    if isinstance(getattr(req, "body", None), bodies.SessionSetupRequest):
+        if req.body.mode == bodies.KEY_EXCHANGE_DH:
+            return answer_error(req, ResponseCode.SESSION_NO_SUPPORT, "no DH sessions")
+    return raw
+
+
+def build_missed(fx: Fixtures) -> list[tuple[Fault, set[str]]]:
+    """Faults the kit passed before issue 14 and must catch now."""
+    F = Fault
+    return [
+        (
+            F("zero_expiration_on_failures", on_response=msg_change(_zero_expiration_on_failures)),
+            {"REC-001"},
+        ),
+        (F("stale_live_serial", on_response=_site_edit(_later_serial)), {"SITE-010"}),
+        (F("dead_interfaces", on_response=_site_edit(_moved_interfaces)), {"SITE-005"}),
+        (F("no_dh_sessions", on_request=_no_dh_sessions), {"SESS-001"}),
+    ]
+
+
+def _unknown_challenge_500(req, m):
+    """HANDLE.NET's answer to a challenge answer naming no pending challenge: 500."""
+    if (
+        req is not None
+        and req.header.opcode == OpCode.CHALLENGE_RESPONSE
+        and m.header.response_code == ResponseCode.AUTHEN_TIMEOUT
+    ):
+        return replace(m, header=replace(m.header, response_code=ResponseCode.SESSION_TIMEOUT))
+    return None
+
+
+def _without_message(doc):
+    if isinstance(doc, dict) and "responseCode" in doc and doc.get("responseCode") != 1:
+        doc.pop("message", None)
+
+
+def build_lenient(fx: Fixtures) -> list[tuple[Fault, set[str]]]:
+    """Nodes that behave as the RFCs allow (and HANDLE.NET does) and that the kit failed
+    before issue 14: every listed check must pass against them."""
+    F = Fault
+    return [
+        (
+            F("one_request_per_connection", one_request_per_connection=True),
+            {"ENV-011", "AUTH-002", "AUTH-004", "AUTH-006", "AUTH-008", "SESS-001", "ADM-011"},
+        ),
+        (F("unknown_challenge_500", on_response=msg_change(_unknown_challenge_500)), {"AUTH-008"}),
+        (
+            F("rest_errors_without_message", http_response=_json_edit(_without_message)),
+            {"REST-004", "REST-008"},
+        ),
     ]

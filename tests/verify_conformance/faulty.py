@@ -57,6 +57,8 @@ class Fault:
     kills_on_malformed: bool = False
     delay: float = 0.0
     drop_every: int = 0
+    # HANDLE.NET's TCP listener: one request answered per connection, then closed
+    one_request_per_connection: bool = False
 
 
 class FaultyServer:
@@ -208,6 +210,8 @@ class FaultyServer:
                         if done:
                             break
                     await writer.drain()
+                    if self.fault.one_request_per_connection:
+                        return  # the finally closes both sides
         except (OSError, ConnectionError, TimeoutError):
             pass
         finally:

@@ -37,6 +37,7 @@ def test_every_check_passes_with_all_reports(env, tmp_path):
             "300:0.NA/20.500.123",
             "--private-key",
             str(env.key_path),
+            "--idis",  # idnode serves the IDIS SDK too ([protocol] profile = "auto")
             "--json",
             str(out["json"]),
             "--junit",

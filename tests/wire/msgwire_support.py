@@ -144,6 +144,9 @@ session_setups = st.one_of(
 # (opcode, response code, body strategy): one entry per body class / dispatch route
 BODY_CASES: list[tuple[int, int, st.SearchStrategy]] = [
     (OpCode.RESOLUTION, 0, st.builds(b.ResolutionRequest, handles, ints, strings)),
+    # the IDIS SDK's resolution, with its trailing auth field, and its 2001 login
+    (OpCode.RESOLUTION, 0, st.builds(b.ResolutionRequest, handles, ints, strings, blob)),
+    (OpCode.LOGIN_ID_SYSTEM, 0, st.builds(b.LoginIdSystemRequest, handles, i32)),
     (OpCode.RESOLUTION, 1, st.builds(b.ResolutionResponse, handles, value_lists)),
     (OpCode.GET_SITEINFO, 0, st.builds(b.GetSiteInfoRequest, st.none() | text)),
     (OpCode.GET_SITEINFO, 1, st.builds(b.SiteInfoResponse, blob)),

@@ -42,7 +42,9 @@ SHA1withDSA, SHA256withDSA (DER r, s). HSJ signs with SHA256 from protocol 2.7, 
 DSA, which stays SHA1 below 2.11. MD5 signatures are refused. SM2 keys answer with hash id
 ``SM3`` (the Teleinfo SDK's ``Common.HASH_ALG_SM3``) and an SM3withSM2 signature (DER r, s,
 default user id); Ed25519 keys with hash id ``Ed25519`` (ours) and a pure Ed25519 signature.
-For those two key types only their own hash id is accepted.
+For those two key types only their own hash id is accepted. An SM2 answer is also accepted
+in the IDIS SDK's form: SM3withSM2 over ``SM3(nonce || digest)`` with the signer's handle as
+the SM2 user id (``verify_idis_sm2``; docs/crypto.md).
 
 Verification never raises for a bad or malformed *answer* (it returns False: the client gets
 AUTHENTICATION_FAILED); it raises ``UnableToAuthenticate`` when the *stored* key cannot be
@@ -73,7 +75,7 @@ from idnode.crypto.keys import (
     sign,
     verify,
 )
-from idnode.crypto.sm2 import sm3
+from idnode.crypto.sm2 import SM2PrivateKey, SM2PublicKey, sm3
 from idnode.encoding import Reader, Writer
 from idnode.errors import IdnodeError, InvalidValue, UnableToAuthenticate
 from idnode.runtime import ENTROPY, Random
@@ -337,8 +339,13 @@ def verify_public_key_answer(
     nonce: bytes,
     request_digest: RequestDigest | bytes,
     answer: bytes,
+    *,
+    signer_handle: str | None = None,
 ) -> bool:
     """Is ``answer`` a valid signature by the key in this HS_PUBKEY value?
+
+    ``signer_handle``: the handle the answer names as its key's (``ChallengeAnswerRequest``).
+    With it, an SM2 answer may also be in the IDIS SDK's form (``verify_idis_sm2``).
 
     Raises ``UnableToAuthenticate`` when the stored key cannot be decoded or is refused
     (unknown type, too weak); a bad answer only returns False.
@@ -354,11 +361,45 @@ def verify_public_key_answer(
     data = bytes(nonce) + digest_bytes(request_digest)
     fixed = _FIXED_HASH_IDS.get(key_algorithm(public_key))
     if fixed is not None:
-        return hash_id in fixed and verify(public_key, signature, data)
+        if hash_id not in fixed:
+            return False
+        if verify(public_key, signature, data):
+            return True
+        return (
+            signer_handle is not None
+            and isinstance(public_key, SM2PublicKey)
+            and verify_idis_sm2(public_key, signature, data, signer_handle)
+        )
     short = _SIG_HASHES.get(hash_id) or _SIG_HASHES.get(hash_id.upper())
     if short is None:
         return False  # MD5withRSA and unknown hashes are refused
     return verify(public_key, signature, data, short)
+
+
+def idis_sm2_signed(nonce: bytes, request_digest: RequestDigest | bytes) -> bytes:
+    """The message the IDIS SDK signs with SM2: ``SM3(nonce || digest)``, 32 bytes."""
+    return sm3(bytes(nonce), digest_bytes(request_digest))
+
+
+def verify_idis_sm2(public_key: SM2PublicKey, signature: bytes, data: bytes, handle: str) -> bool:
+    """The Teleinfo SDK's SM2 answer (``PublicKeyAuthenticationInfo.authenticate``, through
+    hutool ``SM2.signHex``): the signed message is ``SM3(nonce || digest)`` and the SM2 user
+    id is the signer's handle in UTF-8, where GM/T 0009 (and idnode's own answers) sign
+    ``nonce || digest`` under the default id ``1234567812345678``."""
+    try:
+        user_id = handle.encode("utf-8")
+        return public_key.verify(signature, sm3(bytes(data)), user_id=user_id)
+    except IdnodeError:  # a handle too long to be an SM2 user id
+        return False
+
+
+def make_idis_sm2_answer(
+    private_key: SM2PrivateKey, handle: str, nonce: bytes, request_digest: RequestDigest | bytes
+) -> bytes:
+    """An HS_PUBKEY answer in the IDIS SDK's SM2 form (see ``verify_idis_sm2``)."""
+    signed = idis_sm2_signed(nonce, request_digest)
+    signature = private_key.sign(signed, user_id=handle.encode("utf-8"))
+    return Writer().bytes32(HASH_ID_SM3).bytes32(signature).getvalue()
 
 
 def _hash_short(hash_name: str) -> str:

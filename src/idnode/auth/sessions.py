@@ -4,15 +4,17 @@ One table serves both ways in:
 
 * the native protocol (RFC 3652 section 3.8; HSJ ``SessionManager``): the client sets up a
   session and later messages carry its ``session_id``, a 4-byte envelope field. The id is
-  random (31 bits, nonzero), but 31 bits are no secret: the transport must still check each
-  session message's HS_MAC credential with the session key (``Session.key``) before trusting
-  ``get(session_id)``;
+  random (31 bits, nonzero), but 31 bits are no secret: a keyed session (``Session.keys``,
+  ``idnode.auth.session_suites``) trusts a message only when its HS_MAC verifies under the
+  session key (``transport.wire_sessions``), and the identity-only mode 0 is bound to the
+  client's address (``transport.wire_auth``);
 * the REST API: ``POST /api/sessions`` opens an anonymous session with a server nonce
   (``open_rest``), ``PUT /api/sessions/this`` binds it to an identity once the answer
   verifies (``idnode.auth.rest``), and later requests send only the session's ``token`` --
   192 random bits, which is the bearer credential over TLS.
 
-A session ends when ``terminate`` is called, after ``timeout`` seconds without use, or
+A session ends when ``terminate`` is called, after ``timeout`` seconds without use (a
+native session may ask for less: ``Session.timeout``), or
 ``max_lifetime`` seconds after it began (HSJ's default session limit, 24 hours). At most
 ``max_sessions`` live at once; when full, expired sessions are purged, then the least
 recently used *anonymous* one goes, and only if every session is authenticated is a new
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 
 from idnode.auth.headers import parse_basic_authorization, parse_handle_authorization
 from idnode.auth.identity import Identity
+from idnode.auth.session_suites import SessionKeys
 from idnode.errors import SessionFailed, SessionTimeout
 
 DEFAULT_TIMEOUT = 3600.0
@@ -39,7 +42,8 @@ TOKEN_BYTES = 24
 @dataclass(slots=True)
 class Session:
     """One session. ``identity`` is None until authenticated; ``nonce`` is the REST nonce
-    still waiting for its answer; ``key`` is the session key for HS_MAC, if exchanged."""
+    still waiting for its answer; ``keys`` the key state of a keyed native session;
+    ``timeout`` this session's own idle limit (None: the table's)."""
 
     id: int
     token: str
@@ -47,7 +51,8 @@ class Session:
     last_used: float
     identity: Identity | None = None
     nonce: bytes | None = None
-    key: bytes | None = None
+    keys: SessionKeys | None = None
+    timeout: float | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -81,11 +86,22 @@ class SessionTable:
         return len(self._by_id)
 
     # -- opening -------------------------------------------------------------------------
-    def create(self, identity: Identity | None = None, *, nonce: bytes | None = None) -> int:
-        """A new session (authenticated as ``identity`` if given); returns its id."""
+    def create(
+        self,
+        identity: Identity | None = None,
+        *,
+        nonce: bytes | None = None,
+        keys: SessionKeys | None = None,
+        timeout: float | None = None,
+    ) -> int:
+        """A new session (authenticated as ``identity`` if given); returns its id.
+        ``timeout``: idle seconds this session may ask for, capped at the table's."""
         now = self._clock()
         self._make_room(now)
-        session = Session(self._new_id(), self._new_token(), now, now, identity, nonce)
+        own = None if timeout is None or timeout <= 0 else min(float(timeout), self.timeout)
+        session = Session(
+            self._new_id(), self._new_token(), now, now, identity, nonce, keys, own
+        )
         self._by_id[session.id] = session
         self._by_token[session.token] = session
         return session.id
@@ -109,6 +125,10 @@ class SessionTable:
         if not isinstance(token, str):
             return None
         return self._live(self._by_token.get(token))
+
+    def exists(self, session_id: int) -> bool:
+        """Whether ``session_id`` names a session (live or not yet purged), without using it."""
+        return session_id in self._by_id
 
     def get(self, session_id: int) -> Identity | None:
         """The identity of a live, authenticated session; None otherwise."""
@@ -142,9 +162,10 @@ class SessionTable:
 
     # -- internals -----------------------------------------------------------------------
     def _expired(self, session: Session, now: float) -> bool:
+        timeout = session.timeout or self.timeout
         return not (
             session.created <= now < session.created + self.max_lifetime
-            and now < session.last_used + self.timeout
+            and now < session.last_used + timeout
         )
 
     def _live(self, session: Session | None) -> Session | None:
@@ -161,9 +182,16 @@ class SessionTable:
         return session
 
     def _make_room(self, now: float) -> None:
+        """Room for one more: the least recently used expired sessions go first (they are at
+        the front, so a full table costs a few look-ups, not a scan of every session), then
+        the least recently used anonymous one."""
         if len(self._by_id) < self.max_sessions:
             return
-        self.purge()
+        while self._by_id:
+            session = next(iter(self._by_id.values()))
+            if not self._expired(session, now):
+                break
+            self.terminate(session.id)
         if len(self._by_id) < self.max_sessions:
             return
         for session in self._by_id.values():

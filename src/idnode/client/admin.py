@@ -4,7 +4,14 @@ It does what HSJ's ``HandleResolver`` does for an admin request: send it, and if
 answers 402 with a challenge, check that the challenge's digest is the digest of *our*
 request (so we never sign someone else's), sign or MAC ``nonce || digest`` with the key of
 our identity, and send a ChallengeAnswerRequest carrying the challenge's envelope session id.
-Over TCP the answer goes on the same connection; over UDP in a new datagram.
+Over TCP the answer goes on the same connection -- or on a new one when the server closed it,
+as HANDLE.NET servers close a TCP connection after each answer; over UDP in a new datagram.
+
+Administration never goes over UDP: a Handle site publishes its UDP interface as query-only
+and HANDLE.NET servers (idnode too) refuse admin requests there, so with ``protocol="udp"``
+queries, session setup and challenge answers to queries use UDP and the operations that need
+an admin interface (``wire.site.ADMIN_OPCODES``) use TCP on the same address, the interface
+HSJ's resolver picks for them.
 
 With ``open_session`` the client authenticates once (our session mode 0, see
 ``idnode.transport.wire_auth``) and every later request carries the session id instead of
@@ -31,6 +38,7 @@ from idnode.wire.envelope import Envelope, reply_version
 from idnode.wire.framing import TcpFramer
 from idnode.wire.header import Header
 from idnode.wire.message import Message, encode_message, request_digest_of
+from idnode.wire.site import ADMIN_OPCODES
 
 DEFAULT_TIMEOUT = 10.0
 NO_FLAGS = OpFlag(0)
@@ -38,6 +46,10 @@ NO_FLAGS = OpFlag(0)
 
 class AdminError(IdnodeError):
     """The server refused an admin request; ``code`` is its Handle response code."""
+
+
+class ConnectionClosed(ClientTimeout):
+    """The server closed the TCP connection (or reset it) before any byte of an answer."""
 
 
 def new_request(
@@ -59,6 +71,7 @@ class _TcpConnection:
         self.writer: asyncio.StreamWriter | None = None
         self.framer = TcpFramer()
         self.frames: list[tuple[Envelope, bytes]] = []
+        self.answered = 0  # answers read: a connection that served one may be closed since
 
     async def open(self) -> None:
         try:
@@ -72,8 +85,11 @@ class _TcpConnection:
         if self.writer is None:
             await self.open()
         assert self.writer is not None
-        self.writer.write(encode_message(message))
-        await self.writer.drain()
+        try:
+            self.writer.write(encode_message(message))
+            await self.writer.drain()
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise ConnectionClosed(f"tcp:{self.host}:{self.port} closed: {exc}") from None
 
     async def receive(self) -> Message:
         from idnode.wire.message import decode_message
@@ -82,12 +98,19 @@ class _TcpConnection:
         try:
             async with asyncio.timeout(self.timeout):
                 while not self.frames:
-                    chunk = await self.reader.read(65536)
+                    try:
+                        chunk = await self.reader.read(65536)
+                    except ConnectionResetError:
+                        chunk = b""
                     if not chunk:
-                        raise ClientTimeout(f"tcp:{self.host}:{self.port} closed the connection")
+                        closed = f"tcp:{self.host}:{self.port} closed the connection"
+                        if self.framer.buffered:
+                            raise ClientTimeout(closed + " in the middle of an answer")
+                        raise ConnectionClosed(closed)
                     self.frames.extend(self.framer.feed(chunk))
         except TimeoutError:
             raise ClientTimeout(f"no answer from tcp:{self.host}:{self.port}") from None
+        self.answered += 1
         return decode_message(*self.frames.pop(0))
 
     async def close(self) -> None:
@@ -162,17 +185,36 @@ class AdminClient:
             self._tcp = None
 
     # -- transport ------------------------------------------------------------------------
-    async def _roundtrip(self, message: Message) -> list[Message]:
-        """Send one message and read its answer: every part of a CN-continued listing."""
-        if self.protocol == "udp":
+    def _over_udp(self, request: Message) -> bool:
+        """Whether ``request`` (or the request a challenge answer answers) goes over UDP."""
+        return self.protocol == "udp" and request.header.opcode not in ADMIN_OPCODES
+
+    async def _roundtrip(self, message: Message, *, udp: bool | None = None) -> list[Message]:
+        """Send one message and read its answer: every part of a CN-continued listing.
+
+        ``udp``: the transport (default: UDP if the client's protocol is UDP and the message
+        is no admin operation)."""
+        if self._over_udp(message) if udp is None else udp:
             return [await request_udp(self.host, self.port, message, timeout=self.timeout)]
-        if self._tcp is None:
-            self._tcp = _TcpConnection(self.host, self.port, self.timeout)
-        await self._tcp.send(message)
-        parts = [await self._tcp.receive()]
-        while parts[-1].header.flags & OpFlag.CN and parts[-1].is_response:
-            parts.append(await self._tcp.receive())
-        return parts
+        for _ in range(2):
+            if self._tcp is None:
+                self._tcp = _TcpConnection(self.host, self.port, self.timeout)
+            connection = self._tcp
+            try:
+                await connection.send(message)
+                parts = [await connection.receive()]
+            except ConnectionClosed:
+                await connection.close()
+                self._tcp = None
+                if connection.answered:
+                    # it served an answer and was closed since (HANDLE.NET closes after each
+                    # answer): the message was never read, so send it on a new connection
+                    continue
+                raise
+            while parts[-1].header.flags & OpFlag.CN and parts[-1].is_response:
+                parts.append(await connection.receive())
+            return parts
+        raise ConnectionClosed(f"tcp:{self.host}:{self.port} closed a new connection too")
 
     # -- authentication -------------------------------------------------------------------
     async def exchange(self, request: Message) -> list[Message]:
@@ -188,7 +230,8 @@ class AdminClient:
                 "the server wants authentication; give an identity and a key",
                 code=ResponseCode.AUTHENTICATION_NEEDED,
             )
-        return await self._roundtrip(self.answer_for(request, first))
+        answer = self.answer_for(request, first)
+        return await self._roundtrip(answer, udp=self._over_udp(request))
 
     def answer_for(self, request: Message, challenge: Message) -> Message:
         """The ChallengeAnswerRequest to ``challenge``, after checking its digest is ours."""

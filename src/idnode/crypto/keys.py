@@ -3,16 +3,23 @@
 HS_PUBKEY data (HSJ ``Util.getBytesFromPublicKey``; RFC 3651 section 3.2.4)::
 
     KeyType    UTF8-String  "RSA_PUB_KEY" | "DSA_PUB_KEY" | "SM2_PUB_KEY" | "ED25519_PUB_KEY"
-                            (| "DH_PUB_KEY", not supported)
+                            | "DH_PUB_KEY" (a session's key exchange only: ``*_dh_public_key``)
     Flags      2 bytes      reserved, written as 0, ignored when read
     RSA:       e, n         each a 4-byte length + big-endian bytes
     DSA:       q, p, g, y   idem
+    DH:        y, p, g      idem (HSJ's order)
     SM2:       spki         4-byte length + X.509 SubjectPublicKeyInfo DER (id-ecPublicKey,
                             sm2p256v1, 04||X||Y): the Teleinfo IDIS SDK's layout
     Ed25519:   key          4-byte length + the 32-byte RFC 8032 public key (ours; HSJ has none)
 
 Numbers are written like Java's ``BigInteger.toByteArray()`` (two's complement, so a leading
 zero byte when the top bit is set) and read as unsigned, so our bytes equal HSJ's bytes.
+
+HSJ's RSA encoder sizes its buffer for one 4-byte length more than it writes, so every
+RSA_PUB_KEY HANDLE.NET writes (an HS_SITE's server key, an admin's HS_PUBKEY) ends with four
+zero bytes: an empty trailing field. HSJ's reader stops after the last number. We read a key
+with or without that empty field, of every type, and refuse any other trailing bytes; we
+write the canonical form without it (HSJ reads both).
 
 Private key bytes (HSJ ``Util.getBytesFromPrivateKey``; no flags field)::
 
@@ -49,7 +56,7 @@ from collections.abc import Callable
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, padding, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import dh, dsa, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
@@ -57,7 +64,7 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from idnode.crypto import sm2
 from idnode.crypto.sm2 import SM2PrivateKey, SM2PublicKey
 from idnode.encoding import Reader, Writer
-from idnode.errors import IdnodeError, InvalidValue
+from idnode.errors import IdnodeError, InvalidValue, MalformedMessage
 from idnode.runtime import ENTROPY, Random
 
 PublicKey = rsa.RSAPublicKey | dsa.DSAPublicKey | SM2PublicKey | ed25519.Ed25519PublicKey
@@ -88,6 +95,8 @@ PBKDF2_ITERATIONS = 10000  # what HSJ writes
 MAX_PBKDF2_ITERATIONS = 1_000_000  # refuse a file that would pin the CPU for minutes
 MIN_RSA_BITS = 1024
 MIN_DSA_BITS = 1024
+MIN_DH_BITS = 1024  # HSJ's clients generate 1024-bit groups (SessionSetupInfo)
+_EMPTY_FIELD = b"\0\0\0\0"  # the empty field after HSJ's RSA_PUB_KEY
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "SHA1": hashes.SHA1,
@@ -112,6 +121,15 @@ def _number(r: Reader, field: str) -> int:
 def _key_type(r: Reader, field: str) -> str:
     raw = r.bytes32(field)
     return raw.decode("utf-8", "replace")
+
+
+def _key_end(r: Reader, field: str) -> None:
+    """The end of a public key: nothing more, or HSJ's one empty trailing field."""
+    if r.remaining == len(_EMPTY_FIELD):
+        if r.raw(len(_EMPTY_FIELD), field) == _EMPTY_FIELD:
+            return
+        raise MalformedMessage(f"{len(_EMPTY_FIELD)} unexpected trailing bytes", field=field)
+    r.expect_end(field)
 
 
 # --- public keys: HS_PUBKEY ---------------------------------------------------------------
@@ -149,8 +167,9 @@ def encode_public_key(key: PublicKey | PrivateKey) -> bytes:
 def decode_public_key(data: bytes) -> PublicKey:
     """HS_PUBKEY data -> key object.
 
-    Raises ``MalformedMessage`` for bytes that do not parse (truncated, trailing garbage) and
-    ``InvalidValue`` for a well-formed record we will not use (unknown type, weak key).
+    Raises ``MalformedMessage`` for bytes that do not parse (truncated, trailing garbage other
+    than HSJ's empty field) and ``InvalidValue`` for a well-formed record we will not use
+    (unknown type, weak key, a Diffie-Hellman key).
     """
     r = Reader(data)
     ktype = _key_type(r, "pubkey.type")
@@ -158,25 +177,27 @@ def decode_public_key(data: bytes) -> PublicKey:
     if ktype == RSA_PUB_KEY:
         e = _number(r, "pubkey.e")
         n = _number(r, "pubkey.n")
-        r.expect_end("pubkey")
+        _key_end(r, "pubkey")
         return rsa_public_key(n, e)
     if ktype == DSA_PUB_KEY:
         q = _number(r, "pubkey.q")
         p = _number(r, "pubkey.p")
         g = _number(r, "pubkey.g")
         y = _number(r, "pubkey.y")
-        r.expect_end("pubkey")
+        _key_end(r, "pubkey")
         return dsa_public_key(p, q, g, y)
     if ktype == SM2_PUB_KEY:
         spki = r.bytes32("pubkey.spki")
-        r.expect_end("pubkey")
+        _key_end(r, "pubkey")
         if len(spki) > MAX_SPKI:
             raise InvalidValue("SM2 public key: SubjectPublicKeyInfo too long")
         return SM2PublicKey.from_spki_der(spki)
     if ktype == ED25519_PUB_KEY:
         raw = r.bytes32("pubkey.ed25519")
-        r.expect_end("pubkey")
+        _key_end(r, "pubkey")
         return ed25519_public_key(raw)
+    if ktype == DH_PUB_KEY:
+        raise InvalidValue("a DH_PUB_KEY exchanges a session key; it cannot verify a signature")
     raise InvalidValue(f"unsupported public key type {ktype!r}")
 
 
@@ -209,6 +230,40 @@ def dsa_public_key(p: int, q: int, g: int, y: int) -> dsa.DSAPublicKey:
         return dsa.DSAPublicNumbers(y, dsa.DSAParameterNumbers(p, q, g)).public_key()
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise InvalidValue(f"invalid DSA public key: {exc}") from None
+
+
+def encode_dh_public_key(key: dh.DHPublicKey) -> bytes:
+    """DH_PUB_KEY bytes (HSJ ``Util.getBytesFromPublicKey`` of a ``DHPublicKey``): y, p, g."""
+    nums = key.public_numbers()
+    par = nums.parameter_numbers
+    w = Writer().utf8(DH_PUB_KEY).u16(0)
+    for value in (nums.y, par.p, par.g):
+        w.bytes32(java_bytes(value))
+    return w.getvalue()
+
+
+def decode_dh_public_key(data: bytes) -> dh.DHPublicKey:
+    """A Diffie-Hellman public key as HSJ writes it in a session setup (mode 4), with or
+    without an empty trailing field; ``InvalidValue`` for another type or a weak group."""
+    r = Reader(data)
+    ktype = _key_type(r, "pubkey.type")
+    r.u16("pubkey.flags")
+    if ktype != DH_PUB_KEY:
+        raise InvalidValue(f"expected a DH_PUB_KEY, got {ktype!r}")
+    y = _number(r, "pubkey.y")
+    p = _number(r, "pubkey.p")
+    g = _number(r, "pubkey.g")
+    _key_end(r, "pubkey")
+    if p.bit_length() < MIN_DH_BITS:
+        raise InvalidValue(
+            f"DH group of {p.bit_length()} bits is too weak; at least {MIN_DH_BITS} required"
+        )
+    if not (1 < g < p - 1 and 1 < y < p - 1):
+        raise InvalidValue("invalid DH public key: g and y must lie in 2..p-2")
+    try:
+        return dh.DHPublicNumbers(y, dh.DHParameterNumbers(p, g)).public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise InvalidValue(f"invalid DH public key: {exc}") from None
 
 
 # --- private keys: HSJ bytes and key files ------------------------------------------------

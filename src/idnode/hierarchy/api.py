@@ -26,6 +26,7 @@ from idnode import __version__
 from idnode.errors import IdnodeError
 from idnode.hierarchy.delegation import DelegationError, EnrolmentRefused
 from idnode.hierarchy.reporting import ReportRefused
+from idnode.hierarchy.supervision import child_reports
 
 MAX_REPORT = 4 * 1024 * 1024
 
@@ -122,7 +123,17 @@ def routes(node: Any) -> list[BaseRoute]:
         prefix = request.path_params["prefix"]
         return _json({"prefix": prefix, "reports": await hierarchy.book.history(prefix)})
 
+    async def supervision(request: Request) -> Response:
+        refusal = await operator_refusal(request)
+        if refusal is not None:
+            return refusal
+        try:
+            return _json(await child_reports(node.store, request.path_params["prefix"]))
+        except LookupError as exc:
+            return _error(404, "prefix", str(exc))
+
     out: list[BaseRoute] = [
+        Route("/api/hierarchy/children/{prefix}/supervision", supervision, methods=["GET"]),
         Route("/api/hierarchy/enrol", enrol, methods=["POST"]),
         Route("/api/hierarchy/report", report, methods=["POST"]),
         Route("/api/hierarchy/status", status, methods=["GET"]),

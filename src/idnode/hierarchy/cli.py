@@ -74,6 +74,28 @@ def child_list(directory: DirOpt = Path(".")) -> None:
     emit(_with_delegations(directory, work))
 
 
+@child_app.command("reports")
+def child_reports_command(
+    prefix: str,
+    directory: DirOpt = Path("."),
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """What a child reported and when: its audit heads with their verdicts (extends,
+    contradicts, ...), its last monthly report. Exit status 1 if any head contradicted."""
+    from idnode.hierarchy.supervision import child_reports
+
+    async def work(d: Any) -> dict[str, Any]:
+        try:
+            return await child_reports(d.store, prefix, limit)
+        except LookupError as exc:
+            fail(str(exc))
+
+    out = _with_delegations(directory, work)
+    emit(out)
+    if out["contradictions"]:
+        raise typer.Exit(1)
+
+
 @child_app.command("suspend")
 def child_suspend(
     prefix: str,

@@ -12,6 +12,10 @@ What a public recursive node must get right, and why each piece is here:
   warning in the log, a metric, and on the wire an expiration time that is already past, so
   a client knows not to cache it. Older answers are never served: the error goes out.
 * **Bounded size**: LRU beyond ``max_entries``; hit/miss/stale counters for ``/metrics``.
+* **One cache per node, not per worker**: a serving node keeps the cache in its store
+  (``shared_cache.StoreAnswers``), so its workers never disagree about an identifier; and
+  positive answers are kept at most ``max_ttl`` (300 s by default) whatever TTL upstream
+  gave, so a suspension or revocation upstream reaches this node within that time.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from idnode.codes import ResponseCode
 from idnode.errors import HandleNotFound, IdnodeError
 from idnode.hierarchy.cache import TTLCache
 from idnode.hierarchy.resolver import GlobalResolver, RecursionBound, ReferralLoop
+from idnode.hierarchy.shared_cache import AnswerCache, LocalAnswers
 from idnode.model import HandleValue, handle_key
 
 log = logging.getLogger("idnode.hierarchy.recursive")
@@ -68,13 +73,18 @@ class RecursiveResolver:
         negative_ttl: float = 60.0,
         stale_for: float = 300.0,
         max_ttl: float = 86400.0,
+        cache: AnswerCache | None = None,
     ) -> None:
+        """``cache``: where answers are kept (``shared_cache.StoreAnswers`` in a serving
+        node, so its workers agree); None keeps them in this process's memory."""
         self.resolver = resolver
         self.clock = clock
         self.negative_ttl = negative_ttl
         self.max_ttl = max_ttl
         self.stale_for = stale_for
-        self.cache = TTLCache(max_entries, clock, stale_for=stale_for)
+        if cache is None:  # (not ``cache or``: an empty cache has len 0)
+            cache = LocalAnswers(TTLCache(max_entries, clock, stale_for=stale_for))
+        self.cache: AnswerCache = cache
         self.stats = RecursiveStats()
         self._inflight: dict[str, asyncio.Task[Lookup]] = {}
 
@@ -82,7 +92,7 @@ class RecursiveResolver:
         """The public values of ``handle``: from the cache while fresh, else from upstream
         (one query however many ask at once), else stale within the bound, else the error."""
         key = handle_key(handle)
-        entry = self.cache.get(key)
+        entry = await self.cache.get(key)
         if entry is not None and entry.fresh(self.clock()):
             if entry.negative:
                 self.stats.negative_hits += 1
@@ -103,7 +113,7 @@ class RecursiveResolver:
         try:
             answer = await self.resolver.resolve(handle)
         except HandleNotFound:
-            self.cache.put(key, None, self.negative_ttl, negative=True)
+            await self.cache.put(key, None, self.negative_ttl, negative=True)
             raise
         except (ReferralLoop, RecursionBound):
             raise
@@ -111,7 +121,7 @@ class RecursiveResolver:
             if exc.code not in _UPSTREAM_CODES:
                 raise
             self.stats.upstream_failures += 1
-            stale = self.cache.get(key)  # still inside the stale window, or None
+            stale = await self.cache.get(key)  # still inside the stale window, or None
             if stale is None or stale.negative:
                 raise
             self.stats.stale_served += 1
@@ -125,5 +135,5 @@ class RecursiveResolver:
                 extra={"handle": handle, "stale_seconds": round(age, 1)},
             )
             return Lookup(handle, stale.value, stale.expires, stale=True)
-        entry = self.cache.put(key, answer.values, min(answer.ttl, self.max_ttl))
+        entry = await self.cache.put(key, answer.values, min(answer.ttl, self.max_ttl))
         return Lookup(handle, answer.values, entry.expires)

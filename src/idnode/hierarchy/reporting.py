@@ -10,7 +10,10 @@ child, for that child's prefix; the last ``REPORTS_KEPT`` reports per child are 
 node's store (``reports``, beside ``children``), so every worker and every process on the
 store sees them. A child is healthy while its last report is younger than
 ``health_timeout``, that report says "ok", and the parent's own health check (a get-siteinfo
-to the child's site) passes.
+to the child's site) passes. Unless ``[hierarchy] health_timeout`` sets one limit, each
+child is judged by its own schedule: three times the ``report_interval`` its last report
+declares (else its role's default interval). The parent's own interval says nothing about
+its children's: the root reports to nobody (interval 0) yet its children report every 300 s.
 """
 
 from __future__ import annotations
@@ -26,9 +29,17 @@ import orjson
 from idnode.client.resolve import request_tcp, request_udp, siteinfo_request
 from idnode.codes import ResponseCode
 from idnode.errors import IdnodeError
-from idnode.hierarchy.delegation import ACTION, ENROLLED, SUSPENDED, token_hash
+from idnode.hierarchy.delegation import (
+    ACTION,
+    ENROLLED,
+    SUSPENDED,
+    DelegationError,
+    token_hash,
+)
 from idnode.hierarchy.resolver import describe
+from idnode.hierarchy.roles import DEFAULTS
 from idnode.hierarchy.selection import query_servers
+from idnode.hierarchy.supervision import head_statement, signature_ok
 from idnode.model import handle_key
 from idnode.store.effects import Effects, Statement
 from idnode.wire.site import SP_HDL_TCP, SP_HDL_UDP, decode_site
@@ -39,6 +50,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("idnode.hierarchy.reporting")
 
 REPORTS_KEPT = 200
+DEFAULT_CHILD_INTERVAL = 300  # a child that declares no interval, of no known role
+MISSED_REPORTS = 3  # reports a child may miss before it is unhealthy
 MAX_SUBTREE_DEPTH = 8  # a report nests its children's status at most this deep
 STATUS_ROWS = (
     "SELECT c.prefix, c.state, c.name, c.role, c.updated, c.last_report, c.last_health,"
@@ -70,6 +83,7 @@ class Reporter:
         self.token, self.build, self.interval, self.timeout = token, build, interval, timeout
         self.sent = 0
         self.failures = 0
+        self.held_seq: int | None = None  # the parent's accepted audit head (supervision.py)
 
     async def report_once(self) -> dict[str, Any]:
         report = await self.build()
@@ -85,7 +99,11 @@ class Reporter:
         if resp.status_code != 200:
             raise ReportRefused(f"parent refused the report: {resp.status_code} {resp.text[:200]}")
         self.sent += 1
-        return resp.json()
+        answer = resp.json()
+        audit = answer.get("audit") if isinstance(answer, dict) else None
+        if isinstance(audit, dict):  # the audit seq the parent holds: the next links start there
+            self.held_seq = audit.get("held_seq")
+        return answer
 
 
 # -- parent side -------------------------------------------------------------------------
@@ -128,17 +146,18 @@ class ReportBook:
         store: Store,
         *,
         clock: Callable[[], float],
-        health_timeout: float = 180.0,
+        health_timeout: float | None = None,
         check: HealthCheck = siteinfo_check,
     ) -> None:
         self.store, self.clock, self.check = store, clock, check
-        self.health_timeout = health_timeout
+        self.health_timeout = health_timeout  # None: judge each child by its own interval
 
     async def accept(self, token: str | None, report: object) -> dict[str, Any]:
         if not token:
             raise ReportRefused("a report needs the child's report token (Bearer)")
         row = await self.store.query_one(
-            "SELECT key, prefix FROM {s}.children WHERE report_hash = ?", token_hash(token)
+            "SELECT key, prefix, public_key FROM {s}.children WHERE report_hash = ?",
+            token_hash(token),
         )
         if row is None:
             raise ReportRefused("report from a node that is not an enrolled child of this node")
@@ -150,9 +169,16 @@ class ReportBook:
         health = report.get("health")
         status = health.get("status") if isinstance(health, dict) else None
         now, key = int(self.clock()), row["key"]
+        signed_ok = signature_ok(report, row["public_key"])  # supervision.py: the evidence
+        if signed_ok is False:
+            raise ReportRefused("the report's signature does not match the child's key")
+        try:
+            head, answer = await head_statement(self.store, key, now, report, signed_ok)
+        except (ValueError, TypeError) as exc:
+            raise DelegationError(str(exc)) from None
         await self.store.apply(
             Effects(
-                statements=(
+                statements=(*(() if head is None else (head,)),
                     Statement(
                         "INSERT INTO {s}.reports (key, time, body) VALUES (?, ?, ?)",
                         (key, now, orjson.dumps(report).decode()),
@@ -172,7 +198,7 @@ class ReportBook:
             ),
             logged=False,  # read on demand, cached nowhere: no announcement, no cache cleared
         )
-        return {"accepted": True, "prefix": row["prefix"], "time": now}
+        return {"accepted": True, "prefix": row["prefix"], "time": now, **answer}
 
     async def check_all(self) -> None:
         """Run the health check of every enrolled child (concurrently, each bounded)."""
@@ -220,7 +246,7 @@ class ReportBook:
         out = []
         for row in rows:
             report = orjson.loads(row["last_body"]) if row["last_body"] else {}
-            reasons = self._reasons(row, now)
+            reasons = self._reasons(row, now, self.timeout_for(row, report))
             entry: dict[str, Any] = {
                 "prefix": row["prefix"],
                 "state": row["state"],
@@ -237,18 +263,29 @@ class ReportBook:
             out.append(entry)
         return out
 
-    def _reasons(self, row: dict[str, Any], now: float) -> list[str]:
+    def timeout_for(self, row: dict[str, Any], report: dict[str, Any]) -> float:
+        """Seconds without a report before this child is unhealthy: the configured limit,
+        else ``MISSED_REPORTS`` times the interval the child reports at."""
+        if self.health_timeout:
+            return self.health_timeout
+        interval = report.get("report_interval")
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+            role = DEFAULTS.get(str(row.get("role") or ""))
+            interval = role.report_interval if role and role.report_interval else 0
+        return MISSED_REPORTS * float(interval or DEFAULT_CHILD_INTERVAL)
+
+    def _reasons(self, row: dict[str, Any], now: float, timeout: float) -> list[str]:
         if row["state"] == SUSPENDED:
             return ["suspended by this node"]
         if row["state"] != ENROLLED:
             return ["allocated, not yet enrolled"]
         reasons = []
         if row["last_report"] is None:
-            if now - row["updated"] > self.health_timeout:
-                reasons.append(f"no report since enrolment ({self.health_timeout:g}s allowed)")
-        elif now - row["last_report"] > self.health_timeout:
+            if now - row["updated"] > timeout:
+                reasons.append(f"no report since enrolment ({timeout:g}s allowed)")
+        elif now - row["last_report"] > timeout:
             age = now - row["last_report"]
-            reasons.append(f"no report for {age:.0f}s (limit {self.health_timeout:g}s)")
+            reasons.append(f"no report for {age:.0f}s (limit {timeout:g}s)")
         if row["last_health"] not in (None, "ok"):
             reasons.append(f"child reports health {row['last_health']!r}")
         if row["check_error"]:

@@ -32,6 +32,7 @@ import orjson
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from idnode import __version__
+from idnode.crypto.keys import load_private_key_pem
 from idnode.errors import IdnodeError, NotResponsible
 from idnode.hierarchy.cache import TTLCache
 from idnode.hierarchy.delegation import SUSPENDED, VERSION_KEY, Delegations, LiveChild
@@ -39,19 +40,24 @@ from idnode.hierarchy.recursive import RecursiveResolver
 from idnode.hierarchy.reporting import ReportBook, Reporter, walk
 from idnode.hierarchy.resolver import GlobalResolver, filter_values, load_root_info
 from idnode.hierarchy.roles import RECURSIVE, ROOT, ROOT_PREFIX
+from idnode.hierarchy.shared_cache import StoreAnswers
+from idnode.hierarchy.supervision import audit_evidence, signed
 from idnode.model import HS_SITE, NA_PREFIX, HandleValue, handle_key
 from idnode.names import parent_prefix, prefix_part, suffix_part
 from idnode.service.node import node_operators
 from idnode.service.resolve import Answer, Referral, ResolutionQuery, Values
-from idnode.store.governance import GET_META
+from idnode.store.governance import GET_META, day_of
 
 if TYPE_CHECKING:
     from idnode.config import Config
     from idnode.names import PrefixSet
     from idnode.runtime import Clock, Runtime
     from idnode.service.node import Node
+    from idnode.store.base import Store
+    from idnode.wire.site import SiteInfo
 
 log = logging.getLogger("idnode.hierarchy")
+ADMIN_KEY_NAME = "admin_privkey.pem"  # bootstrap's: the key the parent got at enrolment
 ENROLMENT_FILE = "hierarchy_enrolment.json"  # parent URL + report token, mode 0600
 REFRESH_SECONDS = 1.0  # how often routing re-copies the homed prefixes
 REFERRAL_TTL = 3600  # seconds a client may keep a referral to a child
@@ -155,8 +161,13 @@ class HierarchyRouting:
         self.errors[prefix] = self.errors.get(prefix, 0) + 1
 
 
-def routing_stage(config: Config, *, homed: PrefixSet, runtime: Runtime) -> HierarchyRouting | None:
+def routing_stage(
+    config: Config, *, homed: PrefixSet, runtime: Runtime, store: Store | None = None
+) -> HierarchyRouting | None:
     """The routing stage of a node with a hierarchy role or recursion, else None.
+
+    With ``store`` (``open_node`` passes the node's), the recursive cache is kept there, so
+    every worker of the node gives the same answer (``shared_cache``).
 
     Built from the node's parts before the resolver (which takes it as a stage) and before
     the ``Node`` (which ``attach`` then completes into a ``Hierarchy`` sharing this stage,
@@ -169,21 +180,42 @@ def routing_stage(config: Config, *, homed: PrefixSet, runtime: Runtime) -> Hier
         role=cfg.role,
         homed=homed,
         clock=runtime.clock,
-        recursive=_recursive_resolver(config, runtime.clock),
+        recursive=_recursive_resolver(config, runtime.clock, store),
     )
 
 
-def _recursive_resolver(config: Config, clock: Clock) -> RecursiveResolver | None:
+class RootInfoError(IdnodeError):
+    """The root-info file recursion starts from is missing or unreadable."""
+
+
+def load_configured_root_info(config: Config) -> list[SiteInfo] | None:
+    """The root's sites from ``[hierarchy] root_info`` (a path relative to the node
+    directory, or absolute as ``idnode init --root-info`` stores it); None when the node
+    does not recurse or names no file. ``idnode serve`` calls it before starting workers."""
+    cfg = config.hierarchy
+    if not (cfg.recursion or cfg.role == RECURSIVE) or not cfg.root_info:
+        return None
+    path = Path(config.directory) / cfg.root_info
+    try:
+        return load_root_info(path)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise RootInfoError(f"[hierarchy] root_info {path}: {reason}") from None
+
+
+def _recursive_resolver(
+    config: Config, clock: Clock, store: Store | None = None
+) -> RecursiveResolver | None:
     cfg = config.hierarchy
     if not (cfg.recursion or cfg.role == RECURSIVE):
         return None
-    if not cfg.root_info:
+    sites = load_configured_root_info(config)
+    if sites is None:
         log.warning("recursion is on but [hierarchy] root_info is not set: recursion off")
         return None
-    path = Path(config.directory) / cfg.root_info
     sites_cache = TTLCache(max(cfg.cache_entries, 1), clock, stale_for=cfg.stale_seconds)
     resolver = GlobalResolver(
-        load_root_info(path),
+        sites,
         wall=clock,
         timeout=float(cfg.upstream_timeout),
         site_cache=sites_cache,
@@ -197,6 +229,11 @@ def _recursive_resolver(config: Config, clock: Clock) -> RecursiveResolver | Non
         negative_ttl=float(cfg.negative_ttl),
         stale_for=float(cfg.stale_seconds),
         max_ttl=float(cfg.max_ttl),
+        cache=None
+        if store is None
+        else StoreAnswers(
+            store, clock, max_entries=max(cfg.cache_entries, 1), stale_for=cfg.stale_seconds
+        ),
     )
 
 
@@ -221,7 +258,9 @@ class Hierarchy:
         self.delegations = delegations
         if delegations is not None:
             delegations.on_change = self.reload
-        timeout = cfg.health_timeout or 3 * max(cfg.report_interval, 1)
+        # no configured limit: each child is judged by the interval it reports at (never by
+        # this node's own, which is 0 at the root)
+        timeout = float(cfg.health_timeout) if cfg.health_timeout > 0 else None
         self.book = ReportBook(node.store, clock=clock, health_timeout=timeout)
         self.recursive = routing.recursive
         self.errors = routing.errors  # the same dict: counted by the resolver, reported here
@@ -300,9 +339,33 @@ class Hierarchy:
             "version": __version__,
             "time": int(self.clock()),
             "health": {"status": "ok", "store_serial": await node.store.serial()},
+            "report_interval": node.config.hierarchy.report_interval,  # parent's health limit
             "prefixes": [{"prefix": p, "errors": 0, **f} for p, f in sorted(per.items())],
             "subtree": await self.book.status(),
+            **await self.supervision_data(),
         }
+
+    async def supervision_data(self) -> dict[str, Any]:
+        """The monthly report (a registry node) and the audit head with the links after the
+        seq the parent holds (``supervision.py``); ``build_report`` signs the whole."""
+        registry = getattr(self.node, "registry", None)
+        out: dict[str, Any] = {}
+        if registry is not None:
+            out["monthly"] = await registry.stats.monthly_report(day_of(self.clock())[:7])
+        held = None if self.reporter is None else self.reporter.held_seq
+        out["audit"] = await audit_evidence(self.node.store, held)
+        return out
+
+    async def signed_report(self) -> dict[str, Any]:
+        """``build_report`` signed with the admin key the parent knows from enrolment."""
+        report = await self.build_report()
+        path = self.node.config.directory / ADMIN_KEY_NAME
+        try:
+            key = load_private_key_pem(path.read_bytes())
+        except (OSError, ValueError, TypeError, IdnodeError) as exc:  # e.g. a passphrase key
+            log.warning("report sent unsigned: cannot load %s: %s", path, exc)
+            return report
+        return signed(report, key)
 
     def enrolment(self) -> dict[str, str] | None:
         """What ``idnode enrol`` kept: the parent's URL, our prefix and the report token."""
@@ -343,7 +406,7 @@ class Hierarchy:
                 token = enrolment["report_token"]
                 if self.reporter is None or self.reporter.token != token:
                     self.reporter = Reporter(
-                        enrolment["parent"], token, self.build_report, interval
+                        enrolment["parent"], token, self.signed_report, interval
                     )
                 try:
                     await self.reporter.report_once()

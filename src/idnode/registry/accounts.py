@@ -44,6 +44,7 @@ GROUP_INDEX = 200
 TOKEN_ITERATIONS = 10_000  # PBKDF2 of a 256-bit random token: stretching is not what protects it
 _EMPTY = encode_vlist([])
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,40}$")
+MAX_TTL = 100 * 365 * 86400  # a token lifetime beyond a century is a typo, not a plan
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,18 @@ class Accounts:
         if not token:
             raise Unauthenticated("a bearer token is needed", field="Authorization")
         row = await self.reg.store.query_one(
-            "SELECT * FROM {s}.accounts WHERE token_hash = ?", token_hash(token)
+            "SELECT a.*, o.state AS org_state FROM {s}.accounts a"
+            " LEFT JOIN {s}.organisations o ON o.id = a.org_id WHERE a.token_hash = ?",
+            token_hash(token),
         )
         if row is None or row["disabled"]:
             raise Unauthenticated("unknown or disabled token", field="Authorization")
         if row["expires_at"] is not None and row["expires_at"] <= self.reg.clock():
             raise Unauthenticated("token expired", field="Authorization")
+        if row["org_state"] not in (None, "approved"):  # suspended or dissolved (org_control)
+            raise Unauthenticated(
+                f"organisation {row['org_id']} is {row['org_state']}", field="Authorization"
+            )
         return _account(row)
 
     async def get(self, name: str) -> Account:
@@ -133,6 +140,8 @@ class Accounts:
         ``by`` is the calling account (None: the local operator at the node's console). The
         account row commits with the last write that gives it its rights (its membership of
         the organisation's admin group), so there is never an account without its identity.
+        Every input is checked before the first write; should the last write still fail, the
+        key handle written before it is removed again, so a refused creation leaves nothing.
         """
         reg = self.reg
         if not isinstance(name, str) or not _NAME.match(name):
@@ -145,8 +154,14 @@ class Accounts:
                     "organisation admins may only add registrars to their own organisation",
                     field="role",
                 )
-        if ttl_seconds is not None and ttl_seconds <= 0:
-            raise RegistryError("must be a positive number of seconds", field="ttl_seconds")
+        if ttl_seconds is not None and (
+            not isinstance(ttl_seconds, int)
+            or isinstance(ttl_seconds, bool)
+            or not 0 < ttl_seconds <= MAX_TTL
+        ):
+            raise RegistryError(
+                f"must be a number of seconds from 1 to {MAX_TTL}", field="ttl_seconds"
+            )
         if await reg.store.query_one("SELECT 1 FROM {s}.accounts WHERE name = ?", name):
             raise Conflict(f"account {name!r} exists", field="name")
         token = "idn_" + token_urlsafe(reg.random, 32)
@@ -163,6 +178,7 @@ class Accounts:
                     f"organisation {org_id} is not approved (state {org['state']})",
                     field="org_id",
                 )
+            await self.ensure_group(org["credit_code"])  # idempotent: an empty group
             identity, extra = await self._make_identity(name, token)
         described = {"name": name, "role": role, "org_id": org_id, "identity": str(identity),
                      "expires_at": expires}  # fmt: skip
@@ -180,8 +196,20 @@ class Accounts:
         if org is None:
             await reg.store.apply(row)
         else:
-            await self.add_to_group(org["credit_code"], identity, extra=row)
+            try:
+                await self.add_to_group(org["credit_code"], identity, extra=row)
+            except BaseException:
+                await self._forget_identity(identity)
+                raise
         return await self.get(name), token, extra
+
+    async def _forget_identity(self, identity: Identity) -> None:
+        """Remove a key handle whose account was not created (best effort: a later creation
+        of the same name overwrites it anyway)."""
+        try:
+            await self.reg.admin.delete_handle(self.reg.operator, identity.handle)
+        except Exception:  # noqa: BLE001 - the original failure is what the caller must see
+            pass
 
     async def _make_identity(self, name: str, token: str) -> tuple[Identity, dict[str, Any]]:
         """The account's key handle (re-runnable: an interrupted creation is overwritten)."""

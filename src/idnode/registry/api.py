@@ -1,5 +1,7 @@
 """The management API (FastAPI), mounted at ``/api/mgmt``; OpenAPI at ``/api/openapi.json``,
-Swagger UI at ``/api/docs``; plus ``GET /api/handles/{handle}/history`` and ``/metrics``.
+Swagger UI at ``/api/docs``; plus ``GET /api/mgmt/history/{handle}`` and ``/metrics``. (The
+history lived at ``/api/handles/{handle}/history``, which shadowed every handle ending in
+``/history``; that path is now the REST API's answer for such a handle, issue 19.)
 
 Authentication: ``Authorization: Bearer <token>`` (``accounts.py``). Roles:
 
@@ -7,34 +9,59 @@ Authentication: ``Authorization: Bearer <token>`` (``accounts.py``). Roles:
 * ``org_admin``: applies for prefixes for its organisation, adds registrars, revokes;
 * ``registrar``: registers, imports and suspends identifiers under its organisation's prefixes.
 
-Applying as an organisation needs no account (that is how an enterprise first arrives).
-Errors are ``{"error": {"field": ..., "message": ...}}`` with a 4xx status; ``field`` names
-the request field, header or CSV row that was wrong.
+Applying as an organisation needs no account (that is how an enterprise first arrives);
+the HTTP limits rate-limit such anonymous writes per address (``[limits]
+anonymous_write_*``). Errors are ``{"error": {"field": ..., "message": ...}}`` with a 4xx
+status; ``field`` names the request field, header or CSV row that was wrong. Every number a
+client sends is bounded where it is declared (ids fit a 64-bit column, a token lives at most
+a century), so no input reaches the store as an overflow (a 500).
+
+``/metrics`` shows every enterprise's volumes: it answers an operator's bearer token, or a
+client whose address is in ``[server] metrics_allow`` (loopback by default), and 403 anyone
+else. The record history shows values without PUBLIC_READ only to a reader the record's own
+HS_ADMIN values let read them (``AdminService.may_read_restricted``), as resolution does.
 """
 
 # no "from __future__ import annotations": FastAPI reads the local Caller alias at def time
 
-from typing import Annotated, Any
+import codecs
+import ipaddress
+import logging
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
+from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Mount, Route
 
 from idnode.errors import IdnodeError
 from idnode.model import HandleValue
 from idnode.names import prefix_part
-from idnode.registry.accounts import ORG_ADMIN, REGISTRAR, Account
+from idnode.registry.accounts import MAX_TTL, ORG_ADMIN, REGISTRAR, Account
+from idnode.registry.control_api import install as install_control
+from idnode.registry.custom_templates import CustomTemplates
 from idnode.registry.errors import Forbidden, RegistryError
 from idnode.registry.prefixes import RECORD_RIGHTS
 from idnode.registry.service import Registry
 from idnode.registry.stats import report_csv
+from idnode.registry.template_api import install as install_templates
+from idnode.runtime import uuid4
+
+log = logging.getLogger("idnode.registry")
 
 MOUNT = "/api/mgmt"
 MAX_UPLOAD = 512 * 1024 * 1024
+UPLOADS = {MOUNT + "/imports": MAX_UPLOAD}  # streamed to disk: past the HTTP body limit
+MAX_ID = 2**63 - 1  # ids are 64-bit columns: anything larger is the client's error
+MAX_BATCH = 1_000_000
+MAX_SIZE = 2**53  # a document's size in bytes (JSON's exact integers)
+
+OrgId = Annotated[int, Path(ge=1, le=MAX_ID, description="organisation id")]
 
 
 class Contact(BaseModel):
@@ -47,7 +74,7 @@ class Document(BaseModel):
     name: str
     type: str = ""
     sha256: str
-    size: int = 0
+    size: int = Field(0, ge=0, le=MAX_SIZE)
 
 
 class OrgApplication(BaseModel):
@@ -64,14 +91,18 @@ class Reason(BaseModel):
 class PrefixApplication(BaseModel):
     prefix: str = Field(description="e.g. 88.123.4567, under the node's prefix")
     template: str = Field(description="template id or id@version, e.g. auto-parts")
-    org_id: int | None = Field(None, description="operators apply on behalf of an organisation")
+    org_id: int | None = Field(
+        None, ge=1, le=MAX_ID, description="operators apply on behalf of an organisation"
+    )
 
 
 class NewAccount(BaseModel):
     name: str
     role: str = Field(description="operator | org_admin | registrar")
-    org_id: int | None = None
-    ttl_seconds: int | None = Field(None, description="token lifetime; none = no expiry")
+    org_id: int | None = Field(None, ge=1, le=MAX_ID)
+    ttl_seconds: int | None = Field(
+        None, ge=1, le=MAX_TTL, description="token lifetime; none = no expiry"
+    )
 
 
 class Registration(BaseModel):
@@ -114,6 +145,15 @@ def build_api(reg: Registry) -> FastAPI:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"] if p != "body")
         return _error(422, field, first["msg"])
+
+    @app.exception_handler(ClientDisconnect)
+    async def disconnected(request: Request, exc: ClientDisconnect) -> Response:
+        return client_gone(request)
+
+    @app.exception_handler(OverflowError)
+    async def overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        # every number is bounded where it is declared; this is the net under that rule
+        return _error(400, "", "a number in the request is out of range")
 
     async def caller(request: Request) -> Account:
         header = request.headers.get("authorization", "")
@@ -158,7 +198,7 @@ def build_api(reg: Registry) -> FastAPI:
         return [o for o in orgs if who.is_operator or o["id"] == who.org_id]
 
     @app.get("/organisations/{org_id}", tags=["organisations"])
-    async def get_organisation(who: Caller, org_id: int) -> dict[str, Any]:
+    async def get_organisation(who: Caller, org_id: OrgId) -> dict[str, Any]:
         org_scope(who, org_id)
         org = await reg.organisations.get(org_id)
         return {**org, "history": await reg.organisations.history(org_id)}
@@ -166,7 +206,7 @@ def build_api(reg: Registry) -> FastAPI:
     @app.post("/organisations/{org_id}/approve", tags=["organisations"])
     async def approve_organisation(
         who: Caller,
-        org_id: int,
+        org_id: OrgId,
         admin_name: str | None = None,
     ) -> dict[str, Any]:
         """Approve; creates the organisation's first admin account and returns its token."""
@@ -181,7 +221,7 @@ def build_api(reg: Registry) -> FastAPI:
     @app.post("/organisations/{org_id}/reject", tags=["organisations"])
     async def reject_organisation(
         who: Caller,
-        org_id: int,
+        org_id: OrgId,
         body: Reason,
     ) -> dict[str, Any]:
         operator_only(who)
@@ -309,24 +349,22 @@ def build_api(reg: Registry) -> FastAPI:
         who: Caller,
         request: Request,
         prefix: str = Query(...),
-        format: str = Query("csv", description="csv | jsonl"),
+        format: Literal["csv", "jsonl"] = Query("csv", description="csv | jsonl"),
         template: str | None = Query(None),
         strict: bool = Query(False, description="reject the whole file if any row is bad"),
-        batch_size: int = Query(10_000),
+        batch_size: int = Query(10_000, ge=1, le=MAX_BATCH),
     ) -> dict[str, Any]:
-        """Upload the file as the request body; the job runs in the background."""
+        """Upload the file (UTF-8 text) as the request body; the job runs in the background."""
         await prefix_scope(who, prefix)
         folder = reg.imports.folder
         folder.mkdir(parents=True, exist_ok=True)
-        upload = folder / f"upload-{id(request)}.{format}"
-        size = 0
-        with upload.open("wb") as fh:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_UPLOAD:
-                    upload.unlink(missing_ok=True)
-                    raise RegistryError("file too large", field="body", status=413)
-                fh.write(chunk)
+        # named by the node alone: nothing the client sends becomes part of a path
+        upload = folder / f"upload-{uuid4(reg.random).hex}.part"
+        try:
+            await _receive_upload(request, upload)
+        except BaseException:
+            upload.unlink(missing_ok=True)
+            raise
         try:
             job = await reg.imports.create(
                 who.identity,
@@ -383,7 +421,11 @@ def build_api(reg: Registry) -> FastAPI:
         return data
 
     @app.get("/audit", tags=["audit"])
-    async def audit(who: Caller, since: int = 0, limit: int = 100) -> list:
+    async def audit(
+        who: Caller,
+        since: int = Query(0, ge=0, le=MAX_ID),
+        limit: int = Query(100, ge=0, le=MAX_ID),
+    ) -> list:
         operator_only(who)
         return await reg.audit.entries(since, min(limit, 1000))
 
@@ -393,12 +435,75 @@ def build_api(reg: Registry) -> FastAPI:
         count, findings = await reg.audit.verify()
         return {"entries": count, "ok": not findings, "findings": [str(f) for f in findings]}
 
+    install_control(app, reg, caller, prefix_scope)  # account/org control, search, bulk
+    install_templates(app, CustomTemplates(reg), caller, prefix_scope)  # operators' templates
     return app
 
 
-def routes(reg: Registry) -> list[BaseRoute]:
-    """What the HTTP transport mounts for the registry (given to it by ``idnode.app``)."""
+async def _receive_upload(request: Request, upload: Any) -> None:
+    """Stream the request body to ``upload``: at most ``MAX_UPLOAD`` bytes of UTF-8 text
+    (checked as it arrives, so a bad file is a 400 now, not a failed job later)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    size = 0
+    with upload.open("wb") as fh:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_UPLOAD:
+                raise RegistryError("file too large", field="body", status=413)
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                at = size - len(chunk) + exc.start
+                raise RegistryError(f"not UTF-8 text (byte {at})", field="body") from None
+            fh.write(chunk)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise RegistryError("not UTF-8 text (ends inside a character)", field="body") from None
+
+
+def client_gone(request: Any) -> Response:
+    """A client that hung up mid-request: one line in the log, nothing else to do."""
+    client = request.scope.get("client") or ("?", 0)
+    log.info("client %s disconnected during %s %s", client[0], request.method, request.url.path)
+    return Response(status_code=400)
+
+
+def _allowed(entries: Sequence[str]) -> tuple[frozenset[str], tuple[Any, ...]]:
+    hosts, nets = set(), []
+    for entry in entries:
+        entry = entry.strip()
+        if "/" in entry:
+            nets.append(ipaddress.ip_network(entry, strict=False))
+        elif entry:
+            hosts.add(entry)
+    return frozenset(hosts), tuple(nets)
+
+
+def routes(
+    reg: Registry, *, metrics_allow: Sequence[str] = ("127.0.0.1", "::1")
+) -> list[BaseRoute]:
+    """What the HTTP transport mounts for the registry (given to it by ``idnode.app``).
+    ``metrics_allow``: hosts or CIDRs that may read ``/metrics`` without a token."""
     api = build_api(reg)
+    allow_hosts, allow_nets = _allowed(metrics_allow)
+
+    def allow_listed(request: Any) -> bool:
+        host = (request.scope.get("client") or ("", 0))[0]
+        if host in allow_hosts:
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in net for net in allow_nets)
+
+    async def bearer(request: Any) -> Account | None:
+        header = request.headers.get("authorization", "")
+        if not header.lower().startswith("bearer "):
+            return None
+        return await reg.accounts.authenticate(header[7:].strip())
+
     schema: dict[str, Any] = {}
 
     async def openapi(request: Any) -> Response:
@@ -410,19 +515,30 @@ def routes(reg: Registry) -> list[BaseRoute]:
         return get_swagger_ui_html(openapi_url="/api/openapi.json", title="idnode management API")
 
     async def metrics(request: Any) -> Response:
+        if not allow_listed(request):
+            try:
+                who = await bearer(request)
+            except RegistryError as exc:
+                return _error(exc.status, exc.field, exc.detail)
+            if who is None or not who.is_operator:
+                message = "an operator's bearer token, or an address in [server] metrics_allow"
+                return _error(403, "Authorization", message)
         return Response(await reg.stats.render(), media_type="text/plain; version=0.0.4")
 
     async def history(request: Any) -> Response:
         handle = request.path_params["handle"]
         restricted = False
-        header = request.headers.get("authorization", "")
-        if header.lower().startswith("bearer "):
-            try:
-                who = await reg.accounts.authenticate(header[7:].strip())
-                row = await reg.prefixes.row(prefix_part(handle))
-                restricted = who.is_operator or (row is not None and row["org_id"] == who.org_id)
-            except RegistryError as exc:
-                return _error(exc.status, exc.field, exc.detail)
+        try:
+            who = await bearer(request)
+            if who is not None:
+                record = await reg.store.get_handle(handle)
+                # the record's own HS_ADMIN rights decide, as for resolution (and a deleted
+                # record's history shows its restricted values to operators only)
+                restricted = who.is_operator or (
+                    record is not None and await reg.admin.may_read_restricted(who.identity, record)
+                )
+        except RegistryError as exc:
+            return _error(exc.status, exc.field, exc.detail)
         try:
             body = await reg.lifecycle.history(handle, restricted=restricted)
         except RegistryError as exc:
@@ -437,6 +553,6 @@ def routes(reg: Registry) -> list[BaseRoute]:
         Route("/metrics", metrics),
         Route("/api/openapi.json", openapi),
         Route("/api/docs", docs),
-        Route("/api/handles/{handle:path}/history", history),
+        Route(f"{MOUNT}/history/{{handle:path}}", history),  # outside the handle namespace
         Mount(MOUNT, app=api),
     ]

@@ -37,6 +37,10 @@ class AuditLog:
     async def verify(self) -> tuple[int, list[Finding]]:
         """(entries checked, findings); no findings means the chain is intact."""
         head = await self.head()
+        return verify_chain(await self.rows(), head)
+
+    async def rows(self) -> list[dict[str, Any]]:
+        """Every entry in seq order (read in pages)."""
         rows: list[dict[str, Any]] = []
         since = -1
         while True:  # in pages, in seq order; gaps and edits show in verify_chain
@@ -47,4 +51,4 @@ class AuditLog:
             if len(page) < PAGE:
                 break
             since = int(page[-1]["seq"])
-        return verify_chain(rows, head)
+        return rows

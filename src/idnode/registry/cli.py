@@ -10,7 +10,8 @@ straight into the store, the fastest path), ``audit verify`` and ``stats report`
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -18,7 +19,10 @@ import httpx
 import orjson
 import typer
 
-from idnode.cli_common import emit, err, fail, on_local_node, out
+from idnode.cli_common import emit, fail, on_local_node
+from idnode.registry.audit_cli import audit_app
+from idnode.registry.control_cli import add_commands as add_control_commands
+from idnode.registry.template_cli import build as build_template_app
 
 T = TypeVar("T")
 
@@ -26,11 +30,12 @@ ApiOpt = Annotated[str, typer.Option(envvar="IDNODE_API", help="node HTTP base U
 TokenOpt = Annotated[str, typer.Option(envvar="IDNODE_TOKEN", help="API token")]
 DirOpt = Annotated[Path, typer.Option("--dir", help="node directory")]
 DEFAULT_API = "http://127.0.0.1:8000"
+UPLOAD_CHUNK = 1024 * 1024  # bytes per piece of a streamed import file
+POLL_SECONDS = 0.5  # between two looks at a running import job
 
 org_app = typer.Typer(help="Organisations and real-name review.", no_args_is_help=True)
 prefix_app = typer.Typer(help="Enterprise prefixes.", no_args_is_help=True)
 account_app = typer.Typer(help="Management API accounts.", no_args_is_help=True)
-audit_app = typer.Typer(help="The SM3-chained audit log.", no_args_is_help=True)
 stats_app = typer.Typer(help="Statistics and monthly reports.", no_args_is_help=True)
 handle_app = typer.Typer(help="Identifier lifecycle.", no_args_is_help=True)
 
@@ -49,6 +54,11 @@ def call(api: str, token: str, method: str, path: str, body: Any = None, **kw: A
         )
     except httpx.HTTPError as exc:
         fail(f"cannot reach {api}: {exc}")
+    return _answer(r)
+
+
+def _answer(r: httpx.Response) -> Any:
+    """The JSON (or text) of a management API answer; an error becomes one line."""
     if r.status_code >= 400:
         try:
             e = r.json()["error"]
@@ -192,13 +202,29 @@ def import_command(
     batch_size: int = 10_000,
     report: Annotated[Path | None, typer.Option(help="write rejected rows (CSV) here")] = None,
     resume: Annotated[str | None, typer.Option(help="resume this job id")] = None,
+    api: Annotated[
+        str, typer.Option(help="node HTTP base URL: import through its management API")
+    ] = "",
+    token: TokenOpt = "",
 ) -> None:
-    """Bulk-register identifiers into the node directory's store as the node operator."""
+    """Bulk-register identifiers: into the node directory's store as the node operator, or
+    with --api through the management API as the token's account (the file is streamed).
+    Exits 1 when the job fails or when every row was rejected."""
     from idnode.registry.imports import sniff_format
 
     if not file.exists():
         fail(f"{file}: no such file", 2)
     fmt = format or sniff_format(file)
+    if api:
+        if resume:
+            fail("--resume works on the node directory; an API job resumes by itself", 2)
+        job = api_import(api, token, file, prefix, fmt, template, strict, batch_size)
+        if report is not None:
+            text = call(api, token, "GET", f"/imports/{job['id']}/rejects")
+            report.write_text(text, encoding="utf-8")
+        emit(job)
+        _judge(job)
+        return
 
     async def work(reg: Any) -> dict[str, Any]:
         if resume:
@@ -226,28 +252,54 @@ def import_command(
 
     job = local(directory, work)
     emit(job)
+    _judge(job)
+
+
+def _judge(job: dict[str, Any]) -> None:
+    """Exit 1 unless the job finished and registered something (or had nothing to do)."""
     if job["state"] != "done":
         fail(f"import {job['id']} {job['state']}: {job['error']}")
+    if not job.get("imported") and job.get("rejected"):
+        fail(f"import {job['id']}: every row was rejected ({job['rejected']}); see --report")
 
 
-# -- audit and statistics -----------------------------------------------------------------
-@audit_app.command("verify")
-def audit_verify(
-    directory: Annotated[Path, typer.Argument(help="node directory")] = Path("var"),
-) -> None:
-    """Check the SM3 chain; exit 1 naming every edited, removed or reordered entry."""
+def api_import(
+    api: str,
+    token: str,
+    file: Path,
+    prefix: str,
+    fmt: str,
+    template: str | None,
+    strict: bool,
+    batch_size: int,
+) -> dict[str, Any]:
+    """Stream ``file`` to ``POST /api/mgmt/imports`` and wait for the job to finish."""
+    params: dict[str, Any] = {"prefix": prefix, "format": fmt, "strict": str(strict).lower(),
+                              "batch_size": batch_size}  # fmt: skip
+    if template:
+        params["template"] = template
+    headers = {"content-length": str(file.stat().st_size), "content-type": "text/plain"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
 
-    async def work(reg: Any) -> tuple[int, list[Any]]:
-        return await reg.audit.verify()
+    def chunks() -> Iterator[bytes]:
+        with file.open("rb") as fh:
+            while chunk := fh.read(UPLOAD_CHUNK):
+                yield chunk
 
-    count, findings = local(directory, work)
-    if findings:
-        for f in findings:
-            err.print(f"[bold red]audit:[/] {f}", highlight=False)
-        fail(f"audit log damaged: {len(findings)} problem(s) in {count} entries")
-    out.print(f"audit log intact: {count} entries", highlight=False)
+    try:
+        r = httpx.post(api.rstrip("/") + "/api/mgmt/imports", params=params, content=chunks(),
+                       headers=headers, timeout=httpx.Timeout(60, write=600))  # fmt: skip
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach {api}: {exc}")
+    job = _answer(r)
+    while job["state"] not in ("done", "failed"):
+        time.sleep(POLL_SECONDS)
+        job = call(api, token, "GET", f"/imports/{job['id']}")
+    return job
 
 
+# -- statistics (audit: registry.audit_cli) ------------------------------------------------
 @stats_app.command("report")
 def stats_report(
     month: Annotated[str, typer.Option(help="YYYY-MM")],
@@ -285,3 +337,5 @@ def register(app: typer.Typer) -> None:
     app.add_typer(audit_app, name="audit")
     app.add_typer(stats_app, name="stats")
     app.command("import")(import_command)
+    add_control_commands(call, org_app, account_app, handle_app, app)
+    app.add_typer(build_template_app(call), name="template")

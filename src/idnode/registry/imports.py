@@ -44,6 +44,7 @@ import orjson
 
 from idnode.auth.identity import Identity
 from idnode.errors import HandleAlreadyExists, IdnodeError
+from idnode.lifeline import die_with_parent
 from idnode.model import HS_ADMIN, HandleValue
 from idnode.names import check_handle
 from idnode.registry.changes import audit_entry
@@ -88,6 +89,8 @@ def read_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, str] | None
                 return
             except csv.Error as exc:
                 raise RegistryError(f"unreadable CSV header: {exc}", field="row 1") from None
+            except UnicodeDecodeError:
+                raise RegistryError("not UTF-8 text", field="row 1") from None
             header = [h.strip() for h in header]
             width = len(header)
             while True:
@@ -98,6 +101,11 @@ def read_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, str] | None
                 except csv.Error as exc:
                     yield reader.line_num, None, f"broken CSV: {exc}"
                     continue
+                except UnicodeDecodeError:  # the rest cannot be read reliably: stop here
+                    # text is decoded a buffer at a time: the bad bytes are here or further on
+                    where = f"row {reader.line_num + 1}"
+                    message = "not UTF-8 text (here or further on)"
+                    raise RegistryError(message, field=where) from None
                 if not cells:
                     continue
                 if len(cells) != width:
@@ -126,8 +134,12 @@ def check_header(path: Path, fmt: str, template: Template) -> None:
     """A CSV whose header names an unknown column is refused before any row is read."""
     if fmt != "csv":
         return
-    with path.open("r", encoding="utf-8-sig", newline="") as fh:
-        header = next(csv.reader(fh), [])
+    try:
+        with path.open("r", encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh), [])
+    except (UnicodeDecodeError, csv.Error) as exc:
+        reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        raise RegistryError(f"unreadable CSV header: {reason}", field="row 1") from None
     header = [h.strip() for h in header]
     if "suffix" not in header:
         raise RegistryError("the header needs a 'suffix' column", field="row 1")
@@ -335,6 +347,8 @@ class _ProcessBatches(BatchSource):
 
 def _parse_process(out: Any, source: str, fmt: str, builder: RecordBuilder, size: int) -> None:
     """Body of the parse process: every batch of the file, then None (or the exception)."""
+    started_by = multiprocessing.parent_process()
+    die_with_parent(started_by.pid if started_by is not None else None)  # no orphan parsing
 
     def send(item: object) -> None:
         # a parent killed outright (no chance to terminate us) must not leave us blocked

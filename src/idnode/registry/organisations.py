@@ -62,11 +62,24 @@ def check_application(
                 "name": doc["name"].strip(),
                 "type": str(doc.get("type", "")),
                 "sha256": doc["sha256"],
-                "size": int(doc.get("size", 0) or 0),
+                "size": _size(doc.get("size", 0), f"{where}.size"),
             }
         )
     clean_contact = {k: contact[k].strip() for k in ("name", "phone", "email")}
     return legal_name.strip(), code, clean_contact, docs
+
+
+def _size(value: Any, field: str) -> int:
+    """A document's size in bytes: a whole number JSON can carry exactly."""
+    if value is None or value == "":
+        return 0
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        raise RegistryError("must be a number of bytes", field=field) from None
+    if isinstance(value, bool) or not 0 <= size <= 2**53:
+        raise RegistryError("must be a number of bytes from 0 to 2^53", field=field)
+    return size
 
 
 ORG_COLUMNS = "SELECT * FROM {s}.organisations WHERE id = ?"
@@ -181,7 +194,7 @@ class Organisations:
 
 
 def _check_id(org_id: Any, field: str = "org_id") -> int:
-    if not isinstance(org_id, int) or isinstance(org_id, bool):
+    if not isinstance(org_id, int) or isinstance(org_id, bool) or not 0 < org_id < 2**63:
         raise RegistryError("must be an organisation id", field=field)
     return org_id
 

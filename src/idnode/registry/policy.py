@@ -23,6 +23,7 @@ from typing import Any
 from idnode.auth.identity import Identity
 from idnode.model import HandleValue, handle_key
 from idnode.names import prefix_part
+from idnode.registry import record_templates
 from idnode.registry.states import GovernanceStates
 from idnode.service.policies import BulkWrite, Write
 from idnode.store.audit_chain import state_digest
@@ -83,7 +84,19 @@ class RegistryPolicy:
         )
         new = write.before is None and write.after is not None
         counts = registration_counts([handle]) if new and not _is_na(handle) else ()
-        return Effects(versions=tuple(versions), audit=(entry,), counts=counts)
+        return Effects(
+            statements=self._template_refs(handle, write.after is None),
+            versions=tuple(versions),
+            audit=(entry,),
+            counts=counts,
+        )
+
+    def _template_refs(self, handle: str, deleted: bool) -> tuple[Any, ...]:
+        """The record's template version, kept beside it (``record_templates``)."""
+        if deleted:
+            return (record_templates.unbind(handle),)
+        template = self.states.template_of(prefix_part(handle)) if "/" in handle else None
+        return () if template is None else record_templates.bind([(handle, template.ref)])
 
     def check_bulk(self, bulk: BulkWrite) -> None:
         for handle, values in bulk.records:
@@ -109,7 +122,16 @@ class RegistryPolicy:
             state_digest(sorted(bulk.handles, key=handle_key)),
         )
         counted = [h for h in bulk.handles if not _is_na(h)]
-        return Effects(audit=(entry,), counts=registration_counts(counted))
+        refs = []
+        for h in bulk.handles:
+            template = self.states.template_of(prefix_part(h)) if "/" in h else None
+            if template is not None:
+                refs.append((h, template.ref))
+        return Effects(
+            statements=record_templates.bind(refs),
+            audit=(entry,),
+            counts=registration_counts(counted),
+        )
 
 
 def _is_na(handle: str) -> bool:

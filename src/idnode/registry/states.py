@@ -18,6 +18,7 @@ anything under a suspended or revoked prefix, are refused on every path.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -60,6 +61,9 @@ class GovernanceStates:
                 "SELECT key, state, reason, since FROM {s}.lifecycle WHERE state <> ?", ACTIVE
             )
         }
+        from idnode.registry.custom_templates import load_published
+
+        await load_published(store, self.catalog)  # operators' templates prefixes may name
         bound, closed = {}, {}
         for r in await store.query("SELECT key, template, state FROM {s}.prefixes"):
             if r["state"] in LIVE_PREFIX_STATES:
@@ -142,18 +146,58 @@ class GovernanceStates:
         return self.bound.get(handle_key(prefix))
 
 
+COUNT_WINDOW = 60.0  # seconds in which one client's resolutions of one identifier count once
+COUNT_MEMORY = 50_000  # (client, identifier) pairs remembered; the oldest go first
+
+
 class ResolutionGate:
     """What the resolver calls for every request: counts it for the statistics (flushed by
-    ``stats.Stats``), then raises the tombstone if the identifier's state refuses it."""
+    ``stats.Stats``), then raises the tombstone if the identifier's state refuses it.
 
-    def __init__(self, states: GovernanceStates) -> None:
+    A resolution counts at most once per client address and identifier in ``COUNT_WINDOW``
+    seconds, so one client asking again and again cannot inflate an enterprise's figures
+    (docs/governance.md); a resolution with no known client (in-process callers) always
+    counts. The pairs seen are remembered in arrival order and forgotten as their window
+    ends, at most ``COUNT_MEMORY`` of them (then the oldest are forgotten early, which only
+    means a client may count again sooner)."""
+
+    def __init__(
+        self,
+        states: GovernanceStates,
+        clock: Callable[[], float] | None = None,
+        *,
+        window: float = COUNT_WINDOW,
+        memory: int = COUNT_MEMORY,
+    ) -> None:
         self.states = states
         self.pending: dict[str, int] = {}  # prefix -> resolutions not yet flushed
+        self.clock = clock  # monotonic seconds; None: count every resolution
+        self.window = window
+        self.memory = memory
+        self._seen: OrderedDict[str, float] = OrderedDict()  # "client identifier" -> until
 
-    def __call__(self, handle: str) -> None:
-        prefix = prefix_part(handle)
-        self.pending[prefix] = self.pending.get(prefix, 0) + 1
+    def __call__(self, handle: str, client: str = "") -> None:
+        if not client or self.clock is None or self._first(client, handle):
+            prefix = prefix_part(handle)
+            self.pending[prefix] = self.pending.get(prefix, 0) + 1
         self.states.gate(handle)
+
+    def _first(self, client: str, handle: str) -> bool:
+        """Whether ``client`` has not resolved ``handle`` within the window (and note it)."""
+        now = self.clock()  # type: ignore[misc]
+        seen = self._seen
+        while seen:  # forget pairs whose window has ended (they are in time order)
+            key, until = next(iter(seen.items()))
+            if until > now:
+                break
+            del seen[key]
+        key = client + " " + handle_key(handle)
+        if key in seen:
+            return False
+        seen[key] = now + self.window
+        if len(seen) > self.memory:
+            seen.popitem(last=False)
+        return True
 
     def take(self) -> dict[str, int]:
         """The counts so far, and start again from zero."""

@@ -22,15 +22,20 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 
 from idnode.errors import InvalidValue
 from idnode.model import HandleValue
+from idnode.registry.creditcode import is_credit_code
 
 FAST_FIELD_KEYWORDS = {
     "type", "title", "description", "x-index", "minLength", "maxLength", "pattern", "enum",
-    "format",
+    "format", "x-not-before",
 }  # fmt: skip
+CREDIT_CODE = "gb32100"  # format: a unified social credit code, check character included
+FAST_FORMATS = (None, "date", CREDIT_CODE)
+FORMATS = FormatChecker()  # every standard format, plus ours
+FORMATS.checks(CREDIT_CODE)(lambda value: not isinstance(value, str) or is_credit_code(value))
 _MISSING = re.compile(r"^'(.+)' is a required property")
 _EXTRA = re.compile(r"\('(.+)' (?:was|were) unexpected\)")
 
@@ -54,13 +59,19 @@ class Template:
     name_zh: str = ""
     _validator: Draft202012Validator = field(init=False, repr=False)
     _fast: Callable[[Mapping[str, str]], bool] | None = field(init=False, repr=False)
+    _order: tuple[tuple[str, str], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         Draft202012Validator.check_schema(self.schema)
-        self._validator = Draft202012Validator(
-            self.schema, format_checker=Draft202012Validator.FORMAT_CHECKER
-        )
+        self._validator = Draft202012Validator(self.schema, format_checker=FORMATS)
         self._fast = _compile(self.schema)
+        # (later, earlier) date fields: JSON Schema cannot compare two fields, so
+        # ``"x-not-before": "PRODUCTION_DATE"`` on a field is checked here
+        self._order = tuple(
+            (name, str(prop["x-not-before"]))
+            for name, prop in self.fields.items()
+            if isinstance(prop, dict) and "x-not-before" in prop
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled as its document: the compiled checks are rebuilt where it is unpickled
@@ -85,16 +96,19 @@ class Template:
 
     def check_fields(self, fields: Mapping[str, str]) -> None:
         """Raise TemplateViolation naming the first offending field (in schema order)."""
-        if self._fast is not None and self._fast(fields):
-            return
-        errors = list(self._validator.iter_errors(dict(fields)))
-        if not errors:
-            return
-        order = {name: i for i, name in enumerate(self.fields)}
-        described = [_describe(e) for e in errors]
-        described.sort(key=lambda fm: order.get(fm[0], len(order)))
-        name, message = described[0]
-        raise TemplateViolation(self.ref, name, message)
+        if self._fast is None or not self._fast(fields):
+            errors = list(self._validator.iter_errors(dict(fields)))
+            if errors:
+                order = {name: i for i, name in enumerate(self.fields)}
+                described = [_describe(e) for e in errors]
+                described.sort(key=lambda fm: order.get(fm[0], len(order)))
+                name, message = described[0]
+                raise TemplateViolation(self.ref, name, message)
+        for later, earlier in self._order:  # both valid dates here: ISO text sorts as dates
+            if later in fields and earlier in fields and fields[later] < fields[earlier]:
+                raise TemplateViolation(
+                    self.ref, later, f"{fields[later]} is before {earlier} {fields[earlier]}"
+                )
 
     def check_layout(self, layout: Sequence[HandleValue]) -> None:
         """A bulk group's shape: every non-``HS_`` slot is a field of this template at its
@@ -147,6 +161,8 @@ def _describe(error: Any) -> tuple[str, str]:
     name = str(error.path[0]) if error.path else "?"
     if error.validator == "pattern":
         return name, f"does not match the pattern {error.validator_value}"
+    if error.validator == "format" and error.validator_value == CREDIT_CODE:
+        return name, "is not a valid unified social credit code (GB 32100-2015)"
     if error.validator == "format":
         return name, f"is not a valid {error.validator_value}"
     if error.validator == "enum":
@@ -164,7 +180,7 @@ def _compile(schema: Mapping[str, Any]) -> Callable[[Mapping[str, str]], bool] |
     for name, prop in schema.get("properties", {}).items():
         if set(prop) - FAST_FIELD_KEYWORDS or prop.get("type") != "string":
             return None
-        if prop.get("format") not in (None, "date"):
+        if prop.get("format") not in FAST_FORMATS:
             return None
         checks[name] = _field_check(prop)
     required = frozenset(schema.get("required", ()))
@@ -197,6 +213,7 @@ def _field_check(prop: Mapping[str, Any]) -> Callable[[str], bool]:
     pattern = re.compile(prop["pattern"]) if "pattern" in prop else None
     enum = frozenset(prop["enum"]) if "enum" in prop else None
     date = prop.get("format") == "date"
+    credit_code = prop.get("format") == CREDIT_CODE
 
     def check(value: str) -> bool:
         n = len(value)  # JSON Schema counts code points, as len() does
@@ -213,6 +230,8 @@ def _field_check(prop: Mapping[str, Any]) -> Callable[[str], bool]:
                 return False
             if len(value) != 10:
                 return False
+        if credit_code and not is_credit_code(value):
+            return False
         return True
 
     return check
@@ -246,6 +265,19 @@ class TemplateCatalog:
 
     def __iter__(self):
         return iter(sorted(self._by_ref.values(), key=lambda t: (t.id, t.version)))
+
+    def add(self, template: Template) -> None:
+        """Add a published operator's template (``custom_templates``); it becomes its id's
+        latest if its version is the highest. Published versions never change, so adding
+        one already known only replaces it with an equal copy."""
+        self._by_ref[template.ref] = template
+        latest = self._latest.get(template.id)
+        if latest is None or template.version >= latest.version:
+            self._latest[template.id] = template
+
+    def find(self, ref: str) -> Template | None:
+        """The template of ``id@version`` exactly (never an id's latest), or None."""
+        return self._by_ref.get(ref)
 
 
 def from_document(doc: Mapping[str, Any]) -> Template:

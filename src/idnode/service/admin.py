@@ -13,7 +13,10 @@ Rules (RFC 3651 section 3.2.1):
   when an HS_ADMIN value is touched, DELETE_HANDLE to delete it;
 * listing the handles of a prefix needs LIST_HANDLES from an admin of the prefix handle;
 * homing and unhoming prefixes is for the node's operators;
-* a value without ADMIN_WRITE cannot be changed by an admin (only PUBLIC_WRITE opens it).
+* a value without ADMIN_WRITE cannot be changed by an admin (only PUBLIC_WRITE opens it);
+* a secret key (HS_SECKEY) is never public: whatever permissions a write gives it, its
+  PUBLIC_READ and PUBLIC_WRITE bits are cleared here, on every path (a REST value sent
+  without ``permissions`` would otherwise be world-readable; docs/compatibility.md).
 
 Node operators (the admins of the prefixes the node was initialised with) may do everything.
 """
@@ -38,7 +41,7 @@ from idnode.errors import (
     ValueAlreadyExists,
     ValueNotFound,
 )
-from idnode.model import HS_ADMIN, NA_PREFIX, HandleValue, handle_key
+from idnode.model import HS_ADMIN, HS_SECKEY, NA_PREFIX, HandleValue, handle_key
 from idnode.names import PrefixSet, check_handle, prefix_part
 from idnode.runtime import Random, uuid4
 from idnode.service.policies import BulkWrite, Write, WritePolicy, combined_effects
@@ -96,7 +99,7 @@ class AdminService:
 
     def _stamp(self, values: Iterable[HandleValue]) -> list[HandleValue]:
         now = int(self.clock())
-        return [replace(v, timestamp=now) for v in values]
+        return [replace(v, timestamp=now, permissions=_permissions(v)) for v in values]
 
     async def may_read_restricted(
         self, who: Identity | None, record: Sequence[HandleValue]
@@ -319,7 +322,10 @@ class AdminService:
         checked = []
         for handle, values in records:
             self._check_target(handle)
-            checked.append((handle, [replace(v, timestamp=now) for v in check_record(values)]))
+            stamped = [
+                replace(v, timestamp=now, permissions=_permissions(v)) for v in check_record(values)
+            ]
+            checked.append((handle, stamped))
         bulk = BulkWrite(who, [h for h, _ in checked], records=checked, overwrite=overwrite)
         effects = await self._bulk_effects(bulk, extra)
         return await self.store.load(checked, overwrite=overwrite, effects=effects)
@@ -336,6 +342,12 @@ class AdminService:
         handles = [h for g in groups for h, _ in g.rows]
         for handle in handles:
             self._check_target(handle)
+        groups = [
+            g
+            if all(v.permissions == _permissions(v) for v in g.layout)
+            else replace(g, layout=tuple(replace(v, permissions=_permissions(v)) for v in g.layout))
+            for g in groups
+        ]
         bulk = BulkWrite(who, handles, groups=groups)
         effects = await self._bulk_effects(bulk, extra)
         return await self.store.load_rows(groups, effects=effects)
@@ -361,6 +373,16 @@ class AdminService:
         before it queues a job)."""
         what = f"create handles under {prefix}"
         await self._require(who, f"{prefix}/x", None, P.ADD_HANDLE, what)
+
+
+_PUBLIC = Permission.PUBLIC_READ | Permission.PUBLIC_WRITE
+
+
+def _permissions(value: HandleValue) -> Permission:
+    """The permissions a value is stored with: a secret key's are never public."""
+    if value.type == HS_SECKEY and value.permissions & _PUBLIC:
+        return Permission(value.permissions & ~_PUBLIC)
+    return value.permissions
 
 
 def _writable(values: Iterable[HandleValue]) -> None:

@@ -36,6 +36,10 @@ class Node:
 
     @property
     def site_serial(self) -> int:
+        """The serial of the site we answer (HS_SITE bytes 4-5): what every answer's header
+        carries, bumped by ``service.site.publish_site`` when the listeners changed."""
+        if len(self.site) >= 6:
+            return int.from_bytes(self.site[4:6], "big")
         return self.config.node.site_serial
 
 

@@ -22,7 +22,7 @@ The gate and the stages are passed to the constructor, never assigned afterwards
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from idnode.codes import Permission
@@ -46,6 +46,9 @@ class ResolutionQuery:
 
     ``do_not_refer``: the DNRF flag (REST ``doNotRefer``): a handle under a delegated prefix
     is refused with SERVER_NOT_RESPONSIBLE instead of answered with a referral.
+
+    ``client``: the asking address, for the gate's statistics (a client counts once per
+    identifier per window, so one client cannot inflate them); "" when unknown.
     """
 
     handle: str
@@ -54,6 +57,7 @@ class ResolutionQuery:
     public_only: bool = False
     omit_unreadable: bool = False
     do_not_refer: bool = False
+    client: str = ""
 
 
 # -- answers --------------------------------------------------------------------------------
@@ -181,11 +185,17 @@ class Resolver:
     """Answers resolution queries for the node: its store, its gate, its routing stages.
 
     ``read_check(reader, record)`` decides whether an authenticated reader may see values
-    without PUBLIC_READ (``AdminService.may_read_restricted``). ``gate(handle)`` is the
-    registry's (``registry.states.ResolutionGate``): it counts the request in memory and raises
-    the tombstone for a revoked or suspended identifier, with no I/O on this hot path.
+    without PUBLIC_READ (``AdminService.may_read_restricted``). ``gate(handle, client)`` is
+    the registry's (``registry.states.ResolutionGate``): it counts the request in memory (once
+    per client and identifier per window) and raises the tombstone for a revoked or suspended
+    identifier, with no I/O on this hot path.
     ``stages`` may answer before the store is read (``RoutingStage``). ``on_error(handle)`` is
     told of every failed resolution (the hierarchy counts them per prefix for its reports).
+    ``reader_quota(reader)`` counts a resolution by an authenticated reader against its quota
+    and raises when it is used up (``service.quotas``); anonymous resolutions skip it.
+    ``names(name)`` maps a name in another scheme's form (``urn:oid:...``, ``ecode:...``,
+    ``gs1:01/...``; ``schemes.registry``) onto the Handle name it stands for, before any
+    stage sees it, so every transport accepts those forms and resolves the same record.
     """
 
     def __init__(
@@ -193,25 +203,31 @@ class Resolver:
         store: Store,
         homed: PrefixSet,
         read_check: ReadCheck | None = None,
-        gate: Callable[[str], None] | None = None,
+        gate: Callable[[str, str], None] | None = None,
         *,
         stages: tuple[RoutingStage, ...] = (),
         on_error: Callable[[str], None] | None = None,
+        reader_quota: Callable[[Any], Awaitable[None]] | None = None,
+        names: Callable[[str], str] | None = None,
     ) -> None:
         self.store = store
+        self.names = names
+        self.reader_quota = reader_quota
         self.homed = homed
         self.read_check = read_check
         self.gate = gate
         self.stages = stages
         self.on_error = on_error
 
-    def admits(self, handle: str) -> bool:
+    def admits(self, handle: str, client: str = "") -> bool:
         """The gate, for an answer served from a response cache: counts the resolution and
         says False when the identifier's state now refuses it (the full path then answers)."""
         if self.gate is None or not handle:
             return True
         try:
-            self.gate(handle)
+            if self.names is not None:  # the gate speaks of the mapped identifier
+                handle = self.names(handle)
+            self.gate(handle, client)
         except IdnodeError:
             return False
         return True
@@ -225,6 +241,10 @@ class Resolver:
         wire's REC flag); the routing stages decide whether to honour it.
         """
         try:
+            if self.names is not None:
+                mapped = self.names(query.handle)
+                if mapped != query.handle:
+                    query = replace(query, handle=mapped)
             return await self._resolve(query, reader, recursion)
         except IdnodeError:
             if self.on_error is not None:
@@ -233,11 +253,13 @@ class Resolver:
 
     async def _resolve(self, query: ResolutionQuery, reader: Any, recursion: bool) -> Answer:
         handle = check_handle(query.handle)
+        if reader is not None and self.reader_quota is not None:
+            await self.reader_quota(reader)  # 603 once the reader's requests are used up
         responsible = self.homed.responsible_for(handle)
         # the gate speaks for identifiers this node governs: a handle homed elsewhere is
         # neither tombstoned nor counted in this node's statistics (which go up the tree)
         if responsible and self.gate is not None:
-            self.gate(handle)
+            self.gate(handle, query.client)
         for stage in self.stages:
             routed = await stage.route(query, recursion=recursion)
             if routed is not None:

@@ -84,6 +84,44 @@ TABLES: tuple[str, ...] = (
     "CREATE INDEX reports_key ON {s}.reports (key, id)",
 )
 
+# Migration 3 (both engines): what each quota holder used (``service.quotas``). ``holder`` is
+# an organisation (``org:<id>``) or an identity key, ``scope`` a prefix key or "", ``period``
+# a UTC day or "" for quotas that never reset.
+QUOTA_TABLES: tuple[str, ...] = (
+    """CREATE TABLE {s}.quota_usage (
+        holder {key} NOT NULL, kind text NOT NULL, scope {key} NOT NULL,
+        period text NOT NULL, used bigint NOT NULL,
+        PRIMARY KEY (holder, kind, scope, period))""",
+)
+
+# Migration 4 (both engines): the answers a recursive node caches, shared by all its workers
+# (``hierarchy.shared_cache``): one row per handle key, the public values as one record blob
+# (none for a cached "not found"), and when the answer stops being fresh.
+RECURSIVE_CACHE_TABLES: tuple[str, ...] = (
+    """CREATE TABLE {s}.recursive_cache (
+        key {key} PRIMARY KEY, record {blob}, expires double precision NOT NULL,
+        negative integer NOT NULL)""",
+    "CREATE INDEX recursive_cache_expires ON {s}.recursive_cache (expires)",
+)
+
+# Migration 5 (both engines): operators' own templates (``registry/custom_templates.py``), the
+# template version each identifier was last validated against (``registry/record_templates.py``)
+# and the audit-chain heads children reported upward (``hierarchy/supervision.py``).
+TEMPLATE_SUPERVISION_TABLES: tuple[str, ...] = (
+    """CREATE TABLE {s}.templates (
+        id {key} NOT NULL, version bigint NOT NULL, state text NOT NULL, document text NOT NULL,
+        actor text NOT NULL, created_at bigint NOT NULL, published_at bigint,
+        PRIMARY KEY (id, version))""",
+    """CREATE TABLE {s}.record_templates (
+        key {key} PRIMARY KEY, handle text NOT NULL, template text NOT NULL)""",
+    "CREATE INDEX record_templates_by_ref ON {s}.record_templates (template, key)",
+    """CREATE TABLE {s}.child_audit_heads (
+        id {id}, key {key} NOT NULL, time bigint NOT NULL, seq bigint NOT NULL,
+        digest text NOT NULL, verdict text NOT NULL, detail text NOT NULL DEFAULT '',
+        month text NOT NULL DEFAULT '')""",
+    "CREATE INDEX child_audit_heads_key ON {s}.child_audit_heads (key, id)",
+)
+
 INSERT_VERSION = (
     "INSERT INTO {s}.versions (key, handle, time, actor, action, record) VALUES (?, ?, ?, ?, ?, ?)"
 )

@@ -16,7 +16,12 @@ import re
 import asyncpg
 
 from idnode.errors import IdnodeError
-from idnode.store.governance import TABLES
+from idnode.store.governance import (
+    QUOTA_TABLES,
+    RECURSIVE_CACHE_TABLES,
+    TABLES,
+    TEMPLATE_SUPERVISION_TABLES,
+)
 from idnode.store.portable import postgres_types, render_ddl
 
 # Keys are compared with COLLATE "C" (byte order, as SQLite's BINARY): ORDER BY key must list
@@ -61,6 +66,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 2: everything else a node knows (store/governance.py), beside the identifiers
     tuple(render_ddl(t, postgres_types("{s}")) for t in TABLES),
+    # 3: quota counters (service/quotas.py)
+    tuple(render_ddl(t, postgres_types("{s}")) for t in QUOTA_TABLES),
+    # 4: the recursive cache the workers of a recursive node share (hierarchy/shared_cache.py)
+    tuple(render_ddl(t, postgres_types("{s}")) for t in RECURSIVE_CACHE_TABLES),
+    # 5: custom templates, each record's template version, children's audit heads
+    tuple(render_ddl(t, postgres_types("{s}")) for t in TEMPLATE_SUPERVISION_TABLES),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

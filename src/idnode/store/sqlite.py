@@ -65,7 +65,14 @@ from idnode.store.base import (
     check_values,
 )
 from idnode.store.effects import NO_EFFECTS, Effects
-from idnode.store.governance import TABLES, Op, apply_effects
+from idnode.store.governance import (
+    QUOTA_TABLES,
+    RECURSIVE_CACHE_TABLES,
+    TABLES,
+    TEMPLATE_SUPERVISION_TABLES,
+    Op,
+    apply_effects,
+)
 from idnode.store.portable import SQLITE_TYPES, for_sqlite, render_ddl
 from idnode.store.rows import encode_record, encode_refs, record_from_rows
 
@@ -109,6 +116,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 2: everything else a node knows (store/governance.py), beside the identifiers
     tuple(render_ddl(t, SQLITE_TYPES) for t in TABLES),
+    # 3: quota counters (service/quotas.py)
+    tuple(render_ddl(t, SQLITE_TYPES) for t in QUOTA_TABLES),
+    # 4: the recursive cache the workers of a recursive node share (hierarchy/shared_cache.py)
+    tuple(render_ddl(t, SQLITE_TYPES) for t in RECURSIVE_CACHE_TABLES),
+    # 5: custom templates, each record's template version, children's audit heads
+    tuple(render_ddl(t, SQLITE_TYPES) for t in TEMPLATE_SUPERVISION_TABLES),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -35,14 +35,15 @@ implies it, as on the wire).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from idnode import __version__
@@ -50,12 +51,17 @@ from idnode.auth.identity import Identity
 from idnode.auth.sessions import SessionTable
 from idnode.codes import ResponseCode
 from idnode.errors import AuthenticationNeeded, IdnodeError, InvalidValue, ProtocolError
-from idnode.model import HS_ADMIN, URL, HandleValue, handle_key
+from idnode.model import HS_ADMIN, HandleValue, handle_key
 from idnode.service.node import Node
 from idnode.service.resolve import Answer, NeedsAuth, Referral, ResolutionQuery, Values
+from idnode.transport.digital_link import digital_link_routes
 from idnode.transport.http_auth import HttpAuthenticator, HttpAuthFailed, session_routes
 from idnode.transport.http_fast import CachedRestAnswers
+from idnode.transport.http_native import HandleOverHttp
+from idnode.transport.labels import qr_routes
 from idnode.transport.limits import HttpLimits, Limits
+from idnode.transport.proxy import Proxy
+from idnode.transport.wire_handler import WireHandler
 from idnode.wire.json import put_entity_values, value_from_json, value_to_json
 
 log = logging.getLogger(__name__)
@@ -82,6 +88,11 @@ _STATUS = {
     ResponseCode.INVALID_VALUE: 400,
     ResponseCode.SERVER_NOT_RESPONSIBLE: 400,
     ResponseCode.AUTHENTICATION_NEEDED: 401,
+    # IDIS quota refusals (service.quotas), which HSJ has no status for: the day's requests
+    # are used up (try again tomorrow), or an allowance of identifiers or prefixes is
+    ResponseCode.REQUEST_LIMIT_DAILY: 429,
+    ResponseCode.REGISTER_COUNT_LIMIT: 403,
+    ResponseCode.PREFIX_LIMIT: 403,
 }
 
 
@@ -156,21 +167,37 @@ def answer_json(handle: str, answer: Values | Referral) -> tuple[int, dict[str, 
     }
 
 
+MAX_INT_PARAM = 2**31 - 1  # a value index is a signed 32-bit field on the wire; so are pages
+_INTEGER = re.compile(r"-?[0-9]{1,10}")
+
+
+def _bounded_int(raw: str, name: str) -> int:
+    """A query parameter as an int within 32 bits: anything else is the client's error (400),
+    never an overflow deeper down (a 500)."""
+    text = raw.strip()
+    if _INTEGER.fullmatch(text) is None:
+        raise ProtocolError(f"{name} must be an integer")
+    value = int(text)
+    if not -MAX_INT_PARAM - 1 <= value <= MAX_INT_PARAM:
+        raise ProtocolError(f"{name} must fit in 32 bits")
+    return value
+
+
 def _indexes(request: Request) -> tuple[int, ...]:
-    try:
-        return tuple(int(i) for i in request.query_params.getlist("index"))
-    except ValueError:
-        raise ProtocolError("index must be an integer") from None
+    return tuple(_bounded_int(i, "index") for i in request.query_params.getlist("index"))
 
 
 def _int_param(request: Request, name: str, default: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ProtocolError(f"{name} must be an integer") from None
+    return _bounded_int(raw, name)
+
+
+def client_host(request: Request) -> str:
+    """The client's address (for statistics that count a client once per identifier)."""
+    client = request.scope.get("client")
+    return str(client[0]) if client else ""
 
 
 class RestApi:
@@ -233,6 +260,7 @@ class RestApi:
                 public_only=public_only,
                 omit_unreadable=not explicit,
                 do_not_refer=flag(request, "doNotRefer"),
+                client=client_host(request),
             )
             try:
                 answer = await self.node.resolver.resolve(query, reader=who)
@@ -409,38 +437,40 @@ def build_app(
     limits: Limits | None = None,
     answers: CachedRestAnswers | None = None,
     extra_routes: Sequence[BaseRoute] = (),
+    wire: WireHandler | None = None,
+    streamed: Mapping[str, int] | None = None,
 ) -> Starlette:
     """The ASGI app; the node's clock and random source drive sessions and nonces.
+    ``wire``: the node's wire handler, which then also answers binary Handle messages POSTed
+    to this interface (HDL-over-HTTP, ``http_native``), outside the REST API's limits: the
+    handler applies its own, as on TCP.
     ``limits`` (default: from ``[limits]``) rate-limits clients and bounds
     request bodies; ``serve`` passes the wire handler's, so one client has one budget.
-    ``answers`` keeps anonymous resolutions for the HTTP protocol to answer (http_fast)."""
+    ``answers`` keeps anonymous resolutions for the HTTP protocol to answer (http_fast).
+    ``streamed``: the features' upload paths and their own body bounds (``HttpLimits``)."""
     clock = node.runtime.clock
     sessions = SessionTable(clock, node.runtime.random)
     auth = HttpAuthenticator(node.store, node.homed, sessions, node.runtime, node.private_key)
     api = RestApi(node, auth, answers)
 
-    async def proxy(request: Request) -> Response:
-        """``GET /{handle}``: redirect to the record's URL value, as public handle proxies do."""
-        handle = request.path_params["handle"]
-        return await remembered(answers, request, handle, lambda: redirect(request, handle))
+    # the proxy (``GET|HEAD /{handle}``, transport/proxy.py) renders JSON as the REST API does
+    proxy = Proxy(
+        node,
+        answers,
+        json_answer=lambda request, handle, answer: render(
+            request, answer_json(handle, answer)[1], answer_json(handle, answer)[0]
+        ),
+        json_error=lambda request, handle, code, message: render(
+            request, error_body(handle, code, message), http_status(code)
+        ),
+        status_of=http_status,
+    )
 
-    async def redirect(request: Request, handle: str) -> Response:
-        """Values with a URL: 302 to it; anything else as the REST API renders it."""
-        query = ResolutionQuery(handle=handle, public_only=True)
-        try:
-            answer = await node.resolver.resolve(query)
-        except IdnodeError as exc:
-            return render(request, error_body(handle, exc.code, exc.message), http_status(exc.code))
-        if isinstance(answer, NeedsAuth):  # not with public_only; rendered if it ever is
-            code = ResponseCode.AUTHENTICATION_NEEDED
-            return render(request, error_body(handle, code, answer.reason), 401)
-        if isinstance(answer, Values):
-            urls = [v for v in answer.values if v.type == URL]
-            if urls:
-                target = urls[0].data.decode("utf-8", "replace")
-                return RedirectResponse(target, status_code=302)
-        status, body = answer_json(handle, answer)
-        return render(request, body, status)
+    async def unknown_api(request: Request) -> Response:
+        """``/api/*`` is the node's own namespace, never a handle's: an unknown path is 404."""
+        message = f"no such API endpoint: {request.method} {request.url.path}"
+        body = {"responseCode": int(ResponseCode.PROTOCOL_ERROR), "message": message}
+        return render(request, body, 404)
 
     async def root(request: Request) -> Response:
         return render(
@@ -480,14 +510,23 @@ def build_app(
         *extra_routes,  # the features': /api/mgmt, /metrics, /api/hierarchy/... (idnode.app)
         Route("/api/handles", handles_collection, methods=every),
         Route("/api/handles/{handle:path}", one_handle, methods=every),
-        Route("/{handle:path}", proxy, methods=["GET"]),
+        Route("/api/{path:path}", unknown_api, methods=every),
+        *qr_routes(node),  # /qr/{handle}.svg|png (transport/labels.py)
+        *digital_link_routes(node),  # GS1: /01/..., /414/..., /.well-known/gs1resolver
+        # Paths the node answers itself go above (extra_routes for a feature's or a scheme's,
+        # e.g. GS1 Digital Link's /01/...); the proxy takes every other path as a handle.
+        Route("/{handle:path}", proxy.respond, methods=["GET", "HEAD"]),
     ]
     app = Starlette(routes=routes)
+    app.state.auth = auth  # its session table, for tests and tools
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _internal_error)
     app.add_exception_handler(StarletteHTTPException, _routing_error)
     if limits is None:
         limits = Limits.from_settings(node.config.limits, clock.monotonic)
-    app.add_middleware(HttpLimits, limits=limits)
+    app.add_middleware(HttpLimits, limits=limits, streamed=streamed)
+    if wire is not None:  # outermost: a Handle message is no anonymous REST write
+        app.add_middleware(HandleOverHttp, handler=wire)
     return app
 
 
@@ -506,6 +545,13 @@ async def _routing_error(request: Request, exc: Exception) -> Response:
     headers = getattr(exc, "headers", None)
     content = orjson.dumps(body)
     return Response(content, status, headers=headers, media_type="application/json")
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """A client that hung up mid-body is expected on the Internet: one line, no traceback."""
+    client = request.scope.get("client") or ("?", 0)
+    log.info("client %s disconnected during %s %s", client[0], request.method, request.url.path)
+    return Response(status_code=400)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

@@ -18,9 +18,11 @@ it there instead:
 
 The key is the request target exactly as sent (path and query), so two requests share an
 answer only when every parameter (``type``, ``index``, ``publicOnly``, ``pretty``,
-``callback``) is the same. Found (200), not found (404) and the proxy's redirects
-(``GET /{handle}``, 302) are kept, with the handle they answer for: every hit passes the
-resolver's gate, which counts it and refuses a revoked identifier.
+``callback``) is the same. Off the REST API (the proxy) the key adds the variant the
+request's ``Accept`` and ``Accept-Language`` ask for (``proxy_negotiation.cache_key``).
+Found (200), not found (404) and the proxy's redirects (``GET /{handle}``, 302) are kept,
+with the handle they answer for: every hit passes the resolver's gate, which counts it and
+refuses a revoked identifier.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 
 from idnode.service.resolve import Resolver
 from idnode.transport.limits import Limits
+from idnode.transport.proxy_negotiation import cache_key
 from idnode.transport.response_cache import ResponseCache
 
 # found, redirected (the proxy's GET /{handle}) and not found (negative caching): answers
@@ -38,6 +41,7 @@ _KEPT_STATUS = {
     code: b"HTTP/1.1 %d %s\r\n" % (code, HTTPStatus(code).phrase.encode())
     for code in (200, 302, 404)
 }
+CORK_LIMIT = 16  # cached answers held for one write at most
 REST_RESOLUTION = b"/api/handles/"  # misses are counted for these only (not every GET)
 _PERSONAL_HEADERS = frozenset((b"authorization", b"cookie"))
 
@@ -85,7 +89,8 @@ class CachedRestAnswers:
             return
         head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
         answer = _KEPT_STATUS[status] + head + b"\r\n" + body
-        self.cache.put(request_target(scope), answer, generation, handle)
+        key = cache_key(request_target(scope), scope["headers"])  # the proxy's variants
+        self.cache.put(key, answer, generation, handle)
 
     # -- asked by the protocol ---------------------------------------------------------
     def answer(
@@ -102,7 +107,8 @@ class CachedRestAnswers:
         the answer as stored, which ``with_server_headers`` completes later.
         """
         cache = self.cache
-        if not cache.contains(target):
+        key = cache_key(target, headers)
+        if not cache.contains(key):
             if target.startswith(REST_RESOLUTION):
                 cache.stats.misses += 1
             return None
@@ -111,11 +117,11 @@ class CachedRestAnswers:
                 return None
         if not self.limits.allow_request(client_host):
             return None  # the full path answers 429 with Retry-After
-        hit = cache.peek(target)
+        hit = cache.peek(key)
         if hit is None:
             return None
         answer, handle = hit
-        if not self.resolver.admits(handle):
+        if not self.resolver.admits(handle, client_host):
             return None
         if default_headers is None:
             return answer  # as stored: status line, our headers, body
@@ -182,6 +188,11 @@ def cached_answers_protocol(answers: CachedRestAnswers, base: type | None = None
                 self._flush_corked()
                 self._corked = None
 
+        def output_full(self) -> bool:
+            """Whether the client has not taken enough of its answers to be sent more;
+            ``http_guard`` decides (without it: never)."""
+            return False
+
         def _flush_corked(self) -> None:
             corked = self._corked
             if corked:
@@ -197,7 +208,8 @@ def cached_answers_protocol(answers: CachedRestAnswers, base: type | None = None
             super().handle_websocket_upgrade()
 
         def on_headers_complete(self) -> None:
-            if not self._cacheable_request():
+            if not self._cacheable_request() or self.output_full():
+                # (a client not taking its answers gets the full path, which waits for it)
                 super().on_headers_complete()
                 return
             cycle = self.cycle
@@ -213,8 +225,11 @@ def cached_answers_protocol(answers: CachedRestAnswers, base: type | None = None
                 super().on_headers_complete()
             elif idle:
                 self._answered_here = True
-                if self._corked is not None:
-                    self._corked.append(response)
+                corked = self._corked
+                if corked is not None:
+                    corked.append(response)
+                    if len(corked) >= CORK_LIMIT:
+                        self._flush_corked()  # output is bounded: see output_full
                 else:
                     self.transport.write(response)
                 self.after_cached_answer()
@@ -237,8 +252,8 @@ def cached_answers_protocol(answers: CachedRestAnswers, base: type | None = None
             # next computed one (or arm its keep-alive timer)
             pipeline = self.pipeline
             while pipeline and isinstance(pipeline[-1][1], Replay):
-                if self.transport.is_closing():
-                    break
+                if self.transport.is_closing() or self.output_full():
+                    break  # (uvicorn then runs the Replay as an app, which waits for output)
                 cycle, replay = pipeline.pop()
                 cycle.response_complete = True
                 self.server_state.total_requests += 1

@@ -8,9 +8,15 @@ config section.
 * ``TokenBucket`` / ``RateLimiter``: per-client buckets keyed by IP address, with the clock
   passed in (tests drive it by hand) and memory bounded by LRU eviction, so a flood of
   spoofed source addresses costs at most ``max_clients`` small entries.
-* ``Limits``: the node's two limiters -- resolution (generous) and authentication attempts
-  (much tighter: a brute-force of a secret key or a PBKDF2 CPU burn stops early) -- plus the
-  exempt addresses and the UDP amplification factor.
+* ``Limits``: the node's limiters -- resolution (generous), authentication attempts (much
+  tighter: a brute-force of a secret key or a PBKDF2 CPU burn stops early) per address and
+  failed proofs per identity, anonymous writes -- plus the exempt addresses and the UDP
+  amplification factor.
+* Budgets earned over UDP are kept apart. A UDP source address is whatever the sender wrote
+  in the packet, so a budget UDP spends is the *claimed* address's, and an attacker could
+  spend a victim's: UDP requests, session setups and failed proofs draw on buckets of their
+  own (``resolve_udp``, ``auth_udp``, ``auth_identity_udp``), and nothing sent over UDP ever
+  refuses a TCP, TLS or HTTP client, whose address the handshake verified.
 * ``HttpLimits``: an ASGI middleware answering 413 for request bodies over the limit (checked
   on Content-Length first, then on the bytes actually received for chunked bodies) and 429 to
   a client over its rate, before any handler runs.
@@ -27,12 +33,16 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import urllib.parse
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from idnode.auth.headers import parse_basic_authorization, parse_handle_authorization
+from idnode.errors import IdnodeError
 
 DEFAULT_MAX_CLIENTS = 100_000  # client addresses tracked per limiter (LRU beyond)
 
@@ -129,9 +139,19 @@ class RateLimiter:
         return 0.0 if bucket is None else bucket.retry_after()
 
 
+def _off() -> RateLimiter:
+    """A limiter that allows everything."""
+    return RateLimiter(0, 1, lambda: 0.0)
+
+
 @dataclass
 class Limits:
-    """The node's abuse limits, built from the ``[limits]`` section (``from_settings``)."""
+    """The node's abuse limits, built from the ``[limits]`` section (``from_settings``).
+
+    ``resolve`` and ``auth`` (per address) and ``auth_identity`` (per identity) are charged
+    by clients whose address is verified (TCP, TLS, HTTP); the ``*_udp`` twins by UDP, which
+    cannot be verified. ``anonymous_write`` counts HTTP requests that write without
+    credentials (``POST /api/mgmt/organisations``)."""
 
     resolve: RateLimiter
     auth: RateLimiter
@@ -140,38 +160,67 @@ class Limits:
     udp_amplification: int = 3
     tcp_read_deadline: float = 10.0
     tcp_max_connections_per_ip: int = 64
+    http_max_connections_per_ip: int = 64
+    max_connections: int = 0
     http_max_body: int = 16 * 1024 * 1024
+    udp_fair_share: bool = True
+    resolve_udp: RateLimiter = field(default_factory=_off)
+    auth_udp: RateLimiter = field(default_factory=_off)
+    auth_identity: RateLimiter = field(default_factory=_off)
+    auth_identity_udp: RateLimiter = field(default_factory=_off)
+    anonymous_write: RateLimiter = field(default_factory=_off)
+    anonymous_write_daily: RateLimiter = field(default_factory=_off)
     _exempt_cache: dict[str, bool] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_settings(cls, section: Any, clock: Clock) -> Limits:
         """From a ``LimitsSection`` (or anything with the same attributes)."""
         max_clients = int(getattr(section, "max_clients", DEFAULT_MAX_CLIENTS))
-        resolve = RateLimiter(
-            section.resolve_rate, section.resolve_burst, clock, max_clients=max_clients
+
+        def limiter(rate: float, burst: float) -> RateLimiter:
+            return RateLimiter(rate, burst, clock, max_clients=max_clients)
+
+        def setting(name: str, default: Any) -> Any:
+            return getattr(section, name, default)
+
+        resolve = (section.resolve_rate, section.resolve_burst)
+        auth = (section.auth_rate_per_minute / 60.0, section.auth_burst)
+        identity = (
+            setting("auth_identity_rate_per_minute", 30) / 60.0,
+            setting("auth_identity_burst", 20),
         )
-        auth = RateLimiter(
-            section.auth_rate_per_minute / 60.0,
-            section.auth_burst,
-            clock,
-            max_clients=max_clients,
+        writes = (
+            setting("anonymous_write_rate_per_minute", 6) / 60.0,
+            setting("anonymous_write_burst", 10),
         )
         hosts, nets = _parse_exempt(section.exempt)
         return cls(
-            resolve=resolve,
-            auth=auth,
+            resolve=limiter(*resolve),
+            auth=limiter(*auth),
+            resolve_udp=limiter(*resolve),
+            auth_udp=limiter(*auth),
+            auth_identity=limiter(*identity),
+            auth_identity_udp=limiter(*identity),
+            anonymous_write=limiter(*writes),
+            anonymous_write_daily=limiter(
+                setting("anonymous_write_per_day", 50) / 86400.0,
+                setting("anonymous_write_per_day", 50),
+            ),
             exempt=hosts,
             exempt_nets=nets,
             udp_amplification=int(section.udp_amplification),
             tcp_read_deadline=float(section.tcp_read_deadline),
             tcp_max_connections_per_ip=int(section.tcp_max_connections_per_ip),
+            http_max_connections_per_ip=int(setting("http_max_connections_per_ip", 64)),
+            max_connections=int(setting("max_connections", 0)),
             http_max_body=int(section.http_max_body),
+            udp_fair_share=bool(int(setting("udp_fair_share", 1))),
         )
 
     @classmethod
     def unlimited(cls) -> Limits:
         """No rate limits at all (the default of a bare ``WireHandler`` in unit tests)."""
-        return cls(RateLimiter(0, 1), RateLimiter(0, 1), udp_amplification=0)
+        return cls(_off(), _off(), udp_amplification=0)
 
     def is_exempt(self, host: str) -> bool:
         """Exempt hosts (loopback by default) skip rate limits and amplification bounds."""
@@ -191,17 +240,54 @@ class Limits:
             self._exempt_cache[host] = cached
         return cached
 
-    def allow_request(self, host: str) -> bool:
+    def allow_request(self, host: str, *, udp: bool = False) -> bool:
         """One resolution (or any other request): charge the resolution bucket."""
-        return self.is_exempt(host) or self.resolve.allow(host)
+        return self.is_exempt(host) or (self.resolve_udp if udp else self.resolve).allow(host)
 
-    def allow_auth_attempt(self, host: str) -> bool:
-        """Charge one authentication attempt (a session setup, a failed proof)."""
-        return self.is_exempt(host) or self.auth.allow(host)
+    def retry_after(self, host: str, *, udp: bool = False) -> float:
+        return (self.resolve_udp if udp else self.resolve).retry_after(host)
 
-    def may_try_auth(self, host: str) -> bool:
-        """Whether ``host`` may present credentials now; failures are charged separately."""
-        return self.is_exempt(host) or self.auth.has_tokens(host)
+    def allow_auth_attempt(self, host: str, *, udp: bool = False) -> bool:
+        """Charge one authentication attempt of an address (a session setup)."""
+        return self.is_exempt(host) or (self.auth_udp if udp else self.auth).allow(host)
+
+    def may_try_auth(self, host: str, identity: str | None = None, *, udp: bool = False) -> bool:
+        """Whether ``host`` may present credentials (for ``identity``, when known) now;
+        failures are charged separately (``auth_failed``)."""
+        if self.is_exempt(host):
+            return True
+        by_address = self.auth_udp if udp else self.auth
+        by_identity = self.auth_identity_udp if udp else self.auth_identity
+        return by_address.has_tokens(host) and (
+            not identity or by_identity.has_tokens(identity)
+        )
+
+    def auth_failed(self, host: str, identity: str | None = None, *, udp: bool = False) -> None:
+        """A proof failed (or named no challenge): charge the address and the identity."""
+        if self.is_exempt(host):
+            return
+        (self.auth_udp if udp else self.auth).allow(host)
+        if identity:
+            (self.auth_identity_udp if udp else self.auth_identity).allow(identity)
+
+    def auth_retry_after(self, host: str, identity: str | None = None) -> float:
+        wait = self.auth.retry_after(host)
+        if identity:
+            wait = max(wait, self.auth_identity.retry_after(identity))
+        return wait
+
+    def allow_anonymous_write(self, host: str) -> bool:
+        """Charge one request that writes without credentials (HTTP only): the per-minute
+        rate stops a burst, the daily bucket a slow trickle of applications from one address
+        (an organisation's credit code can have one open application at a time anyway)."""
+        if self.is_exempt(host):
+            return True
+        return self.anonymous_write.allow(host) and self.anonymous_write_daily.allow(host)
+
+    def anonymous_write_retry_after(self, host: str) -> float:
+        return max(
+            self.anonymous_write.retry_after(host), self.anonymous_write_daily.retry_after(host)
+        )
 
     def udp_answer_budget(self, host: str, request_size: int, verified: bool) -> int | None:
         """The largest UDP answer (bytes, all datagrams) ``host`` may get; None: no bound."""
@@ -238,15 +324,25 @@ class HttpLimits:
     Runs before routing, so an over-limit client costs no store read and no key check, and
     an oversized body is refused from its Content-Length without reading it, or as soon as
     the bytes received pass the limit when no length was sent. Authentication attempts are
-    requests that present credentials (an ``Authorization`` header) or open a session
-    (``POST /api/sessions``): a session setup is charged up front, a presented credential
-    only when it fails (401), so an admin sending valid Basic credentials on every request
-    is never throttled, while guessing stops after ``auth_burst`` failures.
+    requests that present credentials (an ``Authorization`` header, or a session answer to
+    ``/api/sessions/this``) or open a session (``POST /api/sessions``): a session setup is
+    charged up front, a presented credential only when it fails (401), to its address and to
+    the identity it names, so an admin sending valid Basic credentials on every request is
+    never throttled, while guessing stops after ``auth_burst`` failures from one address or
+    ``auth_identity_burst`` failures for one identity from anywhere. A request that writes
+    without credentials (``POST``/``PUT``/``PATCH``/``DELETE``; in practice an organisation's
+    application) spends an ``anonymous_write`` token first.
     """
 
-    def __init__(self, app: ASGIApp, limits: Limits) -> None:
+    def __init__(
+        self, app: ASGIApp, limits: Limits, streamed: Mapping[str, int] | None = None
+    ) -> None:
+        """``streamed``: paths whose POST bodies the handler streams to disk, with their own
+        byte bound (an import file is larger than any request entity ``http_max_body``
+        bounds, and never held in memory)."""
         self.app = app
         self.limits = limits
+        self.streamed = dict(streamed or {})
 
     async def __call__(self, scope: dict, receive, send) -> None:
         if scope["type"] != "http":
@@ -255,19 +351,27 @@ class HttpLimits:
         limits = self.limits
         host = (scope.get("client") or ("?", 0))[0]
         if not limits.allow_request(host):
-            wait = limits.resolve.retry_after(host)
+            wait = limits.retry_after(host)
             await _send_json(send, 429, 3, "too many requests from this client", wait)
             return
         presents, setup = _auth_kind(scope)
+        identity = claimed_identity(scope) if presents else None
         if presents or setup:
-            refused = not limits.may_try_auth(host) or (
+            refused = not limits.may_try_auth(host, identity) or (
                 setup and not limits.allow_auth_attempt(host)
             )
             if refused:
-                wait = limits.auth.retry_after(host)
+                wait = limits.auth_retry_after(host, identity)
                 await _send_json(send, 429, 3, "too many authentication attempts", wait)
                 return
+        elif scope.get("method") in _WRITES and not limits.allow_anonymous_write(host):
+            wait = limits.anonymous_write_retry_after(host)
+            message = "too many requests without credentials that write; slow down"
+            await _send_json(send, 429, 3, message, wait)
+            return
         maximum = limits.http_max_body
+        if scope.get("method") == "POST":
+            maximum = self.streamed.get(scope.get("path", "").rstrip("/"), maximum)
         declared = _header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > maximum):
             await _send_json(send, 413, 4, f"request body larger than {maximum} bytes")
@@ -296,15 +400,40 @@ class HttpLimits:
             if not status:
                 await _send_json(send, 413, 4, f"request body larger than {maximum} bytes")
         if presents and status == 401:
-            limits.allow_auth_attempt(host)  # a failed proof: charge it
+            limits.auth_failed(host, identity)  # a failed proof: charge it
+
+
+_WRITES = frozenset(("POST", "PUT", "PATCH", "DELETE"))
+_SESSION_ANSWER = frozenset(("PUT", "POST"))
 
 
 def _auth_kind(scope: dict) -> tuple[bool, bool]:
     """(presents credentials, opens a session)."""
-    presents = _header(scope, b"authorization") is not None
     path = scope.get("path", "").rstrip("/")
-    setup = scope.get("method") == "POST" and path == "/api/sessions"
+    method = scope.get("method")
+    presents = _header(scope, b"authorization") is not None or (
+        method in _SESSION_ANSWER and path == "/api/sessions/this"
+    )
+    setup = method == "POST" and path == "/api/sessions"
     return presents, setup
+
+
+def claimed_identity(scope: dict) -> str | None:
+    """The identity an ``Authorization`` header names (``index:handle``), if it names one:
+    failed proofs are charged to it whatever address they come from."""
+    header = _header(scope, b"authorization")
+    if not header:
+        return None
+    scheme = header.split(None, 1)[0].lower()
+    try:
+        if scheme == "basic":
+            return str(parse_basic_authorization(header)[0])
+        if scheme == "handle":
+            named = parse_handle_authorization(header).get("id")
+            return urllib.parse.unquote(named)[:300] if named else None
+    except IdnodeError:
+        return None
+    return None
 
 
 def _header(scope: dict, wanted: bytes) -> str | None:

@@ -134,7 +134,9 @@ class ResponseCache:
         if len(answer) < ENVELOPE_SIZE:
             return
         fingerprint = hash(key)
-        full = len(self._entries) >= self.max_entries
+        # a key already kept is replaced whatever the room (an answer renewed when its
+        # expiration drew near, wire_handler)
+        full = len(self._entries) >= self.max_entries and key not in self._entries
         if full and fingerprint not in self._seen_once:
             if len(self._seen_once) >= self.max_entries:
                 self._seen_once.clear()

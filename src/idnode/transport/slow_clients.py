@@ -20,6 +20,8 @@ import asyncio
 import logging
 from typing import Any
 
+from idnode.transport.connections import shut
+
 log = logging.getLogger("idnode.http")
 
 
@@ -49,12 +51,12 @@ def request_deadline_protocol(seconds: float, base: type | None = None) -> type:
                     peer = transport.get_extra_info("peername")
                     extra = {"peer": str(peer), "after": seconds}
                     log.info("closing slow HTTP client", extra=extra)
-                    transport.close()
+                    shut(transport)
                     return
             elif self._idle_from is not None:
                 due = self._idle_from + self.timeout_keep_alive
                 if now >= due:
-                    transport.close()  # idle keep-alive connection, as uvicorn would
+                    shut(transport)  # idle keep-alive connection, as uvicorn would
                     return
             else:
                 due = now + seconds  # nothing arriving: look again later

@@ -244,8 +244,12 @@ def https_config(http_config: Any, config: Config) -> Any:
     return clone
 
 
-async def start_tls(config: Config, handler: Any, http_config: Any) -> TlsListeners:
-    """Start what ``[tls]`` asks for; raises ``OSError``/``ssl.SSLError`` on a bad setup."""
+async def start_tls(
+    config: Config, handler: Any, http_config: Any, *, budget: Any = None
+) -> TlsListeners:
+    """Start what ``[tls]`` asks for; raises ``OSError``/``ssl.SSLError`` on a bad setup.
+    ``budget``: the process's ``ConnectionBudget``, which the TLS listeners share (the HTTPS
+    one through ``http_config``'s protocol class)."""
     import uvicorn
 
     from idnode.transport.tcp import serve_tcp
@@ -258,7 +262,7 @@ async def start_tls(config: Config, handler: Any, http_config: Any) -> TlsListen
         raise ssl.SSLError("[tls] needs cert_file and key_file to open a TLS port")
     if tls.tcp_port:
         ctx = server_context(config.path(tls.cert_file), config.path(tls.key_file))  # type: ignore[arg-type]
-        out.tcp = await serve_tcp(handler, host, tls.tcp_port, ssl=ctx)
+        out.tcp = await serve_tcp(handler, host, tls.tcp_port, ssl=ctx, budget=budget)
         out.banner.append(f"TCP+TLS {host}:{tls.tcp_port}")
     if tls.https_port:
         out.https = uvicorn.Server(https_config(http_config, config))

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import socket
+import struct
+import termios
 from dataclasses import replace
 
 from idnode.errors import IdnodeError, MalformedMessage
+from idnode.transport.udp_fair import FairQueue
 from idnode.transport.wire_handler import WireHandler
 from idnode.wire import peek
 from idnode.wire.envelope import ENVELOPE_SIZE, decode_envelope, encode_envelope
@@ -17,6 +22,17 @@ log = logging.getLogger("idnode.udp")
 
 MAX_INFLIGHT = 4096  # requests being answered at once; beyond this, datagrams are dropped
 MAX_DATAGRAM = 512  # Handle.Net's UDP packet size: larger messages are split
+# datagrams answered per turn of the event loop, from the fair queue (``udp_fair``); uvloop
+# reads up to 32 per turn, so while overloaded the node reads faster than it answers and
+# sheds the heaviest sources' excess unread-cheaply instead of letting the kernel drop blindly
+FAIR_BATCH = 16
+# requests (not answered from the cache) being answered at once while fair queueing: beyond
+# this the datagrams wait in the fair queue, where the heaviest sources are shed first
+FAIR_INFLIGHT = 256
+# while the kernel still holds unread datagrams, answer only this many per turn: reading
+# first is what lets the fair queue, not the kernel's full buffer, choose what is dropped
+FAIR_BATCH_BACKLOGGED = 4
+RECEIVE_BUFFER = 4 * 1024 * 1024  # asked of the kernel (it caps it at net.core.rmem_max)
 
 
 class HandleUDPProtocol(asyncio.DatagramProtocol):
@@ -26,11 +42,60 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
         self.reassembler = UdpReassembler()
         self.transport: asyncio.DatagramTransport | None = None
         self.inflight: set[asyncio.Task] = set()
+        self.fair = FairQueue() if handler.limits.udp_fair_share else None
+        self._draining = False
+        self._fd = -1  # the socket, for FIONREAD (fair queueing only)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and self.fair is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            except OSError:
+                pass  # the default buffer still works
+            self._fd = sock.fileno()
 
     def datagram_received(self, data: bytes, addr) -> None:
+        if self.fair is None:
+            self._handle(data, addr)
+            return
+        if self.fair.push(addr[0], (data, addr)) and not self._draining:
+            self._draining = True
+            asyncio.get_running_loop().call_soon(self._drain)
+
+    def _drain(self) -> None:
+        """Answer a bounded batch from the fair queue; come back next turn for the rest."""
+        assert self.fair is not None
+        batch = FAIR_BATCH_BACKLOGGED if self._backlogged() else FAIR_BATCH
+        room = min(batch, FAIR_INFLIGHT - len(self.inflight))
+        for data, addr in self.fair.take(room):
+            try:
+                self._handle(data, addr)
+            except Exception:  # one bad datagram must not stall the queue behind it
+                log.exception("UDP datagram from %s", addr[0])
+        if len(self.fair) and len(self.inflight) < FAIR_INFLIGHT:
+            asyncio.get_running_loop().call_soon(self._drain)
+        else:
+            self._draining = False  # empty, or full: a finishing request drains again
+
+    def _backlogged(self) -> bool:
+        """Whether the kernel holds a datagram we have not read yet (FIONREAD: the size of
+        the next one, 0 when there is none)."""
+        if self._fd < 0:
+            return False
+        try:
+            return struct.unpack("i", fcntl.ioctl(self._fd, termios.FIONREAD, b"\0" * 4))[0] > 0
+        except OSError:
+            return False
+
+    def _done(self, task: asyncio.Task) -> None:
+        self.inflight.discard(task)
+        if self.fair is not None and len(self.fair) and not self._draining:
+            self._draining = True
+            asyncio.get_running_loop().call_soon(self._drain)
+
+    def _handle(self, data: bytes, addr) -> None:
         hit = self.handler.answer_datagram_cached(data, addr[0])
         if hit is not None and self.transport is not None:
             # hot path: a cached answer goes out now, without decoding or a task
@@ -54,11 +119,11 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
         answer = self._answer(envelope, payload, addr, request_size)
         task = asyncio.get_running_loop().create_task(answer)
         self.inflight.add(task)
-        task.add_done_callback(self.inflight.discard)
+        task.add_done_callback(self._done)
 
     async def _answer(self, envelope, payload: bytes, addr, request_size: int) -> None:
         peer = f"{addr[0]}:{addr[1]}"
-        response = await self.handler.answer(envelope, payload, peer=peer)
+        response = await self.handler.answer(envelope, payload, peer=peer, udp=True)
         if response is None or self.transport is None or self.transport.is_closing():
             return
         self._send(response, envelope, addr, request_size)

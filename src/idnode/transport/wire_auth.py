@@ -22,9 +22,10 @@ HSJ also checks the admin lists before the signature; we verify first, so a stra
 nothing about who administers what.
 
 Sessions: HSJ's sessions carry a session key (agreed by Diffie-Hellman by default, or RSA
-encrypted) and every later request is MAC'd with it. We implement the identity binding only
-(see ``SessionRegistry``): the session setup itself is challenged, and the session id then
-stands for that identity from the same client address until it times out or is terminated.
+encrypted) and every later request is MAC'd with it: ``transport.wire_sessions`` does that,
+with the session table below. Our own mode 0 is the identity binding alone (see
+``SessionRegistry``): the session setup itself is challenged, and the session id then stands
+for that identity from the same client address until it times out or is terminated.
 """
 
 from __future__ import annotations
@@ -121,17 +122,23 @@ async def verify_answer(
         if auth_type == HS_SECKEY:
             ok = answers.verify_secret_key_answer(value.data, nonce, digest, answer.signature)
         else:
-            ok = answers.verify_public_key_answer(value.data, nonce, digest, answer.signature)
+            ok = answers.verify_public_key_answer(
+                value.data, nonce, digest, answer.signature, signer_handle=handle
+            )
         if ok:
             return Identity(handle, value.index)
     raise AuthenticationFailed("authentication failed")
 
 
 class SessionRegistry:
-    """Authenticated sessions: session id -> identity, bound to the client's address.
+    """Native sessions: session id -> identity, and the host each was last used from.
 
-    The identity binding of HSJ's sessions without their session key: the id is a random
-    31-bit bearer token, only honoured from the host that set the session up. The table of
+    Mode 0 (ours) is the identity binding of HSJ's sessions without their session key: the id
+    is a random 31-bit bearer token, only honoured from the host that set the session up.
+    Keyed sessions (``create_keyed``) are honoured from any host and connection, as HSJ
+    honours them: the session key, not the address, proves each message
+    (``transport.wire_sessions``); their host is where the last verified message came from
+    (what ``identity`` checks, for the UDP transport's amplification budget). The table of
     ``idnode.auth.sessions`` keeps the ids and their timeouts.
     """
 
@@ -141,11 +148,30 @@ class SessionRegistry:
 
     def create(self, identity: Identity, peer: str) -> int:
         session_id = self.table.create(identity)
+        self.seen_from(session_id, peer)
+        return session_id
+
+    def create_keyed(self, keys, peer: str, timeout: float | None = None) -> int:
+        """A keyed session (``auth.session_suites.SessionKeys``), not yet authenticated."""
+        session_id = self.table.create(None, keys=keys, timeout=timeout)
+        self.seen_from(session_id, peer)
+        return session_id
+
+    def keyed(self, session_id: int):
+        """The live keyed session with this id (its use refreshes the idle timer), or None."""
+        session = self.table.session(session_id) if session_id else None
+        return session if session is not None and session.keys is not None else None
+
+    def seen_from(self, session_id: int, peer: str) -> None:
         self._hosts[session_id] = peer_host(peer)
         if len(self._hosts) > 2 * self.table.max_sessions:  # forget the oldest half
             for sid in list(self._hosts)[: len(self._hosts) // 2]:
                 del self._hosts[sid]
-        return session_id
+
+    def end(self, session_id: int) -> None:
+        """Forget a session whatever its kind (a keyed session's MAC'd terminate)."""
+        self.table.terminate(session_id)
+        self._hosts.pop(session_id, None)
 
     def identity(self, session_id: int, peer: str) -> Identity:
         """The identity of a live session used from its own host; 500 otherwise (as HSJ)."""

@@ -27,12 +27,14 @@ from idnode.errors import (
     InvalidHandle,
     MalformedMessage,
     NotAuthorized,
+    ProtocolError,
     SessionFailed,
     UnableToAuthenticate,
 )
 from idnode.model import NA_PREFIX, handle_key
 from idnode.service.node import Node
 from idnode.service.resolve import NeedsAuth, Referral, ResolutionQuery, Values
+from idnode.transport.idis import AUTO, IdisDialect, StreamSession
 from idnode.transport.limits import Limits
 from idnode.transport.response_cache import ResponseCache, requested_handle
 from idnode.transport.signing import encode_signed
@@ -43,6 +45,7 @@ from idnode.transport.wire_auth import (
     random_id,
     verify_answer,
 )
+from idnode.transport.wire_sessions import KEYED_MODES, KeyedSessions, session_suites
 from idnode.wire import bodies, peek
 from idnode.wire.envelope import Envelope, reply_version
 from idnode.wire.header import HEADER_SIZE, MAX_RECURSION_COUNT, decode_header
@@ -54,6 +57,7 @@ from idnode.wire.message import (
     make_response,
     request_digest_of,
 )
+from idnode.wire.site import ADMIN_OPCODES, NOT_AN_ADMIN_INTERFACE
 
 log = logging.getLogger("idnode.wire")
 
@@ -65,10 +69,13 @@ SESSION_MODE_IDENTITY = bodies.KEY_EXCHANGE_NONE  # our session mode: identity b
 
 _OW, _MINT, _PO, _CN = OpFlag.OW, OpFlag.MINT, OpFlag.PO, OpFlag.CN
 _REC, _DNRF = OpFlag.REC, OpFlag.DNRF
+# requests that begin an authentication: each spends a token of the client's auth bucket
+_SETUPS = frozenset({OpCode.SESSION_SETUP, OpCode.LOGIN_ID_SYSTEM})
 # Answers kept by the response cache: found, and not found (negative caching, as DNS
 # resolvers do, RFC 2308). Every hit still passes the resolver's gate under the requested
 # handle (statistics, lifecycle tombstones), and lifecycle changes clear the cache.
 _CACHEABLE_CODES = frozenset({ResponseCode.SUCCESS, ResponseCode.HANDLE_NOT_FOUND})
+_EXPIRATION_AT = 20 + 16  # an encoded answer's expiration: after the envelope, header bytes 16-19
 
 
 class WireHandler:
@@ -97,6 +104,14 @@ class WireHandler:
         timeout = session_timeout or auth.session_timeout or SESSION_TIMEOUT
         self.pending = PendingRequests(ChallengeBook(clock, random_bytes, ttl=float(ttl)))
         self.sessions = SessionRegistry(SessionTable(clock, random_bytes, timeout=timeout))
+        # keyed sessions (modes 1-4: DH, RSA/SM2 key transport), as HSJ sets them up
+        self.keyed = KeyedSessions(
+            node,
+            self.sessions,
+            respond=self._respond,
+            random_bytes=random_bytes,
+            enabled=session_suites(auth),
+        )
         if limits is None:  # rate limits from [limits]; buckets run on the monotonic clock
             section = getattr(node.config, "limits", None)
             limits = (
@@ -105,6 +120,10 @@ class WireHandler:
                 else Limits.unlimited()
             )
         self.limits = limits
+        # the IDIS dialect beside Handle.Net's ([protocol] profile; transport.idis)
+        protocol = getattr(node.config, "protocol", None)
+        profile = getattr(protocol, "profile", AUTO)
+        self.idis = IdisDialect(profile, clock, random_bytes, float(ttl))
         # encoded answers to anonymous resolutions; None disables (set by the server, which
         # also subscribes it to the store's write announcements)
         self.cache: ResponseCache | None = cache
@@ -112,29 +131,52 @@ class WireHandler:
     def _expiration(self) -> int:
         return int(self.clock()) + EXPIRATION_SECONDS
 
+    def _fresh(self, encoded: bytes) -> bool:
+        """Whether a cached answer has at least half its validity left: HSJ's resolver refuses
+        an answer whose expiration has passed (GOT_EXPIRED_MESSAGE), and a node that sees no
+        write for twelve hours must not keep serving one."""
+        expiration = int.from_bytes(encoded[_EXPIRATION_AT : _EXPIRATION_AT + 4], "big")
+        return expiration - int(self.clock()) >= EXPIRATION_SECONDS // 2
+
     def _respond(self, request: Message, body: bodies.Body) -> Message:
         return make_response(
             request, body, site_serial=self.node.site_serial, expiration=self._expiration()
         )
 
     # -- frames in, bytes out ----------------------------------------------------------------
-    async def answer(self, envelope: Envelope, payload: bytes, peer: str = "") -> bytes | None:
+    async def answer(
+        self,
+        envelope: Envelope,
+        payload: bytes,
+        peer: str = "",
+        *,
+        udp: bool = False,
+        conn: StreamSession | None = None,
+    ) -> bytes | None:
         """The encoded response to one request frame, or None when nothing should be sent.
 
         A listing is answered in one message here (UDP has no stream to continue on); TCP
         transports may use ``answer_messages`` to stream it in HSJ's 50-handle pieces.
+        ``udp``: the peer address is only claimed (spoofable): its budgets are UDP's own.
+        ``conn``: the stream connection's own session state (``transport.idis``), for TCP.
         """
-        busy = self._over_limit(payload, peer_host(peer))
+        busy = self._over_limit(payload, peer_host(peer), udp)
         key = None if busy or self.cache is None else self.cache.key(envelope, payload)
         if key is not None:
             hit = self.cache.get(key, envelope.request_id)
-            if hit is not None and self.node.resolver.admits(hit[1]):
+            if (
+                hit is not None
+                and self._fresh(hit[0])
+                and self.node.resolver.admits(hit[1], peer_host(peer))
+            ):
                 return hit[0]
             generation = self.cache.generation
-        response = await self._answer_message(envelope, payload, peer, busy=busy)
+        response = await self._answer_message(
+            envelope, payload, peer, busy=busy, udp=udp, conn=conn
+        )
         if response is None:
             return None
-        encoded = self._encode(response)
+        encoded = self._encode(response, conn)
         if key is not None and response.header.response_code in _CACHEABLE_CODES:
             self.cache.put(key, encoded, generation, requested_handle(payload))
         return encoded
@@ -147,7 +189,8 @@ class WireHandler:
         key = cache.key(envelope, payload)
         if key is None or not cache.contains(key):
             return None
-        return self._cached_answer(cache, key, envelope.request_id.to_bytes(4, "big"), host)
+        request_id = envelope.request_id.to_bytes(4, "big")
+        return self._cached_answer(cache, key, request_id, host, udp=False)
 
     def answer_datagram_cached(self, datagram: bytes, host: str) -> bytes | None:
         """The cached answer to a request that arrived whole in one datagram, or None.
@@ -161,40 +204,72 @@ class WireHandler:
         key = cache.datagram_key(datagram)
         if key is None or not cache.contains(key):
             return None
-        return self._cached_answer(cache, key, peek.request_id_bytes(datagram), host)
+        return self._cached_answer(cache, key, peek.request_id_bytes(datagram), host, udp=True)
 
     def _cached_answer(
-        self, cache: ResponseCache, key: bytes, request_id: bytes, host: str
+        self, cache: ResponseCache, key: bytes, request_id: bytes, host: str, *, udp: bool
     ) -> bytes | None:
-        if not self.limits.allow_request(host):
+        if not self.limits.allow_request(host, udp=udp):
             return None  # the full path answers SERVER_BUSY
         hit = cache.peek(key)
-        if hit is None or not self.node.resolver.admits(hit[1]):
+        if hit is None or not self._fresh(hit[0]) or not self.node.resolver.admits(hit[1], host):
             return None
         answer = hit[0]
         return answer[:8] + request_id + answer[12:]  # the request id, as in the request
 
     async def answer_messages(
-        self, envelope: Envelope, payload: bytes, peer: str = ""
+        self,
+        envelope: Envelope,
+        payload: bytes,
+        peer: str = "",
+        *,
+        conn: StreamSession | None = None,
     ) -> list[bytes]:
-        """The encoded responses to one frame, a long listing split with the CN flag (HSJ)."""
+        """The encoded responses to one frame, a long listing split with the CN flag (HSJ).
+        ``conn``: the connection's own session state (``transport.idis``)."""
         if self.cache is not None and payload[:4] == b"\x00\x00\x00\x01":
-            one = await self.answer(envelope, payload, peer)  # resolution: one message, cached
+            # resolution: one message, cached
+            one = await self.answer(envelope, payload, peer, conn=conn)
             return [] if one is None else [one]
-        response = await self._answer_message(envelope, payload, peer)
+        response = await self._answer_message(envelope, payload, peer, conn=conn)
         if response is None:
             return []
-        return [self._encode(m) for m in split_listing(response)]
+        return [self._encode(m, conn) for m in split_listing(response)]
 
-    def _encode(self, response: Message) -> bytes:
-        """Encoded; signed with the HS_SITE key when the request set CT (RFC 3652, signing.py)."""
-        return encode_signed(response, self.node.private_key)
+    def _encode(self, response: Message, conn: StreamSession | None = None) -> bytes:
+        """Encoded; signed with the HS_SITE key when the request set CT (RFC 3652, signing.py).
+
+        Every answer leaves with an expiration time: errors, challenges and session refusals
+        are built without one (``make_error``, ``make_challenge``), and HSJ's resolver refuses
+        a message whose expiration has passed, 0 included (GOT_EXPIRED_MESSAGE). HSJ stamps
+        every message it builds twelve hours ahead (``AbstractMessage``); so do we."""
+        if response.header.expiration == 0:
+            response.header = replace(response.header, expiration=self._expiration())
+        sealed = self.keyed.seal(response, conn, self.node.private_key)  # a keyed session's
+        return sealed if sealed is not None else encode_signed(response, self.node.private_key)
+
+    def encode_error(self, envelope: Envelope, code: int, text: str) -> bytes:
+        """An encoded error to a request whose envelope was all that could be read (the
+        HTTP interface's checks, ``http_native``), stamped like every answer."""
+        return self._encode(make_error(envelope, None, code, text))
 
     async def _answer_message(
-        self, envelope: Envelope, payload: bytes, peer: str, *, busy: str | None = None
+        self,
+        envelope: Envelope,
+        payload: bytes,
+        peer: str,
+        *,
+        busy: str | None = None,
+        udp: bool = False,
+        conn: StreamSession | None = None,
     ) -> Message | None:
+        if envelope.encrypted:  # under a session key (wire_sessions); HSJ answers opcode 0
+            try:
+                envelope, payload = self.keyed.open(envelope, payload, conn)
+            except IdnodeError as exc:
+                return make_error(envelope, None, exc.code, str(exc))
         if busy is None:  # not yet checked by the caller
-            busy = self._over_limit(payload, peer_host(peer))
+            busy = self._over_limit(payload, peer_host(peer), udp)
         if busy:
             header = _header_or_none(payload)
             if header is not None and header.response_code != 0:
@@ -220,38 +295,62 @@ class WireHandler:
                 f"recursion count above {MAX_RECURSION_COUNT}",
             )
         try:
-            return await self.dispatch(request, peer)
+            response = await self.dispatch(request, peer, udp=udp, conn=conn)
         except IdnodeError as exc:
-            return _error_with_digest(request, exc.code, str(exc))
+            response = _error_with_digest(request, exc.code, str(exc))
         except Exception:  # a bug must cost one answer, not the server
             log.exception("internal error answering opcode %s", request.header.opcode)
             return make_error(
                 request.envelope, request.header, ResponseCode.ERROR, "internal server error"
             )
+        return self.idis.outgoing(response, conn)  # only codes the client's decoder knows
 
-    def _over_limit(self, payload: bytes, host: str) -> str:
+    def _over_limit(self, payload: bytes, host: str, udp: bool = False) -> str:
         """Why this client is refused before its request is even decoded ("" = admitted).
 
         Every request spends a resolution token; a session setup also spends an
         authentication token, and a challenge answer is refused while the client's
         authentication bucket is empty (its failures are charged in ``_answer_challenge``).
+        Over UDP the buckets are UDP's own (``limits.py``: a spoofed source spends them).
         """
         limits = self.limits
-        if not limits.allow_request(host):
+        if not limits.allow_request(host, udp=udp):
             return "rate limit exceeded for this client; slow down"
         opcode = peek.opcode(payload)
-        if opcode == OpCode.SESSION_SETUP and not limits.allow_auth_attempt(host):
+        if opcode in _SETUPS and not limits.allow_auth_attempt(host, udp=udp):
             return "too many authentication attempts from this client"
-        if opcode == OpCode.CHALLENGE_RESPONSE and not limits.may_try_auth(host):
+        if opcode == OpCode.CHALLENGE_RESPONSE and not limits.may_try_auth(host, udp=udp):
             return "too many authentication attempts from this client"
         return ""
 
     # -- who is asking ---------------------------------------------------------------------
-    async def dispatch(self, request: Message, peer: str = "") -> Message:
-        """Answer one request: as its session's identity, anonymously, or with a challenge."""
+    async def dispatch(
+        self,
+        request: Message,
+        peer: str = "",
+        *,
+        udp: bool = False,
+        conn: StreamSession | None = None,
+    ) -> Message:
+        """Answer one request: as its session's identity, anonymously, or with a challenge.
+
+        On a stream connection an IDIS client's requests (its own session id, its 2001
+        login) are the dialect's (``transport.idis``); everything else is answered here."""
+        if conn is not None and self.idis.claims(self, request, peer, conn):
+            if self.keyed.claims_setup(request, conn):  # the SDK's encrypted connection
+                return await self.keyed.setup(request, request.body, peer, conn=conn)
+            return await self.idis.dispatch(self, request, peer, conn)
         opcode = request.header.opcode
+        if udp and opcode in ADMIN_OPCODES:
+            # our HS_SITE publishes UDP as query-only, as HSJ's setup does, and HSJ refuses
+            # administration there (``Interface.canProcessMsg``): an answer's challenge and
+            # the write it authorises belong on a connection (docs/compatibility.md)
+            raise ProtocolError(NOT_AN_ADMIN_INTERFACE)
+        keyed = self.keyed.verify(request, peer)  # a keyed session's request, MAC checked
         if opcode == OpCode.CHALLENGE_RESPONSE:
-            return await self._answer_challenge(request, peer)
+            return await self._answer_challenge(request, peer, udp)
+        if keyed is not None:
+            return await self.keyed.dispatch(self, request, keyed, peer)
         session_id = request.envelope.session_id
         if opcode == OpCode.SESSION_TERMINATE:
             self.sessions.terminate(session_id, peer)
@@ -264,33 +363,45 @@ class WireHandler:
                 raise
             return self._challenge(request, peer)
 
-    def _challenge(self, request: Message, peer: str) -> Message:
-        """A 402 whose envelope session id files the request until the answer arrives."""
+    def _challenge(self, request: Message, peer: str, challenge_id: int | None = None) -> Message:
+        """A 402 whose envelope session id files the request until the answer arrives: a
+        fresh id, or the keyed session's own (HSJ ``createChallenge`` in a valid session)."""
         digest = request_digest_of(request, reply_version(request.envelope))
-        challenge_id = random_id(self.random_bytes)
+        while challenge_id is None or (
+            not request.envelope.session_id and self.sessions.table.exists(challenge_id)
+        ):  # a fresh id never names a live session: its answer would be sealed for it
+            challenge_id = random_id(self.random_bytes)
         nonce = self.pending.challenge(request, digest, peer, challenge_id)
-        challenge = make_challenge(request, nonce)
+        challenge = make_challenge(
+            request, nonce, site_serial=self.node.site_serial, expiration=self._expiration()
+        )
         challenge.envelope = replace(challenge.envelope, session_id=challenge_id)
-        challenge.header = replace(challenge.header, site_serial=self.node.site_serial)
         return challenge
 
-    async def _answer_challenge(self, answer: Message, peer: str) -> Message:
+    async def _answer_challenge(self, answer: Message, peer: str, udp: bool = False) -> Message:
         body = answer.body
         if not isinstance(body, bodies.ChallengeAnswerRequest):
             raise InvalidCredential("not a challenge answer")
+        host, named = peer_host(peer), f"{body.key_index}:{body.key_handle}"
+        if not self.limits.may_try_auth(host, named, udp=udp):
+            raise IdnodeError(
+                "too many failed authentication attempts for this identity",
+                code=ResponseCode.SERVER_BUSY,
+            )
         try:
             pending = self.pending.take(answer.envelope.session_id, peer)  # 405 if none
         except IdnodeError:
-            self.limits.allow_auth_attempt(peer_host(peer))  # a replayed or stray answer
+            self.limits.auth_failed(host, named, udp=udp)  # a replayed or stray answer
             raise
         original: Message = pending.request.request  # type: ignore[union-attr]
         try:
             who = await verify_answer(self.node.store, self.node.homed, body, pending)
+            self.keyed.authenticated(original, who, peer)  # a keyed session becomes who's
             log.info("authenticated %s from %s", who, peer)
             response = await self.execute(original, who, peer)
         except IdnodeError as exc:  # failures answer the original request, as HSJ does
             if isinstance(exc, AuthenticationFailed | InvalidCredential | UnableToAuthenticate):
-                self.limits.allow_auth_attempt(peer_host(peer))  # a failed proof: charge it
+                self.limits.auth_failed(host, named, udp=udp)  # a failed proof: charge it
             response = make_error(original.envelope, original.header, exc.code, str(exc))
         response.envelope = replace(response.envelope, request_id=answer.envelope.request_id)
         return response
@@ -302,7 +413,7 @@ class WireHandler:
         admin = self.node.admin
         match body:
             case bodies.ResolutionRequest() if opcode == OpCode.RESOLUTION:
-                return await self._resolve(request, body, who)
+                return await self._resolve(request, body, who, peer_host(peer))
             case _ if opcode == OpCode.GET_SITEINFO:
                 return self._respond(request, bodies.SiteInfoResponse(self.node.site))
             case bodies.CreateHandleRequest():
@@ -331,6 +442,8 @@ class WireHandler:
                 await admin.home_prefix(who, _bare_prefix(body.prefix))
             case bodies.UnhomeNARequest():
                 await admin.unhome_prefix(who, _bare_prefix(body.prefix))
+            case bodies.SessionSetupRequest() if body.mode in KEYED_MODES:
+                return await self.keyed.setup(request, body, peer)  # wire_sessions
             case bodies.SessionSetupRequest():
                 return self._setup_session(request, body, who, peer)
             case _:
@@ -343,7 +456,11 @@ class WireHandler:
         return self._respond(request, bodies.EmptyResponse())
 
     async def _resolve(
-        self, request: Message, body: bodies.ResolutionRequest, who: Identity | None
+        self,
+        request: Message,
+        body: bodies.ResolutionRequest,
+        who: Identity | None,
+        client: str = "",
     ) -> Message:
         """The resolver's answer as a Handle message: the flags become the query, the answer
         its response (``service.resolve`` decides; this only translates)."""
@@ -354,6 +471,7 @@ class WireHandler:
             types=tuple(body.types),
             public_only=bool(flags & _PO),
             do_not_refer=bool(flags & _DNRF),
+            client=client,
         )
         answer = await self.node.resolver.resolve(query, reader=who, recursion=bool(flags & _REC))
         match answer:
@@ -400,12 +518,10 @@ class WireHandler:
         peer: str,
     ) -> Message:
         """Our session mode (0): the setup is challenged, and the identity that answered
-        gets a session id. HSJ's key-exchange modes (1-4) need a session key: not offered."""
+        gets a session id. HSJ's key-exchange modes (1-4) are ``wire_sessions``'; any other
+        mode is 501, as HSJ answers an unrecognized one."""
         if body.mode != SESSION_MODE_IDENTITY:
-            raise IdnodeError(
-                f"key exchange mode {body.mode} is not supported; use mode 0 (identity only)",
-                code=ResponseCode.SESSION_NO_SUPPORT,
-            )
+            raise SessionFailed(f"unrecognized key exchange mode {body.mode}")
         try:
             claimed = Identity(body.identity_handle, body.identity_index)
         except IdnodeError:

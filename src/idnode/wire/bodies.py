@@ -158,22 +158,33 @@ class _Body:
 
 @dataclass(frozen=True, slots=True)
 class ResolutionRequest(_Body):
-    """Handle, then index list and type list (both may be empty = everything)."""
+    """Handle, then index list and type list (both may be empty = everything).
+
+    ``auth``: the IDIS SDK (Teleinfo ``Encoder.encodeResolutionRequest``) always appends one
+    more length-prefixed field, an "auth string" for recursive identity passing, empty
+    unless its caller gave one. None when absent (every Handle.Net client); written only when
+    not None. It is data, never a credential (``transport.idis``).
+    """
 
     handle: str
     indexes: tuple[int, ...] = ()
     types: tuple[str, ...] = ()
+    auth: bytes | None = None
 
     def _write(self, w: Writer) -> None:
         w.utf8(self.handle)
         _write_ints(w, self.indexes)
         _write_strings(w, self.types)
+        if self.auth is not None:
+            w.bytes32(self.auth)
 
     @classmethod
     def _read(cls, r: Reader) -> ResolutionRequest:
         handle = r.utf8("handle")
         indexes = _read_ints(r, "indexes")
-        return cls(handle, indexes, _read_strings(r, "types"))
+        types = _read_strings(r, "types")
+        auth = r.bytes32("auth") if r.remaining else None
+        return cls(handle, indexes, types, auth)
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,6 +494,24 @@ class VerifyResponseResponse(_Body):
         return cls(bool(r.u8("valid") & 0x01))
 
 
+@dataclass(frozen=True, slots=True)
+class LoginIdSystemRequest(_Body):
+    """Opcode 2001, the IDIS login (Teleinfo ``MsgConverter.convertLoginIDSystemReqToBytes``):
+    the user's handle, then its key index. The SDK sends it without a credential section.
+    Its success answer has an empty body (the SDK reads none)."""
+
+    handle: str
+    index: int = 0
+
+    def _write(self, w: Writer) -> None:
+        w.utf8(self.handle).u32(self.index)
+
+    @classmethod
+    def _read(cls, r: Reader) -> LoginIdSystemRequest:
+        handle = r.utf8("handle")
+        return cls(handle, r.i32("index") if r.remaining else 0)
+
+
 # --------------------------------------------------------------------------- sessions
 
 KEY_EXCHANGE_NONE = 0
@@ -658,6 +687,7 @@ Body = (
     | ChallengeAnswerRequest
     | VerifyResponseRequest
     | VerifyResponseResponse
+    | LoginIdSystemRequest
     | SessionSetupRequest
     | SessionSetupResponse
     | SessionTerminateRequest
@@ -687,6 +717,7 @@ REQUEST_BODIES: dict[int, type[_Body]] = {
     OpCode.SESSION_SETUP: SessionSetupRequest,
     OpCode.SESSION_TERMINATE: SessionTerminateRequest,
     OpCode.SESSION_EXCHANGEKEY: SessionExchangeKeyRequest,
+    OpCode.LOGIN_ID_SYSTEM: LoginIdSystemRequest,
 }
 
 SUCCESS_BODIES: dict[int, type[_Body]] = {

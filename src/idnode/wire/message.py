@@ -232,10 +232,17 @@ def make_response(
     return Message(header, body, _reply_envelope(request.envelope, version), None, digest)
 
 
-def make_challenge(request: Message, nonce: bytes) -> Message:
-    """A 402 challenge to ``request``: the nonce and a digest of the request (always sent)."""
+def make_challenge(
+    request: Message, nonce: bytes, *, site_serial: int = 0, expiration: int = 0
+) -> Message:
+    """A 402 challenge to ``request``: the nonce and a digest of the request (always sent).
+
+    ``expiration`` as for every answer: HSJ's resolver refuses a challenge whose expiration
+    has passed (0 included) before it even looks at the nonce."""
     digest = request_digest_of(request, reply_version(request.envelope))
-    return make_response(request, ChallengeResponse(nonce, digest))
+    return make_response(
+        request, ChallengeResponse(nonce, digest), site_serial=site_serial, expiration=expiration
+    )
 
 
 def make_error(
@@ -253,6 +260,10 @@ def make_error(
     opcode is 0, as in HSJ. An unsupported request version is answered in 2.1. No request
     digest is attached (the request bytes may not exist); for a decoded request prefer
     ``make_response(request, ErrorResponse(text), code)``.
+
+    ``expiration`` is passed in because this layer has no clock; a server must give one
+    (HSJ stamps every message twelve hours ahead and its resolver refuses an error whose
+    expiration has passed, 0 included: ``transport.wire_handler`` stamps what leaves).
     """
     if body_type(OpCode.RESERVED, code) is not ErrorResponse:
         raise ValueError(f"response code {int(code)} is not an error code")

@@ -71,6 +71,14 @@ SP_HDL_HTTP = 2
 SP_HDL_HTTPS = 3
 
 PROTOCOL_NAMES = {SP_HDL_UDP: "UDP", SP_HDL_TCP: "TCP", SP_HDL_HTTP: "HTTP", SP_HDL_HTTPS: "HTTPS"}
+
+# Opcodes HSJ serves only on an interface whose type allows administration (``Interface.
+# canProcessMsg``): create, delete, add/remove/modify value, list handles, home/unhome, list
+# homed prefixes, and its transaction-log, dump and backup operations (1000-1003). Everything
+# else (resolution, get-siteinfo, challenge answers, sessions, 106) is served on any interface.
+ADMIN_OPCODES = frozenset({100, 101, 102, 103, 104, 105, 300, 301, 302, 1000, 1001, 1002, 1003})
+# HSJ's answer to one of them on a query-only interface: PROTOCOL_ERROR (4) with this text
+NOT_AN_ADMIN_INTERFACE = "Received admin request on non-admin interface"
 _PROTOCOL_CODES = {name: code for code, name in PROTOCOL_NAMES.items()}
 
 DESCRIPTION_ATTRIBUTE = "desc"  # HSJ HSG.DESCRIPTION

@@ -22,13 +22,16 @@ CATEGORIES: dict[str, str] = {
     "errors": "Unknown opcodes and malformed messages",
     "recursion": "Recursion and expiration",
     "auth": "Authentication flows",
+    "sessions": "Keyed sessions (RFC 3652 §3.8)",
     "admin": "Administration and permissions",
     "rest": "REST API",
     "timing": "Timing sanity",
+    "idis": "IDIS SDK (Teleinfo id-pointer-sdk)",
 }
 
-# what a check needs from the command line; missing ones make it "skipped"
-NEEDS = ("udp", "tcp", "http", "admin")
+# what a check needs from the command line; missing ones make it "skipped" ("idis": the
+# target is meant to serve the IDIS SDK, ``--idis``; a Handle.Net server fails those checks)
+NEEDS = ("udp", "tcp", "http", "admin", "idis")
 
 CheckFn = Callable[[Any], Awaitable[None]]
 
@@ -41,6 +44,7 @@ _MODULES = (
     "checks_admin",
     "checks_rest",
     "checks_timing",
+    "checks_idis",
 )
 
 
@@ -55,6 +59,9 @@ class CheckSpec:
     category: str
     needs: tuple[str, ...]
     fn: CheckFn
+    # for a should-check: where the expectation comes from when no RFC requires it (a
+    # HANDLE.NET behaviour clients rely on, a robustness rule), shown in the catalogue
+    source: str = ""
 
     @property
     def doc(self) -> str:
@@ -71,10 +78,16 @@ def check(
     severity: str = MUST,
     category: str = "resolution",
     needs: tuple[str, ...] = ("udp",),
+    source: str = "",
 ) -> Callable[[CheckFn], CheckFn]:
-    """Register a check; duplicate ids and unknown fields fail at import, not at run time."""
+    """Register a check; duplicate ids and unknown fields fail at import, not at run time.
+
+    A must-check is what the RFCs require: a node built from them alone must pass it. An
+    expectation no RFC states is a should-check, and ``source`` says where it comes from."""
     if severity not in (MUST, SHOULD):
         raise ValueError(f"{id}: severity must be must or should")
+    if source and severity != SHOULD:
+        raise ValueError(f"{id}: only a should-check names a source beyond its reference")
     if category not in CATEGORIES:
         raise ValueError(f"{id}: unknown category {category!r}")
     if any(n not in NEEDS for n in needs):
@@ -83,7 +96,7 @@ def check(
     def register(fn: CheckFn) -> CheckFn:
         if id in REGISTRY:
             raise ValueError(f"duplicate check id {id}")
-        REGISTRY[id] = CheckSpec(id, title, reference, severity, category, tuple(needs), fn)
+        REGISTRY[id] = CheckSpec(id, title, reference, severity, category, tuple(needs), fn, source)
         return fn
 
     return register
@@ -119,8 +132,9 @@ def markdown(checks: list[CheckSpec]) -> str:
         lines += [f"### {label} ({len(rows)})", "", "| id | title | reference | severity | needs |"]
         lines.append("| --- | --- | --- | --- | --- |")
         for c in rows:
+            severity = f"{c.severity} ({c.source})" if c.source else c.severity
             lines.append(
-                f"| {c.id} | {c.title} | {c.reference} | {c.severity} | {', '.join(c.needs)} |"
+                f"| {c.id} | {c.title} | {c.reference} | {severity} | {', '.join(c.needs)} |"
             )
         lines.append("")
     return "\n".join(lines)

@@ -158,6 +158,7 @@ async def encrypted_without_session(ctx: Context) -> None:
     "A message carrying a response code is not answered",
     REF,
     severity=SHOULD,
+    source="robustness (two servers answering answers loop); no RFC states it",
     category="errors",
 )
 async def no_reflection(ctx: Context) -> None:
@@ -177,6 +178,7 @@ async def no_reflection(ctx: Context) -> None:
     "Error answers carry a readable UTF-8 message",
     "RFC 3652 §3.3",
     severity=SHOULD,
+    source="RFC 3652 does not require a non-empty ErrorMessage; HSJ writes one",
     category="errors",
 )
 async def error_body(ctx: Context) -> None:

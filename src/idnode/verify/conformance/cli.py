@@ -115,6 +115,9 @@ def verify(
         Path | None, typer.Option(help="an `idnode bench` JSON report for the HTML page")
     ] = None,
     sample: Annotated[bool, typer.Option(help="take the built-in timing sample")] = True,
+    idis: Annotated[
+        bool, typer.Option("--idis", help="the target serves the IDIS SDK: run the idis checks")
+    ] = False,
     list_checks: Annotated[
         bool, typer.Option("--list", help="print the catalogue (Markdown) and exit")
     ] = False,
@@ -161,6 +164,7 @@ def verify(
         check_timeout,
         bound,
         sample,
+        idis,
         runtime=cli_common.RUNTIME,  # the process's real clock and entropy
     )
     code = execute(checks, opts, junit, json_out, html, loaded, verbose)

@@ -249,7 +249,14 @@ class Probe:
 
 
 class TcpConnection:
-    """One TCP connection for several exchanges (challenge answers, streamed listings)."""
+    """One TCP connection for several exchanges (challenge answers, streamed listings).
+
+    RFC 3652 does not require a server to keep a connection open after an answer, and
+    HANDLE.NET closes it after every request (its challenges are filed by session id, not
+    by connection). So when the server has closed the connection after answering, the next
+    exchange opens a new one, as HSJ and ``idnode admin`` do; a server that closes without
+    answering the request at hand still fails.
+    """
 
     def __init__(self, probe: Probe, addr: tuple[str, int], name: str) -> None:
         self.probe, self.addr, self.name = probe, addr, name
@@ -257,6 +264,13 @@ class TcpConnection:
         self.writer: asyncio.StreamWriter | None = None
         self.framer = TcpFramer()
         self.pending: list[tuple[Envelope, bytes, bytes]] = []
+        self.answered = 0  # exchanges completed on this object (over any connection)
+
+    async def _reopen(self) -> None:
+        """A new connection after the server closed the last one (nothing was pending)."""
+        await self.__aexit__()
+        self.framer, self.pending = TcpFramer(), []
+        await self.__aenter__()
 
     async def __aenter__(self) -> TcpConnection:
         self.probe._fast_fail(self.name)
@@ -288,6 +302,22 @@ class TcpConnection:
         self, data: bytes, note: str, *, frames: int = 1, timeout: float | None = None
     ) -> list[Reply]:
         """Send bytes, read ``frames`` answers (a CN-continued listing reads on until done)."""
+        if self.answered and not self.pending and self.reader is not None:
+            if self.reader.at_eof():  # closed after its last answer: HANDLE.NET's way
+                await self._reopen()
+            else:
+                try:
+                    return await self._exchange(data, note, frames, timeout)
+                except (NoAnswer, Unreachable) as exc:
+                    closed = self.reader is not None and self.reader.at_eof()
+                    if isinstance(exc, NoAnswer) and not closed:
+                        raise  # silent, not closed: a real failure
+                    await self._reopen()  # closed (or reset) as we wrote: ask on a new one
+        return await self._exchange(data, note, frames, timeout)
+
+    async def _exchange(
+        self, data: bytes, note: str, frames: int, timeout: float | None
+    ) -> list[Reply]:
         entry = Exchange(self.name, note)
         self.probe.log.append(entry)
         monotonic = self.probe.clock.monotonic
@@ -308,7 +338,13 @@ class TcpConnection:
             entry.received = f"{len(out)} of {frames} answer(s)" if out else "nothing"
             raise NoAnswer(f"no answer from {self.name} within {wait}s") from None
         entry.received = "; ".join(_reply_text(r) for r in out)
+        self.answered += 1
         return out
+
+    async def more(self, note: str, *, timeout: float | None = None) -> list[Reply]:
+        """One more answer on this connection without sending anything (NoAnswer when the
+        server closes it or stays silent): for pipelined requests sent together."""
+        return await self._exchange(b"", note, 1, timeout)
 
     async def closed_or_silent(self, wait: float) -> bytes:
         """Bytes that arrive within ``wait`` before EOF (b"" when closed or silent)."""

@@ -47,6 +47,7 @@ class Options:
     check_timeout: float = 30.0  # per check
     bound: float = 1.0  # timing checks
     sample: bool = True  # run the small timing sample for the performance section
+    idis: bool = False  # the target serves the IDIS SDK: run the idis checks
     # the clock and random source of the run, from the caller (the command passes the
     # process's real ones): the suite reads neither from the machine itself
     runtime: Runtime = field(kw_only=True)
@@ -108,11 +109,13 @@ def _missing(spec: CheckSpec, opts: Options) -> str | None:
         "tcp": opts.target.tcp,
         "http": opts.target.http,
         "admin": opts.creds,
+        "idis": opts.idis,
     }
     absent = [n for n in spec.needs if not have[n]]
     if not absent:
         return None
-    flags = {"udp": "--udp", "tcp": "--tcp", "http": "--http", "admin": "--admin and a key"}
+    flags = {"udp": "--udp", "tcp": "--tcp", "http": "--http", "admin": "--admin and a key",
+             "idis": "--idis"}  # fmt: skip
     return "needs " + ", ".join(flags[n] for n in absent)
 
 

@@ -8,6 +8,10 @@ be strong enough to verify with -- and the REST form, HSJ's JWK-like ``{"format"
 
 The key type field is checked here first so that a refusal never repeats bytes of the value
 back (``decode_public_key`` quotes an unknown type name).
+
+Every form HANDLE.NET writes is accepted, its RSA keys' empty trailing field included, and
+stored as sent; keys we build are written in the canonical form (``crypto.keys``). A
+DH_PUB_KEY is refused: it exchanges a session key and proves no identity.
 """
 
 from __future__ import annotations
