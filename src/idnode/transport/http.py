@@ -510,6 +510,7 @@ def build_app(
         *extra_routes,  # the features': /api/mgmt, /metrics, /api/hierarchy/... (idnode.app)
         Route("/api/handles", handles_collection, methods=every),
         Route("/api/handles/{handle:path}", one_handle, methods=every),
+        Route("/api", unknown_api, methods=every),
         Route("/api/{path:path}", unknown_api, methods=every),
         *qr_routes(node),  # /qr/{handle}.svg|png (transport/labels.py)
         *digital_link_routes(node),  # GS1: /01/..., /414/..., /.well-known/gs1resolver
