@@ -37,6 +37,9 @@ class ServerSection:
     cache_entries: int = 100_000
     # who may read /metrics without an operator token: hosts or CIDRs (docs/security.md)
     metrics_allow: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
+    # origins whose browser apps may call the REST and management APIs (CORS, as HANDLE.NET's
+    # cross-origin filter): "*" for any, [] for none (transport/cors.py)
+    cors_origins: list[str] = field(default_factory=lambda: ["*"])
 
 
 @dataclass
@@ -205,6 +208,14 @@ class SchemesSection:
 
 
 @dataclass
+class ConsoleSection:
+    """The web console at ``/console`` (``idnode.console``): its sign-in sessions."""
+
+    idle_timeout: int = 1800  # seconds without a request before a console session ends
+    max_age: int = 43200  # seconds after sign-in when it ends whatever the activity
+
+
+@dataclass
 class LogSection:
     level: str = "INFO"
     format: str = "auto"  # auto | json | text
@@ -229,6 +240,7 @@ class Config:
     quotas: QuotasSection = field(default_factory=QuotasSection)
     ingest: IngestSection = field(default_factory=IngestSection)
     schemes: SchemesSection = field(default_factory=SchemesSection)
+    console: ConsoleSection = field(default_factory=ConsoleSection)
 
     @property
     def store_url(self) -> str:
@@ -254,7 +266,7 @@ class Config:
 
 _SECTIONS = (
     "node", "server", "store", "keys", "auth", "log", "limits", "tls", "security", "hierarchy",
-    "protocol", "quotas", "ingest", "schemes",
+    "protocol", "quotas", "ingest", "schemes", "console",
 )  # fmt: skip
 
 

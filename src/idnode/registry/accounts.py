@@ -95,10 +95,16 @@ class Accounts:
         """The account of a bearer token; Unauthenticated naming the header otherwise."""
         if not token:
             raise Unauthenticated("a bearer token is needed", field="Authorization")
+        return await self.authenticate_hash(token_hash(token))
+
+    async def authenticate_hash(self, hashed: str) -> Account:
+        """The account whose token hashes to ``hashed``, checked as ``authenticate`` checks a
+        token (disabled, expired, organisation suspended): the console's signed session
+        carries the hash, so a revoked or rotated token ends its console sessions too."""
         row = await self.reg.store.query_one(
             "SELECT a.*, o.state AS org_state FROM {s}.accounts a"
             " LEFT JOIN {s}.organisations o ON o.id = a.org_id WHERE a.token_hash = ?",
-            token_hash(token),
+            hashed,
         )
         if row is None or row["disabled"]:
             raise Unauthenticated("unknown or disabled token", field="Authorization")
