@@ -34,11 +34,11 @@ test: $(STAMP) $(VENDORED) chromium
 
 # The proxy's HTML page is checked in headless Chromium (tests/transport_http/test_proxy_browser.py,
 # Playwright driving Debian's browser): installed here when missing and apt-get is at hand;
-# without it that test skips and says why.
+# without it that test skips and says why. A CJK font, so the console's Chinese pages render.
 CHROMIUM := /usr/bin/chromium
 chromium:
 	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null 2>&1; then \
-		(apt-get update -qq && apt-get install -y -qq chromium) \
+		(apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei) \
 		|| echo "chromium could not be installed: the browser test will skip"; \
 	fi
 
