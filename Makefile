@@ -36,10 +36,11 @@ test: $(STAMP) $(VENDORED) chromium
 # Playwright driving Debian's browser): installed here when missing and apt-get is at hand;
 # without it that test skips and says why. A CJK font, so the console's Chinese pages render.
 CHROMIUM := /usr/bin/chromium
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 chromium:
-	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null 2>&1; then \
+	@if { [ ! -x $(CHROMIUM) ] || [ ! -e $(CJK_FONT) ]; } && command -v apt-get >/dev/null 2>&1; then \
 		(apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei) \
-		|| echo "chromium could not be installed: the browser test will skip"; \
+		|| echo "chromium or its CJK font could not be installed: the browser test will skip"; \
 	fi
 
 # Reproduces the figures in docs/performance.md (a throw-away node in var-bench/): the kernel's
@@ -79,7 +80,7 @@ messages: $(STAMP)
 	$(BIN)/pybabel extract -F $(CONSOLE)/babel.cfg -k _ -k gettext -k N_ -k ngettext:1,2 \
 		--no-location --omit-header -o $(CONSOLE)/locale/console.pot .
 	$(BIN)/pybabel update -D console -i $(CONSOLE)/locale/console.pot -d $(CONSOLE)/locale \
-		-l zh_CN --no-location
+		-l zh_CN --no-fuzzy-matching --omit-header
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

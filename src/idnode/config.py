@@ -306,13 +306,18 @@ def _apply(section: Any, name: str, values: dict[str, Any], origin: str) -> None
 
 def _set(section: Any, key: str, value: Any, origin: str) -> None:
     current = getattr(section, key)
-    if isinstance(current, bool) or type(current) is not type(value):
+    # exact types: a bool is an int to isinstance, so ``true`` for a number (or 1 for a
+    # switch) is refused, while a bool for a bool setting is taken
+    if type(current) is not type(value):
         if not (isinstance(current, list) and isinstance(value, list)):
             raise ConfigError(f"{origin}: expected {type(current).__name__}, got {value!r}")
     setattr(section, key, value)
 
 
 def _parse_env(text: str, current: Any) -> Any:
+    if isinstance(current, bool):
+        lowered = text.strip().lower()
+        return {"true": True, "1": True, "false": False, "0": False}.get(lowered, text)
     if isinstance(current, int):
         try:
             return int(text)

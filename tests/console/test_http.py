@@ -220,3 +220,175 @@ async def test_every_console_string_has_a_chinese_translation():
     zh = translations("zh-CN")
     untranslated = sorted(s for s in found if zh.gettext(s) == s)
     assert len(found) > 80 and untranslated == []
+
+
+# -- the second round: import, prefix review, editing, operations, Handle sign-in, fixes ----
+CSV = (
+    "suffix,PART_NUMBER,PART_NAME,MODEL,BATCH,PRODUCTION_DATE,MANUFACTURER\n"
+    "IMP-1,BP-1,Brake pad,X1,B9,2026-11-02,Fujian Auto Parts\n"
+    "IMP-2,bad part,Brake pad,X1,B9,2026-11-02,Fujian Auto Parts\n"
+    "IMP-3,BP-3,Brake pad,X1,B9,2026-11-02,Fujian Auto Parts\n"
+)
+
+
+async def test_an_import_runs_reports_its_rejects_and_resumes(env):
+    app, token, _, node = env
+    reg = node.registry
+    async with client(app) as c:
+        csrf = await signed_in(c, token)
+        started = await c.post(
+            "/console/imports",
+            data={"csrf": csrf, "prefix": PREFIX},
+            files={"file": ("parts.csv", CSV.encode(), "text/csv")},
+        )
+        assert started.status_code == 303, started.text
+        job_url = started.headers["location"]
+        job_id = job_url.rsplit("/", 1)[1]
+        await reg.imports.tasks[job_id]
+        polled = await c.get(job_url, headers={"HX-Request": "true"})
+        assert "every 1s" not in polled.text  # done: the polling stops
+        assert 'max="3" value="3"' in polled.text and "2 imported, 1 rejected" in polled.text
+        report = await c.get(job_url + "/rejects")
+        assert report.headers["content-type"].startswith("text/csv")
+        assert report.text.splitlines()[1].startswith("3,PART_NUMBER,")
+        assert await node_has(env, f"{PREFIX}/IMP-3") and not await node_has(env, f"{PREFIX}/IMP-2")
+
+        # a job its process left behind: queued, no task; the console offers to resume it
+        bad = await c.post("/console/imports", data={"csrf": csrf, "prefix": PREFIX},
+                           files={"file": ("x.csv", b"suffix,NOPE\nA,1\n", "text/csv")})
+        assert bad.status_code == 422 and "The file was not accepted" in bad.text
+        source = node.config.directory / "resume.csv"
+        source.write_text(CSV.replace("IMP-", "RES-"))
+        job = await reg.imports.create(
+            (await reg.accounts.authenticate(token)).identity,
+            "op", PREFIX, source, "csv", batch_size=1, origin="api",
+        )  # fmt: skip
+        page = await c.get(f"/console/imports/{job['id']}")
+        assert "interrupted" in page.text and 'id="resume"' in page.text
+        resumed = await c.post(f"/console/imports/{job['id']}/resume", data={"csrf": csrf})
+        assert "The import is resumed." in resumed.text
+        await reg.imports.tasks[job["id"]]
+        assert (await reg.imports.get(job["id"]))["imported"] == 2
+        listing = await c.get("/console/imports")
+        assert job["id"] in listing.text and job_id in listing.text
+
+
+async def test_prefix_applications_are_approved_allocated_or_rejected(env):
+    app, token, _, node = env
+    reg = node.registry
+    org = (await reg.organisations.list("approved"))[0]
+    await reg.prefixes.apply("t", "88.123.7777", org["id"], "auto-parts")
+    await reg.prefixes.apply("t", "88.123.7778", org["id"], "auto-parts")
+    async with client(app) as c:
+        csrf = await signed_in(c, token)
+        queue = await c.get("/console/review")
+        assert "88.123.7777" in queue.text and "credit code valid" in queue.text
+        no_reason = await c.post("/console/review/prefix/88.123.7778/reject", data={"csrf": csrf})
+        assert "A reason is required." in no_reason.text
+        assert (await reg.prefixes.get("88.123.7778"))["state"] == "applied"
+        await c.post("/console/review/prefix/88.123.7778/reject",
+                     data={"csrf": csrf, "reason": "duplicate"})  # fmt: skip
+        ok = await c.post("/console/review/prefix/88.123.7777/approve", data={"csrf": csrf})
+        assert "Prefix 88.123.7777 is approved." in ok.text
+        await c.post("/console/review/prefix/88.123.7777/allocate", data={"csrf": csrf})
+    assert (await reg.prefixes.get("88.123.7777"))["state"] == "allocated"
+    assert (await reg.prefixes.get("88.123.7778"))["state"] == "rejected"
+    assert (await reg.prefixes.get("88.123.7778"))["reason"] == "duplicate"
+
+
+async def test_a_record_is_edited_through_its_template_form_with_history(env):
+    app, token, _, node = env
+    handle = f"{PREFIX}/P2"  # registered by test_registration_errors_in_the_readers_language
+    assert await node_has(env, handle)
+    async with client(app) as c:
+        csrf = await signed_in(c, token)
+        form = (await c.get(f"/console/edit/{handle}")).text
+        assert 'value="B1"' in form
+        fields = {"csrf": csrf, "PART_NUMBER": "BP-1", "PART_NAME": "Brake pad",
+                  "MODEL": "X1", "BATCH": "B2", "PRODUCTION_DATE": "2026-13-40",
+                  "MANUFACTURER": "Fujian Auto Parts"}  # fmt: skip
+        bad = await c.post(f"/console/edit/{handle}", data=fields)
+        assert bad.status_code == 422 and "YYYY-MM-DD" in bad.text
+        fields["PRODUCTION_DATE"] = "2026-11-03"
+        saved = await c.post(f"/console/edit/{handle}", data=fields)
+        assert saved.status_code == 303
+        page = await c.get(saved.headers["location"])
+    record = {v.type: v.data for v in await node.store.get_handle(handle)}
+    assert record["BATCH"] == b"B2" and record["PRODUCTION_DATE"] == b"2026-11-03"
+    assert "previous version is in the history" in page.text
+    kept = await node.store.history(handle)
+    old = {v.type: v.data for v in kept[0].values}
+    assert len(kept) >= 2 and old["BATCH"] == b"B1"
+
+
+async def test_the_qr_label_only_when_the_identifier_resolves(env):
+    """Was a broken image: /qr refuses a suspended identifier."""
+    app, token, _, node = env
+    handle = f"{PREFIX}/IMP-1"
+    async with client(app) as c:
+        await signed_in(c, token)
+        active = await c.get(f"/console/handle/{handle}")
+        assert f'src="/qr/{handle}.svg' in active.text
+        await node.registry.lifecycle.set_state(None, handle, "suspended", "recall")
+        page = await c.get(f"/console/handle/{handle}")
+        assert (await c.get(f"/qr/{handle}.svg")).status_code != 200
+    assert "/qr/" not in page.text and 'id="no-qr"' in page.text
+
+
+async def test_operations_show_cache_rate_and_the_verified_audit_chain(env):
+    app, token, _, node = env
+    from idnode.serve import watch_caches
+    from idnode.transport.response_cache import ResponseCache
+
+    cache = ResponseCache(10)
+    cache.stats.hits, cache.stats.misses = 3, 1
+    watch_caches(node, {"http": cache})
+    async with client(app) as c:
+        await signed_in(c, token)
+        page = await c.get("/console/operations")
+        zh = await c.get("/console/operations", headers={"Accept-Language": "zh-CN"})
+    assert page.status_code == 200
+    assert re.search(r"<td>http</td><td class=\"num\">3</td><td class=\"num\">1</td>"
+                     r"<td class=\"num\">75.0%</td>", page.text)  # fmt: skip
+    count = await node.registry.audit.count()
+    assert f"The chain is intact: {count:,} entries verified." in page.text
+    assert "handle.suspended" in page.text and "审计" in zh.text
+
+
+async def test_sign_in_with_a_handle_admin_identity(env):
+    app, _, _, node = env
+    from idnode.codes import AdminPermission
+    from idnode.model import HS_ADMIN, HS_SECKEY, HandleValue
+    from idnode.wire.admin import AdminRecord, encode_admin
+
+    reg = node.registry
+    admin_handle, theirs, other = f"{PREFIX}/ADMIN-1", f"{PREFIX}/MINE", f"{PREFIX}/IMP-3"
+    await node.store.create_handle(admin_handle, [HandleValue(300, HS_SECKEY, b"s3cret")])
+    admin = encode_admin(AdminRecord(admin_handle, 300, AdminPermission(0xFFF)))
+    fields = [HandleValue(1, "PART_NUMBER", b"BP-9"), HandleValue(100, HS_ADMIN, admin)]
+    await node.store.create_handle(theirs, fields)
+    async with client(app) as c:
+        wrong = await c.post("/console/login/handle",
+                             data={"handle": admin_handle, "index": "300", "secret": "nope"})
+        assert wrong.status_code == 401 and "did not check out" in wrong.text
+        ok = await c.post("/console/login/handle",
+                          data={"handle": admin_handle, "index": "300", "secret": "s3cret"})
+        assert ok.status_code == 303
+        mine = await c.get(f"/console/handle/{theirs}")
+        assert mine.status_code == 200 and "300:" in mine.text
+        assert (await c.get(f"/console/handle/{other}")).status_code == 404
+        assert (await c.get("/console/review")).status_code == 403
+        csrf = re.search(r'name="csrf" value="([^"]+)"', mine.text).group(1)
+        done = await c.post(f"/console/state/{theirs}",
+                            data={"csrf": csrf, "state": "suspended", "reason": "check"})
+        assert "The identifier is suspended." in done.text
+        refused = await c.post(f"/console/state/{other}",
+                               data={"csrf": csrf, "state": "suspended", "reason": "x"})
+        assert "The identifier is suspended." not in refused.text
+        # a new key ends the session
+        await node.store.create_handle(
+            admin_handle, [HandleValue(300, HS_SECKEY, b"other")], overwrite=True
+        )
+        assert (await c.get(f"/console/handle/{theirs}")).status_code == 303
+    assert reg.lifecycle.state_of(theirs)["state"] == "suspended"
+    assert reg.lifecycle.state_of(other)["state"] == "active"

@@ -24,9 +24,19 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from idnode.codes import AdminPermission as P
+from idnode.codes import ResponseCode
 from idnode.console import i18n
 from idnode.console.forms import filled, form_fields, problems
+from idnode.console.handle_signin import (
+    HANDLE_PREFIX,
+    SignInRefused,
+    handle_account,
+    sign_in_with_key,
+)
 from idnode.console.i18n import gettext as _
+from idnode.console.imports import ImportPages
+from idnode.console.operations import operations_context
 from idnode.console.sessions import (
     COOKIE,
     CSRF_FIELD,
@@ -38,14 +48,16 @@ from idnode.console.sessions import (
 from idnode.errors import IdnodeError
 from idnode.model import handle_key
 from idnode.names import prefix_part
-from idnode.registry.accounts import Account, token_hash
+from idnode.registry.accounts import HANDLE_ADMIN, Account, token_hash
 from idnode.registry.creditcode import check_character, is_credit_code
 from idnode.registry.errors import RegistryError
 from idnode.registry.organisations import PENDING, approve_with_admin
-from idnode.registry.records import register_fields
+from idnode.registry.prefixes import APPLIED, APPROVED
+from idnode.registry.records import register_fields, update_fields
 from idnode.registry.search import Query, Search
 from idnode.registry.service import Registry
 from idnode.service.node import Node
+from idnode.service.resolve import ResolutionQuery
 from idnode.transport.assets import URL as VENDOR_URL
 
 HERE = Path(__file__).resolve().parent
@@ -76,19 +88,31 @@ class Console:
         )
         env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)
         self.env = env
+        self.base = BASE
+        self.imports = ImportPages(self)
 
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/", self.dashboard),
             Route("/login", self.login, methods=["GET", "POST"]),
+            Route("/login/handle", self.login_handle, methods=["POST"]),
             Route("/logout", self.logout, methods=["POST"]),
             Route("/lang/{code}", self.switch_language),
             Route("/identifiers", self.identifiers),
             Route("/register", self.register, methods=["GET", "POST"]),
             Route("/handle/{handle:path}", self.view),
+            Route("/open", self.open_handle),
+            Route("/edit/{handle:path}", self.edit, methods=["GET", "POST"]),
+            Route("/imports", self.imports.index),
+            Route("/imports", self.imports.upload, methods=["POST"]),
+            Route("/imports/{job_id}", self.imports.job),
+            Route("/imports/{job_id}/rejects", self.imports.rejects),
+            Route("/imports/{job_id}/resume", self.imports.resume, methods=["POST"]),
+            Route("/operations", self.operations),
             Route("/state/{handle:path}", self.change_state, methods=["POST"]),
             Route("/review", self.review),
             Route("/review/{org_id:int}/{decision}", self.decide, methods=["POST"]),
+            Route("/review/prefix/{prefix}/{decision}", self.decide_prefix, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
         ]
 
@@ -105,6 +129,9 @@ class Console:
         session = self.cookies.load(request.cookies.get(COOKIE))
         if session is None:
             return None
+        if session.token_hash.startswith(HANDLE_PREFIX):
+            handle_admin = await handle_account(self.node, session.token_hash)
+            return None if handle_admin is None else (session, handle_admin)
         try:
             account = await self.reg.accounts.authenticate_hash(session.token_hash)
         except RegistryError:
@@ -179,6 +206,24 @@ class Console:
         self._set_session(response, self.cookies.new(token_hash(token)))
         return response
 
+    async def login_handle(self, request: Request) -> Response:
+        """Sign-in with a Handle admin identity (``handle_signin``)."""
+        form = await request.form()
+        upload = form.get("keyfile")
+        key_file = await upload.read() if hasattr(upload, "read") else b""
+        try:
+            subject = await sign_in_with_key(
+                self.node, str(form.get("handle") or ""), str(form.get("index") or ""),
+                secret=str(form.get("secret") or ""), key_file=key_file,
+                passphrase=str(form.get("passphrase") or ""),
+            )  # fmt: skip
+        except SignInRefused:
+            return self.page(request, "login.html", None, status=401, next="",
+                             handle_error=_("The identity or its key did not check out."))
+        response = RedirectResponse(BASE + "/", 303)
+        self._set_session(response, self.cookies.new(subject))
+        return response
+
     async def logout(self, request: Request) -> Response:
         who = await self.guarded(request, post=True)
         if isinstance(who, Response):
@@ -227,6 +272,8 @@ class Console:
                          chart=json.dumps(series), pending=pending)  # fmt: skip
 
     async def visible_prefixes(self, account: Account) -> list[dict[str, Any]]:
+        if account.role == HANDLE_ADMIN:  # no organisation: the records naming it, by handle
+            return []
         rows = await self.reg.prefixes.list(None if account.is_operator else account.org_id)
         return [r for r in rows if r.get("state") == "allocated"]
 
@@ -304,6 +351,12 @@ class Console:
     async def may_see(self, account: Account, handle: str) -> bool:
         if account.is_operator:
             return True
+        if account.role == HANDLE_ADMIN:
+            record = await self.reg.store.get_handle(handle) or []
+            acl = self.reg.admin.acl
+            return await acl.is_admin(account.identity, record, P.MODIFY_VALUE) or (
+                await acl.is_admin(account.identity, record, P.AUTHORIZED_READ)
+            )
         row = await self.reg.prefixes.row(prefix_part(handle))
         return row is not None and row["org_id"] == account.org_id
 
@@ -323,9 +376,61 @@ class Console:
         values = [v for v in sorted(record, key=lambda v: v.index) if readable or v.public_read]
         if request.query_params.get("created"):
             message = _("The identifier was registered.")
+        elif request.query_params.get("edited"):
+            message = _("The fields were saved; the previous version is in the history.")
         return self.page(request, "handle.html", who, handle=handle, values=values,
                          history=history, message=message, error=error,
-                         state=history.get("state", "active"))  # fmt: skip
+                         state=history.get("state", "active"),
+                         resolves=await self.resolves(handle),
+                         editable=self.reg.states.template_of(prefix_part(handle)) is not None)
+
+    async def resolves(self, handle: str) -> bool:
+        """Whether the public resolves ``handle`` (the test ``/qr`` applies to draw a label)."""
+        query = ResolutionQuery(handle=handle, public_only=True, types=("HS_ADMIN",))
+        try:
+            await self.node.resolver.resolve(query)
+        except IdnodeError as exc:
+            return exc.code == ResponseCode.VALUES_NOT_FOUND
+        return True
+
+    async def open_handle(self, request: Request) -> Response:
+        handle = request.query_params.get("handle", "").strip()
+        return RedirectResponse(f"{BASE}/handle/{quote(handle)}" if handle else BASE + "/", 303)
+
+    async def edit(self, request: Request) -> Response:
+        """Change a record's template fields: ``update_fields``, the management API's path
+        (one write through the write service: history and audit in its transaction)."""
+        post = request.method == "POST"
+        who = await self.guarded(request, post=post)
+        if isinstance(who, Response):
+            return who
+        account = who[1]
+        handle = request.path_params["handle"]
+        record = await self.reg.store.get_handle(handle)
+        tmpl = self.reg.states.template_of(prefix_part(handle)) if "/" in handle else None
+        if record is None or tmpl is None or not await self.may_see(account, handle):
+            return self.page(request, "missing.html", who, status=404, handle=handle)
+        current = {v.type: v.data.decode("utf-8", "replace") for v in record
+                   if v.type in tmpl.fields}  # fmt: skip
+        values, errors, error = dict(current), {}, ""
+        if post:
+            form = await request.form()
+            values = filled(form, tmpl)
+            errors = problems(tmpl, handle.split("/", 1)[1], values)
+            changed = {k: values.get(k, "") for k in tmpl.fields
+                       if values.get(k, "") != current.get(k, "")}  # fmt: skip
+            if not errors and not changed:
+                error = _("Nothing was changed.")
+            elif not errors:
+                try:
+                    await update_fields(self.reg, account, handle, changed)
+                except (RegistryError, IdnodeError) as exc:
+                    error = getattr(exc, "detail", None) or getattr(exc, "message", str(exc))
+                else:
+                    return RedirectResponse(f"{BASE}/handle/{quote(handle)}?edited=1", 303)
+        return self.page(request, "edit.html", who, status=422 if errors or error else 200,
+                         handle=handle, template=tmpl, fields=form_fields(tmpl),
+                         values=values, errors=errors, error=error)  # fmt: skip
 
     async def change_state(self, request: Request) -> Response:
         who = await self.guarded(request, post=True)
@@ -361,8 +466,57 @@ class Console:
                 "given": code[-1:],
                 "computed": check_character(code[:17]) if len(code) == 18 else "",
             }
+        prefixes = [p for p in await self.reg.prefixes.list() if p["state"] in (APPLIED, APPROVED)]
+        names = {}
+        for p in prefixes:
+            if p["org_id"] not in names:
+                org = await self.reg.organisations.get(p["org_id"])
+                names[p["org_id"]] = org
+            p["org"] = names[p["org_id"]]
+            p["org"]["valid"] = is_credit_code(p["org"]["credit_code"])
         return self.page(request, "review.html", who, orgs=orgs, message=message, error=error,
-                         token=token)  # fmt: skip
+                         token=token, prefixes=prefixes)  # fmt: skip
+
+    async def decide_prefix(self, request: Request) -> Response:
+        """Approve, allocate or reject a prefix application (``Prefixes``, as the API does)."""
+        who = await self.guarded(request, post=True)
+        if isinstance(who, Response):
+            return who
+        if not who[1].is_operator:
+            return self.page(request, "forbidden.html", who, status=403)
+        prefix = request.path_params["prefix"]
+        decision = request.path_params["decision"]
+        actor = self.reg.actor(who[1])
+        form = await request.form()
+        try:
+            if decision == "approve":
+                await self.reg.prefixes.approve(actor, prefix)
+                return await self.review(request, message=_("Prefix %(prefix)s is approved.")
+                                         % {"prefix": prefix})  # fmt: skip
+            if decision == "allocate":
+                await self.reg.prefixes.allocate(actor, prefix)
+                return await self.review(request, message=_("Prefix %(prefix)s is allocated.")
+                                         % {"prefix": prefix})  # fmt: skip
+            if decision == "reject":
+                reason = str(form.get("reason") or "").strip()
+                if not reason:
+                    return await self.review(request, error=_("A reason is required."))
+                await self.reg.prefixes.reject(actor, prefix, reason)
+                return await self.review(request, message=_("Prefix %(prefix)s is rejected.")
+                                         % {"prefix": prefix})  # fmt: skip
+        except RegistryError as exc:
+            return await self.review(request, error=exc.detail)
+        return await self.review(request, error=_("Unknown decision."))
+
+    # -- operations -------------------------------------------------------------------------
+    async def operations(self, request: Request) -> Response:
+        who = await self.guarded(request)
+        if isinstance(who, Response):
+            return who
+        if not who[1].is_operator:
+            return self.page(request, "forbidden.html", who, status=403)
+        return self.page(request, "operations.html", who,
+                         **await operations_context(self.node, self.reg))  # fmt: skip
 
     async def decide(self, request: Request) -> Response:
         who = await self.guarded(request, post=True)

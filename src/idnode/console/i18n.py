@@ -24,7 +24,7 @@ from babel import Locale
 from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
+from babel.numbers import format_decimal, format_percent
 from babel.support import NullTranslations, Translations
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -92,6 +92,9 @@ class Language:
     def number(self, value: int | float) -> str:
         return format_decimal(value, locale=self.locale)
 
+    def percent(self, ratio: float) -> str:
+        return format_percent(ratio, "#,##0.0%", locale=self.locale)
+
     def datetime(self, epoch: int | float | None) -> str:
         """A moment (seconds since the epoch, UTC) as the language writes it."""
         if epoch is None:
@@ -131,7 +134,8 @@ def N_(message: str) -> str:
 # words the pages show from data: lifecycle states, account roles, the field titles of the
 # shipped auto-parts template (other templates' titles show as their template writes them)
 DATA_WORDS = (
-    N_("active"), N_("suspended"), N_("revoked"),
+    N_("active"), N_("suspended"), N_("revoked"), N_("handle_admin"),
+    N_("queued"), N_("running"), N_("done"), N_("failed"), N_("applied"), N_("approved"),
     N_("operator"), N_("org_admin"), N_("registrar"),
     N_("OEM part number"), N_("Part name"), N_("Model / variant"), N_("Production batch"),
     N_("Serial number"), N_("Production date"), N_("Manufacturer legal name"),

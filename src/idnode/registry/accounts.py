@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 OPERATOR, ORG_ADMIN, REGISTRAR = "operator", "org_admin", "registrar"
 ROLES = (OPERATOR, ORG_ADMIN, REGISTRAR)
+# not a stored role: a Handle admin identity signed in to the console (console/handle_signin),
+# whose rights are the HS_ADMIN values of the records that name it
+HANDLE_ADMIN = "handle_admin"
 KEY_INDEX = 300
 GROUP_INDEX = 200
 TOKEN_ITERATIONS = 10_000  # PBKDF2 of a 256-bit random token: stretching is not what protects it
