@@ -148,6 +148,24 @@ def test_an_operators_day_in_the_console(node, browser):
     page.locator("#results a >> text=88.123.4567/PUMP-1").wait_for()
     check_page(page, "identifiers", "en")
 
+    # bulk import: upload a small file, htmx polls the progress until the job is done
+    page.goto(base + "/imports")
+    rows = "".join(f"IMP-{i},BP-{i},Brake pad,X1,B8,2026-11-02,Fujian\n" for i in range(5))
+    page.set_input_files("#import-file", files=[{
+        "name": "parts.csv", "mimeType": "text/csv",
+        "buffer": ("suffix,PART_NUMBER,PART_NAME,MODEL,BATCH,PRODUCTION_DATE,MANUFACTURER\n"
+                   + rows + "BAD,bad part,x,X1,B8,2026-11-02,F\n").encode()}])  # fmt: skip
+    page.click("#start-import")
+    page.locator("#job-state >> text=done").wait_for()
+    assert page.locator("#bar").evaluate("b => b.value === b.max && b.max === 6")
+    assert "5 imported, 1 rejected" in page.locator("#job-state").inner_text()
+    assert page.locator("#rejects").is_visible()
+    check_page(page, "import", "en")
+    job_url = page.url
+    page.goto(base + "/imports")
+    check_page(page, "imports", "en")
+    assert get(node, f"{PREFIX}/IMP-4").returncode == 0
+
     # suspend with confirmation: `idnode get` is refused from then on
     page.goto(f"{base}/handle/{PREFIX}/PUMP-1")
     page.fill("#reason", "recall R-1")
@@ -168,6 +186,10 @@ def test_an_operators_day_in_the_console(node, browser):
     assert len(page.locator("#admin-token").inner_text()) > 20
     assert page.locator("section", has_text="Shenzhen Sensor Works Ltd.").count() == 0
 
+    page.goto(base + "/operations")
+    assert "The chain is intact" in page.locator("#chain").inner_text()
+    check_page(page, "operations", "en")
+
     page.goto(base + "/")
     page.locator("#chart svg").wait_for()  # ECharts drew the chart
     check_page(page, "dashboard", "en")
@@ -182,9 +204,14 @@ def test_an_operators_day_in_the_console(node, browser):
         (f"/handle/{PREFIX}/PUMP-1", "identifier"),
         ("/review", "review"),
         ("/identifiers?BATCH=B7", "identifiers"),
+        ("/imports", "imports"),
+        ("/operations", "operations"),
     ):
         page.goto(base + path)
         check_page(page, name, "zh-CN")
+    page.goto(job_url)
+    assert "已完成" in page.locator("#job-state").inner_text()
+    check_page(page, "import", "zh-CN")
     page.goto(f"{base}/handle/{PREFIX}/PUMP-1")
     assert "已暂停" in page.locator("h1").inner_text()
     assert "年" in page.locator("#history-h + table tbody").inner_text()  # 2026年11月...
