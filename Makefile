@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 NODE   := var
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test install lint clean fuzz bench chromium soak
+.PHONY: serve test install lint clean fuzz bench chromium soak vendor messages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,25 +13,34 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,fast]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# Browser assets (Swagger UI, htmx, ECharts; axe-core for the tests) from the npm registry,
+# pinned in vendor.lock: the node serves them itself, never from a CDN (issue 18).
+VENDORED := src/idnode/static/vendor/.fetched
+$(VENDORED): vendor.lock scripts/vendor.sh
+	bash scripts/vendor.sh
+	touch $(VENDORED)
+vendor: $(VENDORED)
+
+install: $(STAMP) $(VENDORED)
 
 $(NODE)/idnode.toml: | $(STAMP)
 	$(BIN)/idnode init $(NODE) --name demo-node --prefix 20.500.123 --demo
 
-serve: $(STAMP) $(NODE)/idnode.toml
+serve: $(STAMP) $(VENDORED) $(NODE)/idnode.toml
 	$(BIN)/idnode serve $(NODE)
 
-test: $(STAMP) chromium
+test: $(STAMP) $(VENDORED) chromium
 	$(BIN)/python -m pytest
 
 # The proxy's HTML page is checked in headless Chromium (tests/transport_http/test_proxy_browser.py,
 # Playwright driving Debian's browser): installed here when missing and apt-get is at hand;
-# without it that test skips and says why.
+# without it that test skips and says why. A CJK font, so the console's Chinese pages render.
 CHROMIUM := /usr/bin/chromium
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 chromium:
-	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null 2>&1; then \
-		(apt-get update -qq && apt-get install -y -qq chromium) \
-		|| echo "chromium could not be installed: the browser test will skip"; \
+	@if { [ ! -x $(CHROMIUM) ] || [ ! -e $(CJK_FONT) ]; } && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei) \
+		|| echo "chromium or its CJK font could not be installed: the browser test will skip"; \
 	fi
 
 # Reproduces the figures in docs/performance.md (a throw-away node in var-bench/): the kernel's
@@ -63,6 +72,15 @@ fuzz: $(STAMP)
 SOAK_SECONDS ?= 180
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py --seconds $(SOAK_SECONDS)
+
+# The console's strings (issue 18): extract them into console.pot and merge them into the
+# Chinese catalogue, whose new entries a translator then fills (the .po is compiled at start).
+CONSOLE := src/idnode/console
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F $(CONSOLE)/babel.cfg -k _ -k gettext -k N_ -k ngettext:1,2 \
+		--no-location --omit-header -o $(CONSOLE)/locale/console.pot .
+	$(BIN)/pybabel update -D console -i $(CONSOLE)/locale/console.pot -d $(CONSOLE)/locale \
+		-l zh_CN --no-fuzzy-matching --omit-header
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

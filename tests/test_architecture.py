@@ -31,6 +31,9 @@ ALLOWED: dict[str, set[str]] = {
     "verify": {CORE, "crypto", "wire", "auth", "client"},
     # factory-floor registration over MQTT: a feature's client, writing through the registry
     "ingest": {CORE, "crypto", "wire", "store", "auth", "service", "client", "registry"},
+    # the web console: pages over the registry's and the node's services, served over HTTP
+    "console": {CORE, "crypto", "wire", "store", "auth", "service", "client", "transport",
+                "registry", "schemes"},  # fmt: skip
     "app": {
         CORE,
         "crypto",
@@ -44,6 +47,7 @@ ALLOWED: dict[str, set[str]] = {
         "hierarchy",
         "ingest",
         "schemes",
+        "console",
     },  # fmt: skip
     "cli": {
         CORE,
@@ -60,6 +64,7 @@ ALLOWED: dict[str, set[str]] = {
         "verify",
         "app",
         "schemes",
+        "console",
     },  # fmt: skip
 }
 CORE_MODULES = {"model", "codes", "errors", "config", "logs", "runtime", "encoding", "names",

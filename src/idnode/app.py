@@ -44,6 +44,7 @@ class Features:
 
     registry: bool = True
     hierarchy: bool = True
+    console: bool = True  # the web console at /console (needs the registry)
 
 
 ALL = Features()
@@ -142,8 +143,12 @@ async def _build(config: Config, runtime: Runtime, features: Features, store: St
         resolver=resolver,
         admin=admin,
     )
+    from idnode.transport.api_docs import OpenApiPart, docs_routes
+    from idnode.transport.assets import asset_routes
+
+    openapi_parts: list[OpenApiPart] = []
     if states is not None and gate is not None:
-        from idnode.registry.api import UPLOADS
+        from idnode.registry.api import MOUNT, UPLOADS, build_api
         from idnode.registry.api import routes as registry_routes
         from idnode.registry.service import Registry
 
@@ -159,8 +164,19 @@ async def _build(config: Config, runtime: Runtime, features: Features, store: St
             clock=runtime.clock,
             random=runtime.random,
         )
-        node.routes += registry_routes(node.registry, metrics_allow=config.server.metrics_allow)
+        mgmt = build_api(node.registry)
+        openapi_parts.append((MOUNT, mgmt.openapi))
+        node.routes += registry_routes(
+            node.registry, api=mgmt, metrics_allow=config.server.metrics_allow
+        )
         node.streamed_uploads.update(UPLOADS)
+        if features.console:
+            from idnode.console.app import console_routes
+
+            node.routes += console_routes(node, node.registry)
+    # one OpenAPI document (the Handle REST API and the features' parts), Swagger UI and the
+    # vendored browser assets, all served by the node itself
+    node.routes += docs_routes(openapi_parts) + asset_routes()
     if features.hierarchy:
         from idnode.hierarchy.api import routes as hierarchy_routes
         from idnode.hierarchy.service import attach as attach_hierarchy

@@ -37,6 +37,9 @@ class ServerSection:
     cache_entries: int = 100_000
     # who may read /metrics without an operator token: hosts or CIDRs (docs/security.md)
     metrics_allow: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
+    # origins whose browser apps may call the REST and management APIs (CORS, as HANDLE.NET's
+    # cross-origin filter): "*" for any, [] for none (transport/cors.py)
+    cors_origins: list[str] = field(default_factory=lambda: ["*"])
 
 
 @dataclass
@@ -205,6 +208,14 @@ class SchemesSection:
 
 
 @dataclass
+class ConsoleSection:
+    """The web console at ``/console`` (``idnode.console``): its sign-in sessions."""
+
+    idle_timeout: int = 1800  # seconds without a request before a console session ends
+    max_age: int = 43200  # seconds after sign-in when it ends whatever the activity
+
+
+@dataclass
 class LogSection:
     level: str = "INFO"
     format: str = "auto"  # auto | json | text
@@ -229,6 +240,7 @@ class Config:
     quotas: QuotasSection = field(default_factory=QuotasSection)
     ingest: IngestSection = field(default_factory=IngestSection)
     schemes: SchemesSection = field(default_factory=SchemesSection)
+    console: ConsoleSection = field(default_factory=ConsoleSection)
 
     @property
     def store_url(self) -> str:
@@ -254,7 +266,7 @@ class Config:
 
 _SECTIONS = (
     "node", "server", "store", "keys", "auth", "log", "limits", "tls", "security", "hierarchy",
-    "protocol", "quotas", "ingest", "schemes",
+    "protocol", "quotas", "ingest", "schemes", "console",
 )  # fmt: skip
 
 
@@ -294,13 +306,18 @@ def _apply(section: Any, name: str, values: dict[str, Any], origin: str) -> None
 
 def _set(section: Any, key: str, value: Any, origin: str) -> None:
     current = getattr(section, key)
-    if isinstance(current, bool) or type(current) is not type(value):
+    # exact types: a bool is an int to isinstance, so ``true`` for a number (or 1 for a
+    # switch) is refused, while a bool for a bool setting is taken
+    if type(current) is not type(value):
         if not (isinstance(current, list) and isinstance(value, list)):
             raise ConfigError(f"{origin}: expected {type(current).__name__}, got {value!r}")
     setattr(section, key, value)
 
 
 def _parse_env(text: str, current: Any) -> Any:
+    if isinstance(current, bool):
+        lowered = text.strip().lower()
+        return {"true": True, "1": True, "false": False, "0": False}.get(lowered, text)
     if isinstance(current, int):
         try:
             return int(text)

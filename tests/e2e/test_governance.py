@@ -153,7 +153,7 @@ def test_done_when(node, tmp_path):
     # statistics and the documented API
     metrics = httpx.get(f"{node.http_url}/metrics").text
     assert 'idnode_resolutions_total{prefix="88.123.4567"}' in metrics
-    assert httpx.get(f"{node.http_url}/api/openapi.json").json()["paths"]["/imports"]
+    assert httpx.get(f"{node.http_url}/api/openapi.json").json()["paths"]["/api/mgmt/imports"]
 
     # the audit chain holds, then an edited row is found and named
     assert "intact" in ok(run("audit", "verify", str(node.directory)))

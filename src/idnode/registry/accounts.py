@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 OPERATOR, ORG_ADMIN, REGISTRAR = "operator", "org_admin", "registrar"
 ROLES = (OPERATOR, ORG_ADMIN, REGISTRAR)
+# not a stored role: a Handle admin identity signed in to the console (console/handle_signin),
+# whose rights are the HS_ADMIN values of the records that name it
+HANDLE_ADMIN = "handle_admin"
 KEY_INDEX = 300
 GROUP_INDEX = 200
 TOKEN_ITERATIONS = 10_000  # PBKDF2 of a 256-bit random token: stretching is not what protects it
@@ -95,10 +98,16 @@ class Accounts:
         """The account of a bearer token; Unauthenticated naming the header otherwise."""
         if not token:
             raise Unauthenticated("a bearer token is needed", field="Authorization")
+        return await self.authenticate_hash(token_hash(token))
+
+    async def authenticate_hash(self, hashed: str) -> Account:
+        """The account whose token hashes to ``hashed``, checked as ``authenticate`` checks a
+        token (disabled, expired, organisation suspended): the console's signed session
+        carries the hash, so a revoked or rotated token ends its console sessions too."""
         row = await self.reg.store.query_one(
             "SELECT a.*, o.state AS org_state FROM {s}.accounts a"
             " LEFT JOIN {s}.organisations o ON o.id = a.org_id WHERE a.token_hash = ?",
-            token_hash(token),
+            hashed,
         )
         if row is None or row["disabled"]:
             raise Unauthenticated("unknown or disabled token", field="Authorization")

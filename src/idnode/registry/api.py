@@ -1,7 +1,8 @@
-"""The management API (FastAPI), mounted at ``/api/mgmt``; OpenAPI at ``/api/openapi.json``,
-Swagger UI at ``/api/docs``; plus ``GET /api/mgmt/history/{handle}`` and ``/metrics``. (The
-history lived at ``/api/handles/{handle}/history``, which shadowed every handle ending in
-``/history``; that path is now the REST API's answer for such a handle, issue 19.)
+"""The management API (FastAPI), mounted at ``/api/mgmt``; its OpenAPI part joins the node's
+document at ``/api/openapi.json`` (Swagger UI at ``/api/docs``, ``transport/api_docs.py``);
+plus ``GET /api/mgmt/history/{handle}`` and ``/metrics``. (The history lived at
+``/api/handles/{handle}/history``, which shadowed every handle ending in ``/history``; that
+path is now the REST API's answer for such a handle, issue 19.)
 
 Authentication: ``Authorization: Bearer <token>`` (``accounts.py``). Roles:
 
@@ -33,20 +34,20 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Mount, Route
 
 from idnode.errors import IdnodeError
-from idnode.model import HandleValue
 from idnode.names import prefix_part
-from idnode.registry.accounts import MAX_TTL, ORG_ADMIN, REGISTRAR, Account
+from idnode.registry.accounts import MAX_TTL, REGISTRAR, Account
 from idnode.registry.control_api import install as install_control
 from idnode.registry.custom_templates import CustomTemplates
 from idnode.registry.errors import Forbidden, RegistryError
-from idnode.registry.prefixes import RECORD_RIGHTS
+from idnode.registry.organisations import approve_with_admin
+from idnode.registry.records import register_fields
 from idnode.registry.service import Registry
 from idnode.registry.stats import report_csv
 from idnode.registry.template_api import install as install_templates
@@ -155,11 +156,17 @@ def build_api(reg: Registry) -> FastAPI:
         # every number is bounded where it is declared; this is the net under that rule
         return _error(400, "", "a number in the request is out of range")
 
-    async def caller(request: Request) -> Account:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer":
-            token = ""
+    # declared as a security scheme, so the OpenAPI document says which operations need the
+    # token and Swagger UI's Authorize button sends it; a missing token is still our 401
+    bearer_scheme = HTTPBearer(
+        auto_error=False, scheme_name="bearerToken",
+        description="a management API token (idnode account create-operator, or an approval)",
+    )  # fmt: skip
+
+    async def caller(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    ) -> Account:
+        token = credentials.credentials if credentials is not None else ""
         return await reg.accounts.authenticate(token.strip())
 
     Caller = Annotated[Account, Depends(caller)]
@@ -211,12 +218,7 @@ def build_api(reg: Registry) -> FastAPI:
     ) -> dict[str, Any]:
         """Approve; creates the organisation's first admin account and returns its token."""
         operator_only(who)
-        org = await reg.organisations.approve(reg.actor(who), org_id)
-        name = admin_name or f"org{org_id}-admin"
-        account, token, extra = await reg.accounts.create(
-            reg.actor(who), name, ORG_ADMIN, org_id, by=who
-        )
-        return {**org, "admin": {**account.describe(), "token": token, **extra}}
+        return await approve_with_admin(reg, who, org_id, admin_name)
 
     @app.post("/organisations/{org_id}/reject", tags=["organisations"])
     async def reject_organisation(
@@ -315,23 +317,8 @@ def build_api(reg: Registry) -> FastAPI:
         body: Registration,
     ) -> dict[str, Any]:
         """Register one identifier from template fields (the same write as REST/wire)."""
-        prefix = prefix_part(handle)
-        row = await prefix_scope(who, prefix)
-        tmpl = reg.catalog.get(row["template"])
-        unknown = [k for k in body.fields if k not in tmpl.fields]
-        if unknown:
-            raise RegistryError(f"not a field of template {tmpl.ref}", field=unknown[0])
-        org = await reg.organisations.get(row["org_id"])
-
-        admin = reg.admin_value(reg.accounts.group_handle(org["credit_code"]), RECORD_RIGHTS)
-        values = [
-            HandleValue(tmpl.index_of(k), k, v.encode("utf-8"))
-            for k, v in body.fields.items()
-            if v != ""
-        ]
-        values.append(HandleValue(100, "HS_ADMIN", admin))
-        name = await reg.admin.create_handle(who.identity, handle, values)
-        return {"handle": name}
+        await prefix_scope(who, prefix_part(handle))
+        return {"handle": await register_fields(reg, who, handle, body.fields)}
 
     @app.post("/identifiers/{handle:path}/state/{state}", tags=["identifiers"])
     async def set_state(
@@ -481,11 +468,16 @@ def _allowed(entries: Sequence[str]) -> tuple[frozenset[str], tuple[Any, ...]]:
 
 
 def routes(
-    reg: Registry, *, metrics_allow: Sequence[str] = ("127.0.0.1", "::1")
+    reg: Registry,
+    *,
+    api: FastAPI | None = None,
+    metrics_allow: Sequence[str] = ("127.0.0.1", "::1"),
 ) -> list[BaseRoute]:
     """What the HTTP transport mounts for the registry (given to it by ``idnode.app``).
-    ``metrics_allow``: hosts or CIDRs that may read ``/metrics`` without a token."""
-    api = build_api(reg)
+    ``api``: the management API (``build_api``), whose ``openapi()`` the composition root also
+    hands to the node's API document; ``metrics_allow``: hosts or CIDRs that may read
+    ``/metrics`` without a token."""
+    api = api or build_api(reg)
     allow_hosts, allow_nets = _allowed(metrics_allow)
 
     def allow_listed(request: Any) -> bool:
@@ -503,16 +495,6 @@ def routes(
         if not header.lower().startswith("bearer "):
             return None
         return await reg.accounts.authenticate(header[7:].strip())
-
-    schema: dict[str, Any] = {}
-
-    async def openapi(request: Any) -> Response:
-        if not schema:
-            schema.update(api.openapi())
-        return Response(orjson.dumps(schema), media_type="application/json")
-
-    async def docs(request: Any) -> Response:
-        return get_swagger_ui_html(openapi_url="/api/openapi.json", title="idnode management API")
 
     async def metrics(request: Any) -> Response:
         if not allow_listed(request):
@@ -551,8 +533,6 @@ def routes(
 
     return [
         Route("/metrics", metrics),
-        Route("/api/openapi.json", openapi),
-        Route("/api/docs", docs),
         Route(f"{MOUNT}/history/{{handle:path}}", history),  # outside the handle namespace
         Mount(MOUNT, app=api),
     ]

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from idnode.codes import AdminPermission as P
 from idnode.model import HandleValue, handle_key
 from idnode.names import prefix_part
+from idnode.registry.accounts import HANDLE_ADMIN
 from idnode.registry.changes import audit_entry, state_change
 from idnode.registry.errors import Forbidden, NotFound, RegistryError
 from idnode.registry.policy import newest
@@ -47,7 +49,7 @@ class Lifecycle:
         record = await reg.store.get_handle(handle)
         if record is None:
             raise NotFound(f"handle {handle} not found", field="handle")
-        await self._authorize(account, handle, state)
+        await self._authorize(account, handle, state, record)
         old = reg.states.handles.get(handle_key(handle), (ACTIVE, "", 0))
         if old[0] == REVOKED:
             raise RegistryError(f"{handle} is revoked; revocation is final", field="state")
@@ -73,8 +75,15 @@ class Lifecycle:
         reg.states.set_handle(handle, state, reason, now)
         return {"handle": handle, "state": state, "reason": reason, "since": now}
 
-    async def _authorize(self, account: Account | None, handle: str, state: str) -> None:
+    async def _authorize(
+        self, account: Account | None, handle: str, state: str, record: list[HandleValue]
+    ) -> None:
         if account is None or account.is_operator:
+            return
+        if account.role == HANDLE_ADMIN:  # a Handle identity: the record's HS_ADMIN decides
+            needed = P.DELETE_HANDLE if state == REVOKED else P.MODIFY_VALUE
+            if not await self.reg.admin.acl.is_admin(account.identity, record, needed):
+                raise Forbidden(f"{account.name} does not administer {handle}", field="handle")
             return
         row = await self.reg.prefixes.row(prefix_part(handle))
         if row is None or row["org_id"] != account.org_id:

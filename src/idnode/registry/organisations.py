@@ -22,6 +22,7 @@ from idnode.registry.errors import Conflict, NotFound, RegistryError
 from idnode.store.effects import Effects
 
 if TYPE_CHECKING:
+    from idnode.registry.accounts import Account
     from idnode.registry.service import Registry
 
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
@@ -191,6 +192,21 @@ class Organisations:
 
     async def history(self, org_id: int) -> list[dict[str, Any]]:
         return await self.reg.state_history("organisation", str(org_id))
+
+
+async def approve_with_admin(
+    reg: Registry, who: Account, org_id: int, admin_name: str | None = None
+) -> dict[str, Any]:
+    """Approve an application and create the organisation's first admin account (its token
+    shown once): what an operator's approval means, from the management API or the console."""
+    from idnode.registry.accounts import ORG_ADMIN
+
+    org = await reg.organisations.approve(reg.actor(who), org_id)
+    name = admin_name or f"org{org_id}-admin"
+    account, token, extra = await reg.accounts.create(
+        reg.actor(who), name, ORG_ADMIN, org_id, by=who
+    )
+    return {**org, "admin": {**account.describe(), "token": token, **extra}}
 
 
 def _check_id(org_id: Any, field: str = "org_id") -> int:

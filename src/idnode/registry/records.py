@@ -1,4 +1,9 @@
-"""Update an identifier's template fields through the management API.
+"""Register an identifier from template fields, and update them, for the management API and
+the console alike (one function each, so both write the same record the same way).
+
+Registration gives the record its template values at the template's indexes and the
+organisation's admin group as HS_ADMIN, then calls the write service as the caller's own
+identity: the template's JSON Schema is checked there (``policy.py``), on every path.
 
 The change is one write through the write service as the caller's own identity (so the
 record's HS_ADMIN rights decide, as on every path), which keeps the history and writes the
@@ -16,10 +21,30 @@ from typing import TYPE_CHECKING, Any
 from idnode.model import HandleValue
 from idnode.names import prefix_part
 from idnode.registry.errors import NotFound, RegistryError
+from idnode.registry.prefixes import RECORD_RIGHTS
 
 if TYPE_CHECKING:
     from idnode.registry.accounts import Account
     from idnode.registry.service import Registry
+
+
+async def register_fields(
+    reg: Registry, who: Account, handle: str, fields: dict[str, str]
+) -> str:
+    """Create ``handle`` from ``fields`` (empty ones left out); its name as created. The
+    caller has checked that ``who`` may act for the handle's prefix."""
+    row = await reg.prefixes.get(prefix_part(handle))
+    tmpl = reg.catalog.get(row["template"])
+    unknown = [k for k in fields if k not in tmpl.fields]
+    if unknown:
+        raise RegistryError(f"not a field of template {tmpl.ref}", field=unknown[0])
+    org = await reg.organisations.get(row["org_id"])
+    admin = reg.admin_value(reg.accounts.group_handle(org["credit_code"]), RECORD_RIGHTS)
+    values = [
+        HandleValue(tmpl.index_of(k), k, v.encode("utf-8")) for k, v in fields.items() if v != ""
+    ]
+    values.append(HandleValue(100, "HS_ADMIN", admin))
+    return await reg.admin.create_handle(who.identity, handle, values)
 
 
 async def update_fields(

@@ -54,6 +54,7 @@ from idnode.errors import AuthenticationNeeded, IdnodeError, InvalidValue, Proto
 from idnode.model import HS_ADMIN, HandleValue, handle_key
 from idnode.service.node import Node
 from idnode.service.resolve import Answer, NeedsAuth, Referral, ResolutionQuery, Values
+from idnode.transport.cors import Cors, CorsPolicy
 from idnode.transport.digital_link import digital_link_routes
 from idnode.transport.http_auth import HttpAuthenticator, HttpAuthFailed, session_routes
 from idnode.transport.http_fast import CachedRestAnswers
@@ -526,8 +527,11 @@ def build_app(
     if limits is None:
         limits = Limits.from_settings(node.config.limits, clock.monotonic)
     app.add_middleware(HttpLimits, limits=limits, streamed=streamed)
-    if wire is not None:  # outermost: a Handle message is no anonymous REST write
+    if wire is not None:  # a Handle message is no anonymous REST write
         app.add_middleware(HandleOverHttp, handler=wire)
+    # outermost: a browser app's preflight is answered on every path, and every answer from
+    # below (a 429, a 401 with its challenge) carries the CORS headers (transport/cors.py)
+    app.add_middleware(Cors, policy=CorsPolicy(node.config.server.cors_origins))
     return app
 
 

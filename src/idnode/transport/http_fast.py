@@ -43,7 +43,8 @@ _KEPT_STATUS = {
 }
 CORK_LIMIT = 16  # cached answers held for one write at most
 REST_RESOLUTION = b"/api/handles/"  # misses are counted for these only (not every GET)
-_PERSONAL_HEADERS = frozenset((b"authorization", b"cookie"))
+# a browser app's request (``origin``) takes the full path, whose CORS middleware answers it
+_PERSONAL_HEADERS = frozenset((b"authorization", b"cookie", b"origin"))
 
 
 def request_target(scope: dict) -> bytes:
