@@ -254,8 +254,11 @@ async def test_an_import_runs_reports_its_rejects_and_resumes(env):
         assert await node_has(env, f"{PREFIX}/IMP-3") and not await node_has(env, f"{PREFIX}/IMP-2")
 
         # a job its process left behind: queued, no task; the console offers to resume it
-        bad = await c.post("/console/imports", data={"csrf": csrf, "prefix": PREFIX},
-                           files={"file": ("x.csv", b"suffix,NOPE\nA,1\n", "text/csv")})
+        bad = await c.post(
+            "/console/imports",
+            data={"csrf": csrf, "prefix": PREFIX},
+            files={"file": ("x.csv", b"suffix,NOPE\nA,1\n", "text/csv")},
+        )
         assert bad.status_code == 422 and "The file was not accepted" in bad.text
         source = node.config.directory / "resume.csv"
         source.write_text(CSV.replace("IMP-", "RES-"))
@@ -368,22 +371,27 @@ async def test_sign_in_with_a_handle_admin_identity(env):
     fields = [HandleValue(1, "PART_NUMBER", b"BP-9"), HandleValue(100, HS_ADMIN, admin)]
     await node.store.create_handle(theirs, fields)
     async with client(app) as c:
-        wrong = await c.post("/console/login/handle",
-                             data={"handle": admin_handle, "index": "300", "secret": "nope"})
+        wrong = await c.post(
+            "/console/login/handle", data={"handle": admin_handle, "index": "300", "secret": "nope"}
+        )
         assert wrong.status_code == 401 and "did not check out" in wrong.text
-        ok = await c.post("/console/login/handle",
-                          data={"handle": admin_handle, "index": "300", "secret": "s3cret"})
+        ok = await c.post(
+            "/console/login/handle",
+            data={"handle": admin_handle, "index": "300", "secret": "s3cret"},
+        )
         assert ok.status_code == 303
         mine = await c.get(f"/console/handle/{theirs}")
         assert mine.status_code == 200 and "300:" in mine.text
         assert (await c.get(f"/console/handle/{other}")).status_code == 404
         assert (await c.get("/console/review")).status_code == 403
         csrf = re.search(r'name="csrf" value="([^"]+)"', mine.text).group(1)
-        done = await c.post(f"/console/state/{theirs}",
-                            data={"csrf": csrf, "state": "suspended", "reason": "check"})
+        done = await c.post(
+            f"/console/state/{theirs}", data={"csrf": csrf, "state": "suspended", "reason": "check"}
+        )
         assert "The identifier is suspended." in done.text
-        refused = await c.post(f"/console/state/{other}",
-                               data={"csrf": csrf, "state": "suspended", "reason": "x"})
+        refused = await c.post(
+            f"/console/state/{other}", data={"csrf": csrf, "state": "suspended", "reason": "x"}
+        )
         assert "The identifier is suspended." not in refused.text
         # a new key ends the session
         await node.store.create_handle(
@@ -392,3 +400,50 @@ async def test_sign_in_with_a_handle_admin_identity(env):
         assert (await c.get(f"/console/handle/{theirs}")).status_code == 303
     assert reg.lifecycle.state_of(theirs)["state"] == "suspended"
     assert reg.lifecycle.state_of(other)["state"] == "active"
+
+
+@pytest.mark.parametrize("form", ["admpriv.bin", "admpriv.bin+passphrase", "pem"])
+async def test_sign_in_with_a_private_key_file(env, form):
+    """The key file is read for one check by the node: HSJ's ``admpriv.bin`` (clear or
+    PBKDF2 + AES) or PEM; a wrong passphrase or another identity's key is refused."""
+    app, _, _, node = env
+    from idnode.codes import AdminPermission
+    from idnode.crypto.keys import (
+        encode_private_key_file,
+        encode_public_key,
+        generate_key,
+        private_key_to_pem,
+    )
+    from idnode.model import HS_ADMIN, HS_PUBKEY, HandleValue
+    from idnode.wire.admin import AdminRecord, encode_admin
+
+    admin_handle, theirs = f"{PREFIX}/KEY-ADMIN-{form}", f"{PREFIX}/KEYED-{form}"
+    kind = "rsa" if form == "pem" else "ed25519" if form == "admpriv.bin" else "sm2"
+    key, stranger = generate_key(kind), generate_key(kind)
+    await node.store.create_handle(
+        admin_handle, [HandleValue(300, HS_PUBKEY, encode_public_key(key))]
+    )
+    admin = encode_admin(AdminRecord(admin_handle, 300, AdminPermission(0xFFF)))
+    await node.store.create_handle(theirs, [HandleValue(100, HS_ADMIN, admin)])
+    passphrase = "open sesame" if form.endswith("passphrase") else ""
+    if form == "pem":
+        blob, wrong_blob = private_key_to_pem(key), private_key_to_pem(stranger)
+    else:
+        blob = encode_private_key_file(key, passphrase or None)
+        wrong_blob = encode_private_key_file(stranger, passphrase or None)
+
+    async def sign_in(c: httpx.AsyncClient, data: bytes, phrase: str) -> httpx.Response:
+        return await c.post(
+            "/console/login/handle",
+            data={"handle": admin_handle, "index": "300", "passphrase": phrase},
+            files={"keyfile": ("key", data, "application/octet-stream")},
+        )
+
+    async with client(app) as c:
+        assert (await sign_in(c, wrong_blob, passphrase)).status_code == 401
+        if passphrase:
+            assert (await sign_in(c, blob, "not it")).status_code == 401
+        assert (await c.get(f"/console/handle/{theirs}")).status_code == 303  # not signed in
+        assert (await sign_in(c, blob, passphrase)).status_code == 303
+        page = await c.get(f"/console/handle/{theirs}")
+        assert page.status_code == 200 and theirs in page.text

@@ -2,12 +2,15 @@
 private key file), checked by the node's own challenge-response code.
 
 The node answers its own challenge for the browser: it draws a nonce, builds the answer a
-Handle REST client would send to ``PUT /api/sessions/this`` (``make_rest_session_authorization``
-with the presented secret, HMAC-SHA256, or the uploaded private key, SHA256 signature) and
-checks it with ``verify_rest_session_answer`` against the identity's key value in the store,
-exactly as a REST session is authenticated. A secret stored hashed (``$pbkdf2-...$``) is
-checked as HTTP Basic checks it (``verify_plain_secret``): its challenge would need the salt
-on the client side. The secret or key is used for this one check and kept nowhere.
+Handle REST client would send to ``PUT /api/sessions/this`` for a secret key
+(``make_rest_session_authorization``, HMAC-SHA256) and checks it with
+``verify_rest_session_answer`` against the identity's key value in the store, exactly as a
+REST session is authenticated; with an uploaded private key it signs the nonce as a binary
+protocol client answers a challenge (``answers.make_public_key_answer``) and verifies that
+against the stored HS_PUBKEY, so every key kind the node takes works (RSA, DSA, Ed25519,
+SM2). A secret stored hashed (``$pbkdf2-...$``) is checked as HTTP Basic checks it
+(``verify_plain_secret``): its challenge would need the salt on the client side. The
+secret or key is used for this one check and kept nowhere.
 
 The session cookie then names the identity and a digest of its key value (``hs:`` +
 identity + ``|`` + digest): each request re-reads the key, so replacing or removing it ends
@@ -22,6 +25,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
+from idnode.auth.answers import make_public_key_answer, verify_public_key_answer
 from idnode.auth.headers import parse_handle_authorization
 from idnode.auth.identity import Identity
 from idnode.auth.rest import make_rest_session_authorization, verify_rest_session_answer
@@ -84,11 +88,12 @@ async def sign_in_with_key(
                 if key_file.lstrip().startswith(b"-----BEGIN")
                 else decode_private_key_file(key_file, passphrase or None)
             )
-            header = make_rest_session_authorization(
-                "console", identity, nonce, private_key=private, alg="SHA256",
-                random_bytes=random,
-            )  # fmt: skip
-            ok = verify_rest_session_answer(_params(header), nonce, key)
+            # the binary protocol's answer (nonce || digest signed), not the REST header's:
+            # it takes every key kind the node accepts (Ed25519 and SM2 included), the
+            # REST form only SHA-1/SHA-256 signatures
+            digest = random(32)
+            answer = make_public_key_answer(private, nonce, digest)
+            ok = verify_public_key_answer(key.data, nonce, digest, answer)
         else:
             ok = False
     except (IdnodeError, ValueError, TypeError):
