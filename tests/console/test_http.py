@@ -447,3 +447,14 @@ async def test_sign_in_with_a_private_key_file(env, form):
         assert (await sign_in(c, blob, passphrase)).status_code == 303
         page = await c.get(f"/console/handle/{theirs}")
         assert page.status_code == 200 and theirs in page.text
+
+
+async def test_the_session_cookie_is_secure_over_https(env):
+    app, token, _, _ = env
+    for base, secure in (("http://node", False), ("https://node", True)):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=base) as c:
+            answer = await c.post("/console/login", data={"token": token})
+        cookie = answer.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert ("; secure" in cookie) is secure

@@ -164,12 +164,15 @@ class Console:
         response.headers["cache-control"] = "no-store"
         response.headers["x-frame-options"] = "DENY"
         if session is not None:  # renew the idle timeout
-            self._set_session(response, self.cookies.touch(session))
+            self._set_session(request, response, self.cookies.touch(session))
         return response
 
-    def _set_session(self, response: Response, session: ConsoleSession) -> None:
+    def _set_session(self, request: Request, response: Response, session: ConsoleSession) -> None:
+        """The session cookie: HttpOnly, SameSite=Strict, and Secure when the console is
+        reached over HTTPS (a browser then never sends it in clear)."""
         response.set_cookie(COOKIE, self.cookies.dump(session), path=BASE, httponly=True,
-                            samesite="strict", max_age=self.cookies.max_age)  # fmt: skip
+                            samesite="strict", max_age=self.cookies.max_age,
+                            secure=request.url.scheme == "https")  # fmt: skip
 
     async def guarded(
         self, request: Request, *, post: bool = False
@@ -203,7 +206,7 @@ class Console:
                              error=_("Unknown, disabled or expired token."))  # fmt: skip
         safe = target if target.startswith(BASE + "/") and "//" not in target else BASE + "/"
         response = RedirectResponse(safe, 303)
-        self._set_session(response, self.cookies.new(token_hash(token)))
+        self._set_session(request, response, self.cookies.new(token_hash(token)))
         return response
 
     async def login_handle(self, request: Request) -> Response:
@@ -221,7 +224,7 @@ class Console:
             return self.page(request, "login.html", None, status=401, next="",
                              handle_error=_("The identity or its key did not check out."))
         response = RedirectResponse(BASE + "/", 303)
-        self._set_session(response, self.cookies.new(subject))
+        self._set_session(request, response, self.cookies.new(subject))
         return response
 
     async def logout(self, request: Request) -> Response:
