@@ -29,6 +29,8 @@ ALLOWED: dict[str, set[str]] = {
     "registry": {CORE, "crypto", "wire", "store", "auth", "service", "client"},
     "hierarchy": {CORE, "crypto", "wire", "store", "auth", "service", "client"},
     "verify": {CORE, "crypto", "wire", "auth", "client"},
+    # mirrors: the pull loop, the fence, backups (docs/replication.md)
+    "replication": {CORE, "crypto", "wire", "store", "auth", "service", "client"},
     # factory-floor registration over MQTT: a feature's client, writing through the registry
     "ingest": {CORE, "crypto", "wire", "store", "auth", "service", "client", "registry"},
     "app": {
@@ -43,6 +45,7 @@ ALLOWED: dict[str, set[str]] = {
         "registry",
         "hierarchy",
         "ingest",
+        "replication",
         "schemes",
     },  # fmt: skip
     "cli": {
@@ -59,6 +62,7 @@ ALLOWED: dict[str, set[str]] = {
         "ingest",
         "verify",
         "app",
+        "replication",
         "schemes",
     },  # fmt: skip
 }

@@ -23,6 +23,12 @@ from starlette.routing import BaseRoute
 from idnode.auth.acl import AccessControl
 from idnode.config import Config
 from idnode.names import PrefixSet
+from idnode.replication.setup import (
+    build_mirror,
+    pulling_process,
+    replication_source,
+    write_refusal,
+)
 from idnode.runtime import Runtime
 from idnode.schemes.registry import SchemeRegistry
 from idnode.service.admin import AdminService
@@ -36,6 +42,7 @@ from idnode.store.base import Store
 if TYPE_CHECKING:
     from idnode.hierarchy.service import Hierarchy
     from idnode.registry.service import Registry
+    from idnode.replication.mirror import Mirror
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,7 @@ class NodeApp(Node):
 
     registry: Registry | None = None
     hierarchy: Hierarchy | None = None
+    mirror: Mirror | None = None  # a mirror's pull loop ([replication] role = "mirror")
     routes: list[BaseRoute] = field(default_factory=list)  # mounted by the HTTP transport
     # POST paths whose bodies the features stream to disk, with their own byte bounds
     streamed_uploads: dict[str, int] = field(default_factory=dict)
@@ -65,11 +73,15 @@ class NodeApp(Node):
             await self.registry.start()
         if self.hierarchy is not None:
             self.hierarchy.start()
+        if self.mirror is not None and pulling_process():
+            self.mirror.start()
 
     async def close(self) -> None:
         """Close what ``open_node`` opened, in reverse: the hierarchy's tasks, the registry
         (its statistics flushed), then the store."""
         try:
+            if self.mirror is not None:
+                await self.mirror.close()
             if self.hierarchy is not None:
                 await self.hierarchy.close()
             if self.registry is not None:
@@ -116,6 +128,7 @@ async def _build(config: Config, runtime: Runtime, features: Features, store: St
     if quotas.enabled:
         policies.append(QuotaPolicy(quotas))
     admin = AdminService(store, homed, acl, runtime.clock, runtime.random, policies=policies)
+    admin.refusal = await write_refusal(config, store)  # a mirror, or a fenced primary
     routing = None  # the hierarchy's routing stage: referrals to children, recursion
     if features.hierarchy:
         from idnode.hierarchy.service import routing_stage
@@ -141,7 +154,9 @@ async def _build(config: Config, runtime: Runtime, features: Features, store: St
         homed=homed,
         resolver=resolver,
         admin=admin,
+        replication=replication_source(config, store, private_key, runtime, admin),
     )
+    node.mirror = build_mirror(config, node, runtime)
     if states is not None and gate is not None:
         from idnode.registry.api import UPLOADS
         from idnode.registry.api import routes as registry_routes

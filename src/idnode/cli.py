@@ -71,13 +71,24 @@ def init(
         str, typer.Option(help="store URL: sqlite:///node.db (default) or postgresql://...")
     ] = "",
     root_info: Annotated[str, typer.Option(help="root-info file (recursive role)")] = "",
+    primary: Annotated[
+        list[str], typer.Option(help="mirror role: HOST:PORT of the primary, then others")
+    ] = [],  # noqa: B006
+    identity: Annotated[str, typer.Option(help="mirror role: identity to pull as")] = "",
+    key: Annotated[str, typer.Option(help="mirror role: that identity's private key")] = "",
 ) -> None:
-    """Create a node: idnode.toml, server and admin keys, the store, homed prefixes."""
+    """Create a node: idnode.toml, server and admin keys, the store, homed prefixes.
+
+    ``--role mirror --primary HOST:PORT --identity 300:0.NA/P --key K``: a mirror that
+    homes nothing of its own and follows the primary (docs/replication.md)."""
     from idnode.bootstrap import InitError, init_node
     from idnode.hierarchy.roles import RoleError, apply_role, prefixes_for
 
+    mirror = role == "mirror"
+    if mirror and prefix:
+        fail("a mirror homes the prefixes it replicates: give no --prefix", USAGE_ERROR)
     try:
-        prefix = prefixes_for(role, prefix)
+        prefix = prefix if mirror else prefixes_for(role, prefix)
     except RoleError as exc:
         fail(str(exc), USAGE_ERROR)
     if root_info and Path(root_info).expanduser().is_file():
@@ -107,7 +118,13 @@ def init(
         )
     except InitError as exc:
         fail(str(exc), USAGE_ERROR)
-    if role:  # issue 8: the role's defaults in [hierarchy]
+    if mirror:  # issue 17: [replication]
+        from idnode.config import CONFIG_NAME, render_config
+        from idnode.replication.cli import set_mirror
+
+        set_mirror(cfg, primary, identity, key)
+        (directory / CONFIG_NAME).write_text(render_config(cfg), encoding="utf-8")
+    elif role:  # issue 8: the role's defaults in [hierarchy]
         from idnode.config import CONFIG_NAME, render_config
 
         apply_role(cfg, role, parent=parent, root_info=root_info)
@@ -899,3 +916,6 @@ _register_qr(app)  # idnode qr: QR labels (issue 19)
 from idnode.cli_schemes import register as _register_schemes  # noqa: E402
 
 _register_schemes(app)  # idnode scheme: GS1 / Ecode / OID names <-> Handle names (issue 19)
+from idnode.replication.cli import register as _register_replication  # noqa: E402
+
+_register_replication(app)  # idnode promote, attach, backup, restore (issue 17)

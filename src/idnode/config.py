@@ -205,6 +205,26 @@ class SchemesSection:
 
 
 @dataclass
+class ReplicationSection:
+    """Mirrors and failover (docs/replication.md).
+
+    ``role``: primary (takes writes, serves its log) or mirror (follows ``sources``).
+    ``sources``: HOST:PORT of the site's other servers (TCP), the primary first; a mirror
+    pulls from the one with the newest epoch that serves its log. ``identity`` and ``key``:
+    who a mirror authenticates as. ``admins``: identities allowed to pull from this node,
+    besides its operators (HSJ's replication admins). ``peers``: servers a primary asks at
+    start for a newer epoch (a promotion), to fence itself."""
+
+    role: str = "primary"
+    sources: list[str] = field(default_factory=list)
+    identity: str = ""
+    key: str = ""
+    admins: list[str] = field(default_factory=list)
+    peers: list[str] = field(default_factory=list)
+    interval_ms: int = 200  # a mirror's pause between pulls that found nothing new
+
+
+@dataclass
 class LogSection:
     level: str = "INFO"
     format: str = "auto"  # auto | json | text
@@ -229,6 +249,7 @@ class Config:
     quotas: QuotasSection = field(default_factory=QuotasSection)
     ingest: IngestSection = field(default_factory=IngestSection)
     schemes: SchemesSection = field(default_factory=SchemesSection)
+    replication: ReplicationSection = field(default_factory=ReplicationSection)
 
     @property
     def store_url(self) -> str:
@@ -254,7 +275,7 @@ class Config:
 
 _SECTIONS = (
     "node", "server", "store", "keys", "auth", "log", "limits", "tls", "security", "hierarchy",
-    "protocol", "quotas", "ingest", "schemes",
+    "protocol", "quotas", "ingest", "schemes", "replication",
 )  # fmt: skip
 
 
