@@ -25,6 +25,9 @@ def set_mirror(cfg, sources: list[str], identity: str, key: str) -> None:
         fail("a mirror needs --primary HOST:PORT, --identity and --key", USAGE_ERROR)
     r = cfg.replication
     r.role, r.sources, r.identity = "mirror", list(sources), identity
+    # a mirror homes what it replicates: no prefixes of its own, so it neither publishes
+    # its site into them nor runs their registry (the primary's is replicated)
+    cfg.node.prefixes = []
     r.key = str(Path(key).expanduser().resolve())
     if identity not in r.admins:
         r.admins.append(identity)  # once promoted, the same identity pulls from us
