@@ -336,9 +336,15 @@ class AdminService:
             return
         await self.store.create_handle(handle, list(values), overwrite=True, effects=extra)
 
-    async def replicate_load(self, records: Sequence[tuple[str, Sequence[HandleValue]]]) -> int:
-        """Many records of a dump in one transaction, each replacing what is there."""
-        return await self.store.load(records, overwrite=True)
+    async def replicate_load(
+        self,
+        records: Sequence[tuple[str, Sequence[HandleValue]]],
+        *,
+        extra: Effects = NO_EFFECTS,
+    ) -> int:
+        """Many records (of a dump, or consecutive changes of the log) in one transaction,
+        each replacing what is there; the last of a handle given twice wins."""
+        return await self.store.load(records, overwrite=True, effects=extra)
 
     async def replicate_home(
         self, prefix: str, homed: bool, *, extra: Effects = NO_EFFECTS
