@@ -130,6 +130,7 @@ def test_writes_reach_both_mirrors(site):
 
 def test_a_backup_restored_catches_up_from_the_log(site):
     root, ports, key = site["root"], site["ports"], site["key"]
+    asyncio.run(write(ports["p"][0], key, [f"{PREFIX}/before-backup"]))
     out = idnode("backup", str(root / "p"), str(root / "bk"))  # while the primary serves
     assert "serial" in out
     later = [f"{PREFIX}/after-backup-{i}" for i in range(5)]
@@ -140,7 +141,7 @@ def test_a_backup_restored_catches_up_from_the_log(site):
     restored = serve_node(root / "r", port, http, PREFIX)
     try:
         eventually(lambda: all(resolves(port, h) for h in later), "the restored node's catch-up")
-        assert resolves(port, f"{PREFIX}/w-3")  # from the backup itself
+        assert resolves(port, f"{PREFIX}/before-backup")  # from the backup itself
     finally:
         output = stop_node(restored)
     assert "dumped" not in output  # it resumed the log after the backup's serial
@@ -148,7 +149,11 @@ def test_a_backup_restored_catches_up_from_the_log(site):
 
 def test_failover_promotion_fence_and_reattach(site):
     root, ports, tcp, nodes, key = (site[k] for k in ("root", "ports", "tcp", "nodes", "key"))
-    client = Resolver([ports[n][0] for n in ("p", "m1", "m2")], f"{PREFIX}/w-1")
+    asked = f"{PREFIX}/resolved-throughout"
+    asyncio.run(write(ports["p"][0], key, [asked]))
+    for n in ("m1", "m2"):
+        eventually(lambda n=n: resolves(ports[n][0], asked), f"{asked} on {n}", 20)
+    client = Resolver([ports[n][0] for n in ("p", "m1", "m2")], asked)
     client.start()
     time.sleep(0.3)
     killed = time.monotonic()

@@ -181,3 +181,14 @@ async def test_a_mirror_is_no_source(pair):
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_pulls_ride_on_a_session_and_survive_losing_it(pair):
+    await pair.loop.pull_once()
+    client = pair.loop.client(pair.loop.sources[0])
+    assert client.session_id  # authenticated once, not by a challenge every round
+    client.session_id = 0x1234567  # as after a restart of the primary: an unknown session
+    async with pair.primary.client() as c:
+        await c.create_handle(f"{PREFIX}/after-session", [URL])
+    assert await pair.loop.pull_once() == 1  # answered by the challenge instead
+    assert await pair.same(f"{PREFIX}/after-session")

@@ -4,7 +4,10 @@
 or OC_DUMP_HANDLES (1002) with the certify flag, answers the server's challenge as the
 mirror's identity (``AdminClient.answer_for``: the challenge must be for our request), and
 then yields the raw bytes that follow the answer on the connection until the server closes
-it; ``wire.replication.StreamParser`` turns them into records. ``source_key`` reads the
+it; ``wire.replication.StreamParser`` turns them into records. With ``open_session`` the
+client authenticates once and later pulls carry the session id (no challenge, no signature
+per round); a session the server no longer knows (a restart, another worker) falls back to
+the challenge. ``source_key`` reads the
 server's public key from its HS_SITE (GET_SITEINFO), to check the stream's signatures.
 """
 
@@ -24,6 +27,7 @@ from idnode.wire.message import Message, decode_message, encode_message
 from idnode.wire.site import decode_site
 
 READ = 1 << 16
+_LOST_SESSION = frozenset({ResponseCode.SESSION_TIMEOUT, ResponseCode.SESSION_FAILED})
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -48,6 +52,14 @@ class ReplicationClient:
     ) -> None:
         self.host, self.port, self.timeout = host, port, timeout
         self._admin = AdminClient(host, port, "tcp", identity, private_key, timeout=timeout)
+        self.session_id = 0
+
+    async def open_session(self) -> None:
+        """Authenticate once; later ``stream`` calls ride on the session."""
+        try:
+            self.session_id = await self._admin.open_session()
+        finally:
+            await self._admin.disconnect()
 
     @property
     def address(self) -> str:
@@ -71,32 +83,44 @@ class ReplicationClient:
 
     async def stream(self, opcode: int, body: bodies.Body) -> AsyncIterator[bytes]:
         """The bytes after a successful answer to ``body``; raises ``AdminError`` on a
-        refusal (a mirror answers 301, an unknown identity 402/401...)."""
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), self.timeout
-            )
-        except (OSError, TimeoutError) as exc:
-            raise ClientTimeout(f"cannot connect to tcp:{self.address}: {exc}") from None
-        try:
-            request = new_request(opcode, body, OpFlag.CT)
-            writer.write(encode_message(request))
+        refusal (a mirror answers 301, an identity not allowed 400...)."""
+        for _ in range(2):  # a second time by challenge when the session was lost
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(self.host, self.port), self.timeout
+                )
+            except (OSError, TimeoutError) as exc:
+                raise ClientTimeout(f"cannot connect to tcp:{self.address}: {exc}") from None
+            try:
+                if not await self._ask(reader, writer, opcode, body):
+                    continue
+                while chunk := await self._chunk(reader):
+                    yield chunk
+                return
+            finally:
+                writer.close()
+
+    async def _ask(self, reader, writer, opcode: int, body: bodies.Body) -> bool:
+        """Send the request (in our session, or answering the challenge); False when the
+        server no longer knows our session."""
+        request = new_request(opcode, body, OpFlag.CT, session_id=self.session_id)
+        writer.write(encode_message(request))
+        reply = await self._read(reader)
+        if self.session_id and reply.header.response_code in _LOST_SESSION:
+            self.session_id = 0
+            return False
+        if reply.header.response_code == ResponseCode.AUTHENTICATION_NEEDED:
+            writer.write(encode_message(self._admin.answer_for(request, reply)))
             reply = await self._read(reader)
-            if reply.header.response_code == ResponseCode.AUTHENTICATION_NEEDED:
-                writer.write(encode_message(self._admin.answer_for(request, reply)))
-                reply = await self._read(reader)
-            if reply.header.response_code != ResponseCode.SUCCESS:
-                raise AdminError(_why(reply), code=reply.header.response_code)
-            while True:
-                try:
-                    chunk = await asyncio.wait_for(reader.read(READ), self.timeout)
-                except TimeoutError:
-                    raise ClientTimeout(f"tcp:{self.address} stalled mid-stream") from None
-                if not chunk:
-                    return
-                yield chunk
-        finally:
-            writer.close()
+        if reply.header.response_code != ResponseCode.SUCCESS:
+            raise AdminError(_why(reply), code=reply.header.response_code)
+        return True
+
+    async def _chunk(self, reader: asyncio.StreamReader) -> bytes:
+        try:
+            return await asyncio.wait_for(reader.read(READ), self.timeout)
+        except TimeoutError:
+            raise ClientTimeout(f"tcp:{self.address} stalled mid-stream") from None
 
     async def _read(self, reader: asyncio.StreamReader) -> Message:
         try:
@@ -111,5 +135,5 @@ class ReplicationClient:
 
 def _why(reply: Message) -> str:
     code = reply.header.response_code
-    text = getattr(reply.body, "message", "") or ResponseCode(code).name.lower()
+    text = getattr(reply.body, "message", "") or "refused"
     return f"{text} (response code {code})"

@@ -75,12 +75,18 @@ class Mirror:
     now_ms: Callable[[], int] = lambda: 0
     stats: MirrorStats = field(default_factory=MirrorStats)
     _keys: dict[str, PublicKey] = field(default_factory=dict)
+    _clients: dict[str, ReplicationClient] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
     _last_date: int = 0
 
     def client(self, address: str) -> ReplicationClient:
-        host, port = parse_address(address)
-        return ReplicationClient(host, port, self.identity, self.private_key, timeout=self.timeout)
+        """One client per source, keeping its authenticated session across rounds."""
+        if address not in self._clients:
+            host, port = parse_address(address)
+            self._clients[address] = ReplicationClient(
+                host, port, self.identity, self.private_key, timeout=self.timeout
+            )
+        return self._clients[address]
 
     # -- the loop --------------------------------------------------------------------------
     def start(self) -> None:
@@ -146,6 +152,10 @@ class Mirror:
 
     async def _pull(self, address: str) -> int:
         key = await self._key(address)
+        client = self.client(address)
+        if not client.session_id:
+            with contextlib.suppress(IdnodeError, OSError):
+                await client.open_session()  # else each pull answers a challenge
         position = await position_of(self.store)
         request = bodies.RetrieveTxnRequest(position, self._last_date)
         parser = rw.StreamParser(dump=False, verify=self._verifier(key))
