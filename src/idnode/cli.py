@@ -233,7 +233,10 @@ def _sender(protocol: str, ca_file: Path | None):
 @app.command()
 def get(
     handle: Annotated[str, typer.Argument(help="handle to resolve, e.g. 20.500.123/demo-1")],
-    server: Annotated[str, typer.Option(help="host:port of the Handle server")] = "127.0.0.1:2641",
+    server: Annotated[
+        list[str],
+        typer.Option(help="host:port of the Handle server; repeat for the next when one is silent"),
+    ] = ["127.0.0.1:2641"],  # noqa: B006
     protocol: Annotated[str, typer.Option(help="udp, tcp or http")] = "udp",
     http: Annotated[
         str, typer.Option(help="base URL for --protocol http")
@@ -289,18 +292,28 @@ def get(
             code, values = body.get("responseCode"), body.get("values", [])
             message = body.get("message", "")
         else:
-            host, port = _hostport(server, 2641)
-            request = client.resolution_request(
-                handle, indexes=tuple(index), types=tuple(type), certify=verify
-            )
-            send = _sender(protocol, ca_file)
-            if verify:
-                from idnode.transport.signing import certified_request
+            from idnode.client.failover import first_answer
 
-                call = certified_request(send, host, port, request, timeout=timeout, site_file=site)
-                reply = asyncio.run(call)
-            else:
-                reply = asyncio.run(send(host, port, request, timeout=timeout))
+            servers = [_hostport(s, 2641) for s in server]
+            send = _sender(protocol, ca_file)
+
+            async def ask(host: str, port: int):
+                request = client.resolution_request(
+                    handle, indexes=tuple(index), types=tuple(type), certify=verify
+                )
+                if verify:
+                    from idnode.transport.signing import certified_request
+
+                    return await certified_request(
+                        send, host, port, request, timeout=timeout, site_file=site
+                    )
+                return await send(host, port, request, timeout=timeout)
+
+            def skipped(host: str, port: int, exc: Exception) -> None:
+                if len(servers) > 1:
+                    err.print(f"note: {host}:{port} did not answer; asking the next server")
+
+            reply = asyncio.run(first_answer(servers, ask, skipped))
             code = reply.header.response_code
             body_obj = reply.body
             values = [value_to_json(v) for v in getattr(body_obj, "values", ())]

@@ -159,6 +159,14 @@ def test_failover_promotion_fence_and_reattach(site):
     killed = time.monotonic()
     nodes["p"].process.kill()  # kill -9 of the primary
     nodes["p"].process.wait()
+    # `idnode get` given the site's servers fails over from the dead primary to a mirror
+    got = subprocess.run(
+        [*IDNODE, "get", asked, "--server", tcp["p"], "--server", tcp["m2"], "--timeout", "0.5",
+         "--json"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert got.returncode == 0 and asked in got.stdout, got.stderr
+    assert f"{tcp['p']} did not answer; asking the next server" in got.stderr
     stop_node(nodes["m1"])
     idnode("promote", str(root / "m1"))
     nodes["m1"] = serve_node(root / "m1", *ports["m1"], PREFIX)
