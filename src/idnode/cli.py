@@ -87,6 +87,10 @@ def init(
     mirror = role == "mirror"
     if mirror and prefix:
         fail("a mirror homes the prefixes it replicates: give no --prefix", USAGE_ERROR)
+    if mirror:
+        from idnode.replication.cli import check_mirror_args
+
+        check_mirror_args(primary, identity, key)
     try:
         prefix = prefix if mirror else prefixes_for(role, prefix)
     except RoleError as exc:

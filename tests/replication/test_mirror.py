@@ -50,12 +50,16 @@ class Pair:
         return ours == theirs
 
 
-async def open_mirror(template, tmp_path, primary: WireNode, identity=OPERATOR, key_file=None):
+async def open_mirror(
+    template, tmp_path, primary: WireNode, identity=OPERATOR, key_file=None, store_url=""
+):
     import shutil
 
     directory = tmp_path / "mirror"
     shutil.copytree(template, directory)
     cfg = load_config(directory, env={})
+    if store_url:
+        cfg.store.url = store_url
     cfg.replication.role = "mirror"
     cfg.replication.sources = [f"{primary.host}:{primary.port}"]
     cfg.replication.identity = identity
@@ -192,3 +196,26 @@ async def test_pulls_ride_on_a_session_and_survive_losing_it(pair):
         await c.create_handle(f"{PREFIX}/after-session", [URL])
     assert await pair.loop.pull_once() == 1  # answered by the challenge instead
     assert await pair.same(f"{PREFIX}/after-session")
+
+
+async def test_a_mirror_on_postgresql_follows(wire_node, mirror_template, tmp_path):  # noqa: F811
+    """The mirror's writes (records, the position in ``meta``) on the other engine."""
+    from tests.store.conftest import PG_DSN, drop_pg_schema, pg_schema_for
+
+    await drop_pg_schema(tmp_path)
+    url = f"{PG_DSN}?schema={pg_schema_for(tmp_path)}"
+    mirror = await open_mirror(mirror_template, tmp_path, wire_node, store_url=url)
+    try:
+        assert mirror.mirror is not None
+        await mirror.mirror.pull_once()
+        async with wire_node.client() as c:
+            await c.create_handle(f"{PREFIX}/pg", [URL])
+            await c.delete_handle(f"{PREFIX}/demo-1")
+        assert await mirror.mirror.pull_once() == 2
+        assert await mirror.store.get_handle(f"{PREFIX}/pg") is not None
+        assert await mirror.store.get_handle(f"{PREFIX}/demo-1") is None
+        serial = await wire_node.node.store.serial()
+        assert await position_of(mirror.store) == rw.txn_id(0, serial)
+    finally:
+        await mirror.close()
+        await drop_pg_schema(tmp_path)

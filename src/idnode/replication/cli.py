@@ -12,17 +12,27 @@ import typer
 from idnode.cli_common import RUNTIME, USAGE_ERROR, fail, node_config, out
 
 
-def set_mirror(cfg, sources: list[str], identity: str, key: str) -> None:
-    """``[replication]`` of a mirror following ``sources`` as ``identity``."""
+def check_mirror_args(sources: list[str], identity: str, key: str) -> None:
+    """A usage error before anything is written, unless a mirror can be set up."""
+    from idnode.auth.identity import Identity
     from idnode.client.replication import parse_address
 
+    if not sources or not identity or not key:
+        fail("a mirror needs --primary HOST:PORT, --identity and --key", USAGE_ERROR)
     for s in sources:
         try:
             parse_address(s)
         except ValueError as exc:
             fail(str(exc), USAGE_ERROR)
-    if not sources or not identity or not key:
-        fail("a mirror needs --primary HOST:PORT, --identity and --key", USAGE_ERROR)
+    try:
+        Identity.parse(identity)
+    except Exception as exc:  # noqa: BLE001 - its message names what is wrong
+        fail(f"--identity: {exc}", USAGE_ERROR)
+
+
+def set_mirror(cfg, sources: list[str], identity: str, key: str) -> None:
+    """``[replication]`` of a mirror following ``sources`` as ``identity``."""
+    check_mirror_args(sources, identity, key)
     r = cfg.replication
     r.role, r.sources, r.identity = "mirror", list(sources), identity
     # a mirror homes what it replicates: no prefixes of its own, so it neither publishes
