@@ -24,6 +24,7 @@ from idnode.auth.acl import AccessControl
 from idnode.config import Config
 from idnode.names import PrefixSet
 from idnode.replication.setup import (
+    build_fence,
     build_mirror,
     pulling_process,
     replication_source,
@@ -42,6 +43,7 @@ from idnode.store.base import Store
 if TYPE_CHECKING:
     from idnode.hierarchy.service import Hierarchy
     from idnode.registry.service import Registry
+    from idnode.replication.fence import FenceWatch
     from idnode.replication.mirror import Mirror
 
 
@@ -63,6 +65,7 @@ class NodeApp(Node):
     registry: Registry | None = None
     hierarchy: Hierarchy | None = None
     mirror: Mirror | None = None  # a mirror's pull loop ([replication] role = "mirror")
+    fence: FenceWatch | None = None  # a primary with peers: fenced when one is promoted
     routes: list[BaseRoute] = field(default_factory=list)  # mounted by the HTTP transport
     # POST paths whose bodies the features stream to disk, with their own byte bounds
     streamed_uploads: dict[str, int] = field(default_factory=dict)
@@ -75,6 +78,8 @@ class NodeApp(Node):
             self.hierarchy.start()
         if self.mirror is not None and pulling_process():
             self.mirror.start()
+        if self.fence is not None:
+            self.fence.start()
 
     async def close(self) -> None:
         """Close what ``open_node`` opened, in reverse: the hierarchy's tasks, the registry
@@ -82,6 +87,8 @@ class NodeApp(Node):
         try:
             if self.mirror is not None:
                 await self.mirror.close()
+            if self.fence is not None:
+                await self.fence.close()
             if self.hierarchy is not None:
                 await self.hierarchy.close()
             if self.registry is not None:
@@ -157,6 +164,7 @@ async def _build(config: Config, runtime: Runtime, features: Features, store: St
         replication=replication_source(config, store, private_key, runtime, admin),
     )
     node.mirror = build_mirror(config, node, runtime)
+    node.fence = build_fence(config, node)
     if states is not None and gate is not None:
         from idnode.registry.api import UPLOADS
         from idnode.registry.api import routes as registry_routes

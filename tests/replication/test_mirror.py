@@ -219,3 +219,37 @@ async def test_a_mirror_on_postgresql_follows(wire_node, mirror_template, tmp_pa
     finally:
         await mirror.close()
         await drop_pg_schema(tmp_path)
+
+
+async def test_a_serving_primary_fences_itself_when_a_peer_is_promoted(pair):
+    """A partition that heals after a promotion: the running primary's watch finds the newer
+    epoch at its peer, keeps the fence in its store and refuses writes with 301."""
+    from idnode.replication.fence import FenceWatch
+    from idnode.service.replication import EPOCH_KEY, FENCE_KEY, read_meta, set_meta
+    from idnode.store.effects import Effects
+    from idnode.transport.tcp import serve_tcp
+    from idnode.transport.wire_handler import WireHandler
+    from tests.conftest import free_port
+
+    port = free_port()
+    server = await serve_tcp(WireHandler(pair.mirror), "127.0.0.1", port)
+    primary = pair.primary.node
+    watch = FenceWatch(primary.store, primary.admin, [f"127.0.0.1:{port}"], interval=0.01)
+    watch.start()
+    try:
+        await asyncio.sleep(0.05)
+        assert primary.admin.refusal is None  # same epoch: nothing to fence
+        promoted = Effects(statements=(set_meta(EPOCH_KEY, "1"),))
+        await pair.mirror.store.apply(promoted, logged=False)  # as `idnode promote` does
+        async with asyncio.timeout(10):
+            while primary.admin.refusal is None:
+                await asyncio.sleep(0.01)
+    finally:
+        await watch.close()
+        server.close()
+        await server.wait_closed()
+    assert "was promoted (epoch 1, ours 0)" in (await read_meta(primary.store, FENCE_KEY) or "")
+    with pytest.raises(AdminError, match="fenced") as caught:
+        async with pair.primary.client() as c:
+            await c.create_handle(f"{PREFIX}/split", [URL])
+    assert caught.value.code == ResponseCode.SERVER_NOT_RESPONSIBLE

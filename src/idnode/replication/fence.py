@@ -4,11 +4,14 @@ After ``idnode promote`` a mirror serves txn ids of a higher epoch. A primary th
 (``kill -9``, a partition healed) asks the site's other servers (``[replication] peers``) for
 their next txn id before it serves; any epoch above its own means it was replaced, so it
 records why in its store (``replication.fenced``, kept across restarts) and refuses every
-write with 301 until an operator re-attaches it as a mirror (``idnode attach``).
+write with 301 until an operator re-attaches it as a mirror (``idnode attach``). It asks
+again every few seconds while it serves (``FenceWatch``), for a partition that heals.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from idnode.client.replication import parse_address
@@ -53,3 +56,34 @@ async def check_fence(store: Store, admin: AdminService, peers: list[str]) -> st
             log.warning("replication: %s", admin.refusal)
             return reason
     return None
+
+
+class FenceWatch:
+    """``check_fence`` every ``interval`` seconds while a primary serves: a partition that
+    heals after a promotion fences the old primary without a restart. Every worker runs one
+    (each holds its own write service)."""
+
+    def __init__(
+        self, store: Store, admin: AdminService, peers: list[str], interval: float = 5.0
+    ) -> None:
+        self.store, self.admin, self.peers, self.interval = store, admin, peers, interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="idnode-fence")
+
+    async def _run(self) -> None:
+        while self.admin.refusal is None:
+            await asyncio.sleep(self.interval)
+            try:
+                await check_fence(self.store, self.admin, self.peers)
+            except IdnodeError as exc:  # the store busy: try again next time
+                log.warning("replication: fence check failed: %s", exc)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

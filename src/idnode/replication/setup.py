@@ -7,6 +7,7 @@ import os
 from idnode.auth.identity import Identity
 from idnode.config import Config, ConfigError
 from idnode.crypto.keys import PrivateKey, private_key_from_pem
+from idnode.replication.fence import FenceWatch
 from idnode.replication.mirror import Mirror
 from idnode.runtime import Runtime
 from idnode.service.admin import AdminService
@@ -85,3 +86,10 @@ def build_mirror(config: Config, node: Node, runtime: Runtime) -> Mirror | None:
         interval=settings.interval_ms / 1000,
         now_ms=lambda: int(clock() * 1000),
     )
+
+
+def build_fence(config: Config, node: Node) -> FenceWatch | None:
+    """A primary with peers watches them for a newer epoch (``replication.fence``)."""
+    if is_mirror(config) or not config.replication.peers:
+        return None
+    return FenceWatch(node.store, node.admin, list(config.replication.peers))
