@@ -29,6 +29,8 @@ ALLOWED: dict[str, set[str]] = {
     "registry": {CORE, "crypto", "wire", "store", "auth", "service", "client"},
     "hierarchy": {CORE, "crypto", "wire", "store", "auth", "service", "client"},
     "verify": {CORE, "crypto", "wire", "auth", "client"},
+    # mirrors: the pull loop, the fence, backups (docs/replication.md)
+    "replication": {CORE, "crypto", "wire", "store", "auth", "service", "client"},
     # factory-floor registration over MQTT: a feature's client, writing through the registry
     "ingest": {CORE, "crypto", "wire", "store", "auth", "service", "client", "registry"},
     # the web console: pages over the registry's and the node's services, served over HTTP
@@ -46,6 +48,7 @@ ALLOWED: dict[str, set[str]] = {
         "registry",
         "hierarchy",
         "ingest",
+        "replication",
         "schemes",
         "console",
     },  # fmt: skip
@@ -63,6 +66,7 @@ ALLOWED: dict[str, set[str]] = {
         "ingest",
         "verify",
         "app",
+        "replication",
         "schemes",
         "console",
     },  # fmt: skip

@@ -23,6 +23,13 @@ from starlette.routing import BaseRoute
 from idnode.auth.acl import AccessControl
 from idnode.config import Config
 from idnode.names import PrefixSet
+from idnode.replication.setup import (
+    build_fence,
+    build_mirror,
+    pulling_process,
+    replication_source,
+    write_refusal,
+)
 from idnode.runtime import Runtime
 from idnode.schemes.registry import SchemeRegistry
 from idnode.service.admin import AdminService
@@ -36,6 +43,8 @@ from idnode.store.base import Store
 if TYPE_CHECKING:
     from idnode.hierarchy.service import Hierarchy
     from idnode.registry.service import Registry
+    from idnode.replication.fence import FenceWatch
+    from idnode.replication.mirror import Mirror
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,8 @@ class NodeApp(Node):
 
     registry: Registry | None = None
     hierarchy: Hierarchy | None = None
+    mirror: Mirror | None = None  # a mirror's pull loop ([replication] role = "mirror")
+    fence: FenceWatch | None = None  # a primary with peers: fenced when one is promoted
     routes: list[BaseRoute] = field(default_factory=list)  # mounted by the HTTP transport
     # POST paths whose bodies the features stream to disk, with their own byte bounds
     streamed_uploads: dict[str, int] = field(default_factory=dict)
@@ -66,11 +77,19 @@ class NodeApp(Node):
             await self.registry.start()
         if self.hierarchy is not None:
             self.hierarchy.start()
+        if self.mirror is not None and pulling_process():
+            self.mirror.start()
+        if self.fence is not None:
+            self.fence.start()
 
     async def close(self) -> None:
         """Close what ``open_node`` opened, in reverse: the hierarchy's tasks, the registry
         (its statistics flushed), then the store."""
         try:
+            if self.mirror is not None:
+                await self.mirror.close()
+            if self.fence is not None:
+                await self.fence.close()
             if self.hierarchy is not None:
                 await self.hierarchy.close()
             if self.registry is not None:
@@ -117,6 +136,7 @@ async def _build(config: Config, runtime: Runtime, features: Features, store: St
     if quotas.enabled:
         policies.append(QuotaPolicy(quotas))
     admin = AdminService(store, homed, acl, runtime.clock, runtime.random, policies=policies)
+    admin.refusal = await write_refusal(config, store)  # a mirror, or a fenced primary
     routing = None  # the hierarchy's routing stage: referrals to children, recursion
     if features.hierarchy:
         from idnode.hierarchy.service import routing_stage
@@ -142,7 +162,10 @@ async def _build(config: Config, runtime: Runtime, features: Features, store: St
         homed=homed,
         resolver=resolver,
         admin=admin,
+        replication=replication_source(config, store, private_key, runtime, admin),
     )
+    node.mirror = build_mirror(config, node, runtime)
+    node.fence = build_fence(config, node)
     from idnode.transport.api_docs import OpenApiPart, docs_routes
     from idnode.transport.assets import asset_routes
 

@@ -71,13 +71,28 @@ def init(
         str, typer.Option(help="store URL: sqlite:///node.db (default) or postgresql://...")
     ] = "",
     root_info: Annotated[str, typer.Option(help="root-info file (recursive role)")] = "",
+    primary: Annotated[
+        list[str], typer.Option(help="mirror role: HOST:PORT of the primary, then others")
+    ] = [],  # noqa: B006
+    identity: Annotated[str, typer.Option(help="mirror role: identity to pull as")] = "",
+    key: Annotated[str, typer.Option(help="mirror role: that identity's private key")] = "",
 ) -> None:
-    """Create a node: idnode.toml, server and admin keys, the store, homed prefixes."""
+    """Create a node: idnode.toml, server and admin keys, the store, homed prefixes.
+
+    ``--role mirror --primary HOST:PORT --identity 300:0.NA/P --key K``: a mirror that
+    homes nothing of its own and follows the primary (docs/replication.md)."""
     from idnode.bootstrap import InitError, init_node
     from idnode.hierarchy.roles import RoleError, apply_role, prefixes_for
 
+    mirror = role == "mirror"
+    if mirror and prefix:
+        fail("a mirror homes the prefixes it replicates: give no --prefix", USAGE_ERROR)
+    if mirror:
+        from idnode.replication.cli import check_mirror_args
+
+        check_mirror_args(primary, identity, key)
     try:
-        prefix = prefixes_for(role, prefix)
+        prefix = prefix if mirror else prefixes_for(role, prefix)
     except RoleError as exc:
         fail(str(exc), USAGE_ERROR)
     if root_info and Path(root_info).expanduser().is_file():
@@ -107,7 +122,13 @@ def init(
         )
     except InitError as exc:
         fail(str(exc), USAGE_ERROR)
-    if role:  # issue 8: the role's defaults in [hierarchy]
+    if mirror:  # issue 17: [replication]
+        from idnode.config import CONFIG_NAME, render_config
+        from idnode.replication.cli import set_mirror
+
+        set_mirror(cfg, primary, identity, key)
+        (directory / CONFIG_NAME).write_text(render_config(cfg), encoding="utf-8")
+    elif role:  # issue 8: the role's defaults in [hierarchy]
         from idnode.config import CONFIG_NAME, render_config
 
         apply_role(cfg, role, parent=parent, root_info=root_info)
@@ -216,7 +237,10 @@ def _sender(protocol: str, ca_file: Path | None):
 @app.command()
 def get(
     handle: Annotated[str, typer.Argument(help="handle to resolve, e.g. 20.500.123/demo-1")],
-    server: Annotated[str, typer.Option(help="host:port of the Handle server")] = "127.0.0.1:2641",
+    server: Annotated[
+        list[str],
+        typer.Option(help="host:port of the Handle server; repeat for the next when one is silent"),
+    ] = ["127.0.0.1:2641"],  # noqa: B006
     protocol: Annotated[str, typer.Option(help="udp, tcp or http")] = "udp",
     http: Annotated[
         str, typer.Option(help="base URL for --protocol http")
@@ -272,18 +296,28 @@ def get(
             code, values = body.get("responseCode"), body.get("values", [])
             message = body.get("message", "")
         else:
-            host, port = _hostport(server, 2641)
-            request = client.resolution_request(
-                handle, indexes=tuple(index), types=tuple(type), certify=verify
-            )
-            send = _sender(protocol, ca_file)
-            if verify:
-                from idnode.transport.signing import certified_request
+            from idnode.client.failover import first_answer
 
-                call = certified_request(send, host, port, request, timeout=timeout, site_file=site)
-                reply = asyncio.run(call)
-            else:
-                reply = asyncio.run(send(host, port, request, timeout=timeout))
+            servers = [_hostport(s, 2641) for s in server]
+            send = _sender(protocol, ca_file)
+
+            async def ask(host: str, port: int):
+                request = client.resolution_request(
+                    handle, indexes=tuple(index), types=tuple(type), certify=verify
+                )
+                if verify:
+                    from idnode.transport.signing import certified_request
+
+                    return await certified_request(
+                        send, host, port, request, timeout=timeout, site_file=site
+                    )
+                return await send(host, port, request, timeout=timeout)
+
+            def skipped(host: str, port: int, exc: Exception) -> None:
+                if len(servers) > 1:
+                    err.print(f"note: {host}:{port} did not answer; asking the next server")
+
+            reply = asyncio.run(first_answer(servers, ask, skipped))
             code = reply.header.response_code
             body_obj = reply.body
             values = [value_to_json(v) for v in getattr(body_obj, "values", ())]
@@ -899,3 +933,6 @@ _register_qr(app)  # idnode qr: QR labels (issue 19)
 from idnode.cli_schemes import register as _register_schemes  # noqa: E402
 
 _register_schemes(app)  # idnode scheme: GS1 / Ecode / OID names <-> Handle names (issue 19)
+from idnode.replication.cli import register as _register_replication  # noqa: E402
+
+_register_replication(app)  # idnode promote, attach, backup, restore (issue 17)

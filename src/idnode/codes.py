@@ -28,6 +28,9 @@ class OpCode(IntEnum):
     SESSION_SETUP = 400
     SESSION_TERMINATE = 401
     SESSION_EXCHANGEKEY = 402
+    GET_NEXT_TXN_ID = 1000  # replication (HSJ net.handle.server.replication): docs/replication.md
+    RETRIEVE_TXN_LOG = 1001
+    DUMP_HANDLES = 1002
     LOGIN_ID_SYSTEM = 2001  # IDIS (Teleinfo id-pointer-sdk): log a TCP connection in
 
 

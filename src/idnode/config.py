@@ -216,6 +216,26 @@ class ConsoleSection:
 
 
 @dataclass
+class ReplicationSection:
+    """Mirrors and failover (docs/replication.md).
+
+    ``role``: primary (takes writes, serves its log) or mirror (follows ``sources``).
+    ``sources``: HOST:PORT of the site's other servers (TCP), the primary first; a mirror
+    pulls from the one with the newest epoch that serves its log. ``identity`` and ``key``:
+    who a mirror authenticates as. ``admins``: identities allowed to pull from this node,
+    besides its operators (HSJ's replication admins). ``peers``: servers a primary asks at
+    start for a newer epoch (a promotion), to fence itself."""
+
+    role: str = "primary"
+    sources: list[str] = field(default_factory=list)
+    identity: str = ""
+    key: str = ""
+    admins: list[str] = field(default_factory=list)
+    peers: list[str] = field(default_factory=list)
+    interval_ms: int = 200  # a mirror's pause between pulls that found nothing new
+
+
+@dataclass
 class LogSection:
     level: str = "INFO"
     format: str = "auto"  # auto | json | text
@@ -241,6 +261,7 @@ class Config:
     ingest: IngestSection = field(default_factory=IngestSection)
     schemes: SchemesSection = field(default_factory=SchemesSection)
     console: ConsoleSection = field(default_factory=ConsoleSection)
+    replication: ReplicationSection = field(default_factory=ReplicationSection)
 
     @property
     def store_url(self) -> str:
@@ -266,7 +287,7 @@ class Config:
 
 _SECTIONS = (
     "node", "server", "store", "keys", "auth", "log", "limits", "tls", "security", "hierarchy",
-    "protocol", "quotas", "ingest", "schemes", "console",
+    "protocol", "quotas", "ingest", "schemes", "console", "replication",
 )  # fmt: skip
 
 

@@ -95,6 +95,13 @@ class NotResponsible(IdnodeError):
     code = ResponseCode.SERVER_NOT_RESPONSIBLE
 
 
+class NotPrimary(IdnodeError):
+    """A write sent to a mirror, or to a primary fenced by a promotion (HSJ answers writes
+    on a mirror with RC_SERVER_NOT_RESP, 301, "Not a primary server")."""
+
+    code = ResponseCode.SERVER_NOT_RESPONSIBLE
+
+
 class NotAuthorized(IdnodeError):
     """Not authorized."""
 

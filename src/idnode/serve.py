@@ -16,6 +16,7 @@ import uvicorn
 from idnode.app import NodeApp, open_node
 from idnode.config import Config
 from idnode.ingest.runner import start_ingest
+from idnode.replication.fence import check_fence
 from idnode.runtime import Runtime
 from idnode.service.site import Listeners, publish_site
 from idnode.transport.cache_metrics import ResponseCacheCollector
@@ -116,6 +117,9 @@ async def serve(
     """
     raise_fd_limit()  # before the budget is taken from it
     node = await open_node(config, runtime=runtime)
+    if config.replication.peers and node.admin.refusal is None:
+        # a primary that was replaced while it was away takes no write (replication/fence.py)
+        await check_fence(node.store, node.admin, list(config.replication.peers))
     await node.start()
     ingest = await start_ingest(config, node.registry)  # [ingest]: worker 0 only
     wire_cache = await response_cache_for(config, node.store)

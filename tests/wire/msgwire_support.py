@@ -62,6 +62,7 @@ u8 = st.integers(0, 0xFF)
 u16 = st.integers(0, 0xFFFF)
 u32 = st.integers(0, 0xFFFFFFFF)
 i32 = st.integers(-(1 << 31), (1 << 31) - 1)
+i64 = st.integers(-(1 << 63), (1 << 63) - 1)
 text = st.text(max_size=24)
 blob = st.binary(max_size=48)
 handles = st.text(min_size=1, max_size=24)
@@ -188,6 +189,21 @@ BODY_CASES: list[tuple[int, int, st.SearchStrategy]] = [
     ),
     (OpCode.RESOLUTION, 100, st.builds(b.ErrorResponse, text, ints)),
     (OpCode.RESERVED, 4, st.builds(b.ErrorResponse, text, ints)),
+    # replication (HSJ net.handle.server.replication; docs/replication.md)
+    (OpCode.GET_NEXT_TXN_ID, 0, st.builds(b.NextTxnIdRequest)),
+    (OpCode.GET_NEXT_TXN_ID, 1, st.builds(b.NextTxnIdResponse, i64)),
+    (
+        OpCode.RETRIEVE_TXN_LOG,
+        0,
+        st.builds(b.RetrieveTxnRequest, i64, i64, u8, i32, i32, st.booleans()),
+    ),
+    (OpCode.RETRIEVE_TXN_LOG, 1, st.builds(b.RetrieveTxnResponse, st.booleans())),
+    (
+        OpCode.DUMP_HANDLES,
+        0,
+        st.builds(b.DumpHandlesRequest, u8, i32, i32)
+        | st.builds(b.DumpHandlesRequest, u8, i32, i32, blob, i32),
+    ),
     (1003, 0, st.builds(b.RawBody, blob)),
     (1003, 1, st.builds(b.RawBody, blob)),
 ]

@@ -195,7 +195,7 @@ def test_generic_bodies():
     assert decode(101, 1, b"") == b.EmptyResponse()
     assert decode(401, 0, b"") == b.SessionTerminateRequest(None)
     assert decode(402, 0, b"") == b.SessionExchangeKeyRequest(None)
-    assert decode(1000, 0, b"xyz") == b.RawBody(b"xyz")  # HSJ replication: not understood
+    assert decode(1003, 0, b"xyz") == b.RawBody(b"xyz")  # HSJ OC_BACKUP_SERVER: not understood
     with pytest.raises(MalformedMessage, match="trailing"):
         decode(101, 1, b"\x00")
 
@@ -214,7 +214,8 @@ def test_generic_bodies():
         (OpCode.SESSION_SETUP, ResponseCode.SUCCESS, b.SessionSetupResponse),
         (OpCode.RESERVED, ResponseCode.PROTOCOL_ERROR, b.ErrorResponse),
         (OpCode.RESERVED, ResponseCode.RESERVED, b.RawBody),
-        (1001, ResponseCode.SUCCESS, b.RawBody),
+        (1001, ResponseCode.SUCCESS, b.RetrieveTxnResponse),
+        (1003, ResponseCode.SUCCESS, b.RawBody),
     ],
 )
 def test_dispatch(opcode, code, cls):

@@ -256,6 +256,6 @@ def test_many_tiny_values_claimed_but_absent():
 
 def test_opcodes_are_kept_for_errors():
     # a request with an unknown opcode decodes (to RawBody) so the server can refuse it
-    msg = decode_message_bytes(_with_header(b"abc", opcode=1002))
-    assert msg.body == b.RawBody(b"abc") and msg.opcode == 1002
+    msg = decode_message_bytes(_with_header(b"abc", opcode=1003))
+    assert msg.body == b.RawBody(b"abc") and msg.opcode == 1003
     assert not isinstance(msg.opcode, OpCode)

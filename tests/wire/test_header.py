@@ -47,9 +47,9 @@ def test_encode_vector():
 
 
 def test_reserved_byte_ignored_and_unknown_numbers_kept():
-    data = bytes.fromhex("000003e9 00000385 00000001 0001 07 ff 00000000 00000000")
+    data = bytes.fromhex("000003eb 00000385 00000001 0001 07 ff 00000000 00000000")
     h = decode_header(data)
-    assert h.opcode == 1001 and not isinstance(h.opcode, OpCode)  # HSJ replication opcode
+    assert h.opcode == 1003 and not isinstance(h.opcode, OpCode)  # HSJ OC_BACKUP_SERVER
     assert h.response_code == 901 and isinstance(h.response_code, ResponseCode)
     assert int(h.flags) == 1  # unassigned bit kept
     assert h.recursion_count == 7

@@ -184,6 +184,13 @@ class AdminClient:
             await self._tcp.close()
             self._tcp = None
 
+    async def disconnect(self) -> None:
+        """Close the connection but keep the session: a later connection from this host may
+        carry its id (``ReplicationClient`` pulls on a new connection each round)."""
+        if self._tcp is not None:
+            await self._tcp.close()
+            self._tcp = None
+
     # -- transport ------------------------------------------------------------------------
     def _over_udp(self, request: Message) -> bool:
         """Whether ``request`` (or the request a challenge answer answers) goes over UDP."""

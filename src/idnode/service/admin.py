@@ -37,6 +37,7 @@ from idnode.errors import (
     InvalidHandle,
     InvalidValue,
     NotAuthorized,
+    NotPrimary,
     NotResponsible,
     ValueAlreadyExists,
     ValueNotFound,
@@ -58,6 +59,9 @@ class AdminService:
     clock: Callable[[], float]  # stamps every value written
     random: Random  # names of identifiers minted by the node (``create`` with a bare prefix)
     policies: Sequence[WritePolicy] = field(default=())  # checks and effects of features
+    # why this node takes no writes (a mirror, or a primary fenced by a promotion); None:
+    # it takes them. Replicated changes (``replicate``) are the only writes it then applies.
+    refusal: str | None = None
 
     def _effects(self, write: Write, extra: Effects) -> Effects:
         """Run every policy's check, then gather what the write causes."""
@@ -91,7 +95,12 @@ class AdminService:
             raise HandleNotFound(f"handle {handle} not found")
         return values
 
+    def _check_writable(self) -> None:
+        if self.refusal is not None:
+            raise NotPrimary(self.refusal)
+
     def _check_target(self, handle: str) -> str:
+        self._check_writable()
         check_handle(handle)
         if not self.homed.responsible_for(handle):
             raise NotResponsible(f"this node is not responsible for {handle}")
@@ -289,6 +298,7 @@ class AdminService:
     async def home_prefix(
         self, who: Identity | None, prefix: str, *, extra: Effects = NO_EFFECTS
     ) -> None:
+        self._check_writable()
         self._require_operator(who, "home a prefix")
         await self.store.home_prefix(prefix, effects=extra)
         self.homed.add(prefix)
@@ -296,6 +306,7 @@ class AdminService:
     async def unhome_prefix(
         self, who: Identity | None, prefix: str, *, extra: Effects = NO_EFFECTS
     ) -> None:
+        self._check_writable()
         self._require_operator(who, "unhome a prefix")
         await self.store.unhome_prefix(prefix, effects=extra)
         self.homed.discard(prefix)
@@ -305,6 +316,50 @@ class AdminService:
             raise AuthenticationNeeded(f"authentication needed to {what}")
         if not self.is_operator(who):
             raise NotAuthorized(f"{who} is not an operator of this node")
+
+    # -- replication (a mirror applying its primary's log; service/replication.py) ------------
+    async def replicate(
+        self, handle: str, values: Sequence[HandleValue] | None, *, extra: Effects = NO_EFFECTS
+    ) -> None:
+        """Make ``handle`` what the primary holds: ``values`` whole, or gone (None).
+
+        No permission, template or lifecycle check: the primary made them before it logged
+        the change, and the stream that carries it is signed by the primary's key. Idempotent,
+        so a transaction applied twice (a pull cut off before its position was kept) is
+        harmless; ``extra`` keeps the position in the same transaction."""
+        if values is None:
+            if await self.store.get_handle(handle) is None:
+                if extra:
+                    await self.store.apply(extra, logged=False)
+                return
+            await self.store.delete_handle(handle, effects=extra)
+            return
+        await self.store.create_handle(handle, list(values), overwrite=True, effects=extra)
+
+    async def replicate_load(
+        self,
+        records: Sequence[tuple[str, Sequence[HandleValue]]],
+        *,
+        extra: Effects = NO_EFFECTS,
+    ) -> int:
+        """Many records (of a dump, or consecutive changes of the log) in one transaction,
+        each replacing what is there; the last of a handle given twice wins."""
+        return await self.store.load(records, overwrite=True, effects=extra)
+
+    async def replicate_home(
+        self, prefix: str, homed: bool, *, extra: Effects = NO_EFFECTS
+    ) -> None:
+        """Home or unhome ``prefix`` as the primary did (idempotent)."""
+        if homed == self.homed.homes_prefix(prefix):
+            if extra:
+                await self.store.apply(extra, logged=False)
+            return
+        if homed:
+            await self.store.home_prefix(prefix, effects=extra)
+            self.homed.add(prefix)
+        else:
+            await self.store.unhome_prefix(prefix, effects=extra)
+            self.homed.discard(prefix)
 
     # -- bulk -------------------------------------------------------------------------------
     async def load(

@@ -17,6 +17,7 @@ from idnode.model import NA_PREFIX
 from idnode.names import PrefixSet
 from idnode.runtime import Runtime
 from idnode.service.admin import AdminService
+from idnode.service.replication import ReplicationSource
 from idnode.service.resolve import Resolver
 from idnode.store.base import Store
 
@@ -33,6 +34,7 @@ class Node:
     homed: PrefixSet
     resolver: Resolver
     admin: AdminService  # the one write path
+    replication: ReplicationSource | None = None  # serves 1000-1002 (service/replication.py)
 
     @property
     def site_serial(self) -> int:

@@ -113,6 +113,10 @@ async def publish_site(node, listeners: Listeners) -> int:
             wanted = _current(stored, ours, our_key)
             if wanted != stored:
                 stale.append((prefix, value, wanted))
+    if stale and node.admin.refusal is not None:
+        # a mirror (or a fenced primary) writes nothing of its own: the primary's records
+        # are the primary's to publish, and replication brings them here
+        stale = []
     if stale:
         serial = serial % 0xFFFF + 1  # a 16-bit field: wrap past 65535 to 1, never 0
         operators = set(config.node.prefixes)

@@ -43,7 +43,7 @@ form; HS_SECKEY), charged to the same authentication limits.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -95,6 +95,9 @@ class StreamSession:
     session_id: int | None = None
     identity: Identity | None = None
     book: ChallengeBook | None = None  # the pending login challenge, if any
+    # a replication stream to send after the answer just written (then the connection
+    # closes, as HSJ's does after a stream): ``transport.tcp``
+    stream: AsyncIterator[bytes] | None = None
 
     @property
     def is_idis(self) -> bool:

@@ -255,8 +255,30 @@ class HandleTCPProtocol(asyncio.Protocol):
                 return
             for response in responses:
                 self.transport.write(response)
+            if self.session.stream is not None:
+                await self._send_stream()
+                return
             if self.write_paused:
                 await self.drained.wait()  # the client is not reading: answer no further
+
+    async def _send_stream(self) -> None:
+        """Write a replication stream after its answer, pausing while the receiver is
+        behind, then close the connection as HSJ's server does."""
+        stream, self.session.stream = self.session.stream, None
+        assert stream is not None
+        self.answering = True  # busy: neither idle nor evictable while it streams
+        try:
+            async for chunk in stream:
+                if self.transport is None:
+                    return
+                self.transport.write(chunk)
+                if self.write_paused:
+                    await self.drained.wait()
+        except Exception:
+            log.exception("replication stream to %s failed", self.peer)
+        finally:
+            await stream.aclose()
+            self._close()
 
 
 async def serve_tcp(

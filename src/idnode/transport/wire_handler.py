@@ -27,12 +27,15 @@ from idnode.errors import (
     InvalidHandle,
     MalformedMessage,
     NotAuthorized,
+    NotPrimary,
+    OperationNotSupported,
     ProtocolError,
     SessionFailed,
     UnableToAuthenticate,
 )
 from idnode.model import NA_PREFIX, handle_key
 from idnode.service.node import Node
+from idnode.service.replication import ReplicationSource
 from idnode.service.resolve import NeedsAuth, Referral, ResolutionQuery, Values
 from idnode.transport.idis import AUTO, IdisDialect, StreamSession
 from idnode.transport.limits import Limits
@@ -234,6 +237,16 @@ class WireHandler:
         response = await self._answer_message(envelope, payload, peer, conn=conn)
         if response is None:
             return []
+        if response.stream is not None:  # a replication stream follows the answer
+            stream, response.stream = response.stream, None
+            if conn is None:
+                await stream.aclose()
+                text = "replication streams are served on TCP connections only"
+                response = make_error(
+                    response.envelope, None, ResponseCode.OPERATION_NOT_SUPPORTED, text
+                )
+            else:
+                conn.stream = stream
         return [self._encode(m, conn) for m in split_listing(response)]
 
     def _encode(self, response: Message, conn: StreamSession | None = None) -> bytes:
@@ -442,6 +455,11 @@ class WireHandler:
                 await admin.home_prefix(who, _bare_prefix(body.prefix))
             case bodies.UnhomeNARequest():
                 await admin.unhome_prefix(who, _bare_prefix(body.prefix))
+            case bodies.NextTxnIdRequest():
+                source = self._source()
+                return self._respond(request, bodies.NextTxnIdResponse(await source.next_txn_id()))
+            case bodies.RetrieveTxnRequest() | bodies.DumpHandlesRequest():
+                return self._replication_stream(request, body, who)
             case bodies.SessionSetupRequest() if body.mode in KEYED_MODES:
                 return await self.keyed.setup(request, body, peer)  # wire_sessions
             case bodies.SessionSetupRequest():
@@ -454,6 +472,30 @@ class WireHandler:
                     f"operation {opcode} is not supported by this node",
                 )
         return self._respond(request, bodies.EmptyResponse())
+
+    def _source(self) -> ReplicationSource:
+        source = self.node.replication
+        if source is None:
+            raise OperationNotSupported("this node serves no replication")
+        return source
+
+    def _replication_stream(
+        self, request: Message, body: bodies.Body, who: Identity | None
+    ) -> Message:
+        """The answer to 1001/1002 with the stream that follows it (``answer_messages``)."""
+        source = self._source()
+        refusal = source.refusal()
+        if refusal is not None:  # before authentication, as HSJ answers on a mirror
+            raise NotPrimary(refusal)
+        source.authorize(who)  # a challenge first when anonymous (``dispatch``)
+        if isinstance(body, bodies.RetrieveTxnRequest):
+            response = self._respond(request, bodies.RetrieveTxnResponse())
+            response.stream = source.transactions(body)
+        else:
+            assert isinstance(body, bodies.DumpHandlesRequest)
+            response = self._respond(request, bodies.EmptyResponse())
+            response.stream = source.dump(body)
+        return response
 
     async def _resolve(
         self,

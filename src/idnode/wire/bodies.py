@@ -13,6 +13,7 @@ in meaning is ``ChallengeResponse``, whose digest field is that same slot.
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -665,6 +666,117 @@ class RawBody(_Body):
         return cls(r.rest())
 
 
+# --------------------------------------------------------------------------- replication
+# Layouts of HSJ's ``Encoder`` for the replication requests (docs/replication.md); the signed
+# stream that follows a 1001/1002 answer is ``wire.replication``.
+
+_I64 = struct.Struct(">q")
+_PLACE = struct.Struct(">ii")  # Java ints: the receiver's server count and index
+
+
+def _read_i64(r: Reader, field: str) -> int:
+    return _I64.unpack(r.raw(8, field))[0]
+
+
+@dataclass(frozen=True, slots=True)
+class NextTxnIdRequest(_Body):
+    """OC_GET_NEXT_TXN_ID (1000): no body."""
+
+    def _write(self, w: Writer) -> None:
+        pass
+
+    @classmethod
+    def _read(cls, r: Reader) -> NextTxnIdRequest:
+        return cls()
+
+
+@dataclass(frozen=True, slots=True)
+class NextTxnIdResponse(_Body):
+    """The id the server's next transaction will get (HSJ ``NextTxnIdResponse``: one long)."""
+
+    next_txn_id: int
+
+    def _write(self, w: Writer) -> None:
+        w.raw(_I64.pack(self.next_txn_id))
+
+    @classmethod
+    def _read(cls, r: Reader) -> NextTxnIdResponse:
+        return cls(_read_i64(r, "next_txn_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class RetrieveTxnRequest(_Body):
+    """OC_RETRIEVE_TXN_LOG (1001), HSJ ``RetrieveTxnRequest`` pulling one source.
+
+    Since protocol 2.9 HSJ writes a leading byte (0: one source, 1: a JSON replication state
+    of several sources, which we refuse); before it the body starts at ``last_txn_id``. The
+    two are told apart by length (25 or 26 bytes), so any version decodes."""
+
+    last_txn_id: int
+    last_query_date: int  # milliseconds since the epoch
+    hash_type: int = 0  # the receiver's HS_SITE hash option and its place in its site
+    num_servers: int = 1
+    server_num: int = 0
+    flagged: bool = True  # write the 2.9 leading byte
+
+    def _write(self, w: Writer) -> None:
+        if self.flagged:
+            w.u8(0)
+        w.raw(_I64.pack(self.last_txn_id) + _I64.pack(self.last_query_date))
+        w.u8(self.hash_type).raw(_PLACE.pack(self.num_servers, self.server_num))
+
+    @classmethod
+    def _read(cls, r: Reader) -> RetrieveTxnRequest:
+        flagged = r.remaining != 25
+        if flagged and r.u8("pull_all_sources") != 0:
+            raise MalformedMessage(
+                "retrieving the transactions of several sources is not supported",
+                field="pull_all_sources",
+            )
+        last, date = _read_i64(r, "last_txn_id"), _read_i64(r, "last_query_date")
+        hash_type = r.u8("hash_type")
+        return cls(last, date, hash_type, r.i32("num_servers"), r.i32("server_num"), flagged)
+
+
+@dataclass(frozen=True, slots=True)
+class RetrieveTxnResponse(_Body):
+    """The answer to 1001 before its stream: one flags byte (bit 0: keep-alive)."""
+
+    keep_alive: bool = False
+    _lenient_tail: ClassVar[bool] = True
+
+    def _write(self, w: Writer) -> None:
+        w.u8(1 if self.keep_alive else 0)
+
+    @classmethod
+    def _read(cls, r: Reader) -> RetrieveTxnResponse:
+        return cls(bool(r.u8("flags") & 1) if r.remaining else False)
+
+
+@dataclass(frozen=True, slots=True)
+class DumpHandlesRequest(_Body):
+    """OC_DUMP_HANDLES (1002), HSJ ``DumpHandlesRequest``: the receiver's hash option and
+    place, and optionally where to resume (a handle or prefix and its kind)."""
+
+    hash_type: int = 0
+    num_servers: int = 1
+    server_num: int = 0
+    starting_point: bytes | None = None
+    starting_point_type: int = 0
+
+    def _write(self, w: Writer) -> None:
+        w.u8(self.hash_type).raw(_PLACE.pack(self.num_servers, self.server_num))
+        if self.starting_point is not None:
+            w.bytes32(self.starting_point).raw(_PLACE.pack(self.starting_point_type, 0)[:4])
+
+    @classmethod
+    def _read(cls, r: Reader) -> DumpHandlesRequest:
+        hash_type, num, idx = r.u8("hash_type"), r.i32("num_servers"), r.i32("server_num")
+        if not r.remaining:
+            return cls(hash_type, num, idx)
+        return cls(hash_type, num, idx, r.bytes32("starting_point"), r.i32("starting_point_type"))
+
+
 Body = (
     ResolutionRequest
     | ResolutionResponse
@@ -692,6 +804,11 @@ Body = (
     | SessionSetupResponse
     | SessionTerminateRequest
     | SessionExchangeKeyRequest
+    | NextTxnIdRequest
+    | NextTxnIdResponse
+    | RetrieveTxnRequest
+    | RetrieveTxnResponse
+    | DumpHandlesRequest
     | ErrorResponse
     | EmptyResponse
     | RawBody
@@ -718,6 +835,9 @@ REQUEST_BODIES: dict[int, type[_Body]] = {
     OpCode.SESSION_TERMINATE: SessionTerminateRequest,
     OpCode.SESSION_EXCHANGEKEY: SessionExchangeKeyRequest,
     OpCode.LOGIN_ID_SYSTEM: LoginIdSystemRequest,
+    OpCode.GET_NEXT_TXN_ID: NextTxnIdRequest,
+    OpCode.RETRIEVE_TXN_LOG: RetrieveTxnRequest,
+    OpCode.DUMP_HANDLES: DumpHandlesRequest,
 }
 
 SUCCESS_BODIES: dict[int, type[_Body]] = {
@@ -729,6 +849,8 @@ SUCCESS_BODIES: dict[int, type[_Body]] = {
     OP_LIST_HOMED_NAS: ListNAsResponse,
     OpCode.VERIFY_RESPONSE: VerifyResponseResponse,
     OpCode.SESSION_SETUP: SessionSetupResponse,
+    OpCode.GET_NEXT_TXN_ID: NextTxnIdResponse,
+    OpCode.RETRIEVE_TXN_LOG: RetrieveTxnResponse,
 }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from idnode.codes import OpCode, OpFlag, ResponseCode
 from idnode.encoding import Reader, Writer
@@ -70,6 +71,9 @@ class Message:
     credential: Credential | None = None
     request_digest: RequestDigest | None = None
     header_body: bytes | None = field(default=None, repr=False, compare=False)
+    # bytes a stream connection sends after this answer (the signed replication streams of
+    # 1001/1002, ``wire.replication``); never encoded into the message itself
+    stream: Any = field(default=None, repr=False, compare=False)
 
     @property
     def opcode(self) -> int:

@@ -1,0 +1,133 @@
+"""``idnode promote``, ``idnode attach``, ``idnode backup``, ``idnode restore``
+(docs/replication.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from idnode.cli_common import RUNTIME, USAGE_ERROR, fail, node_config, out
+
+
+def check_mirror_args(sources: list[str], identity: str, key: str) -> None:
+    """A usage error before anything is written, unless a mirror can be set up."""
+    from idnode.auth.identity import Identity
+    from idnode.client.replication import parse_address
+
+    if not sources or not identity or not key:
+        fail("a mirror needs --primary HOST:PORT, --identity and --key", USAGE_ERROR)
+    for s in sources:
+        try:
+            parse_address(s)
+        except ValueError as exc:
+            fail(str(exc), USAGE_ERROR)
+    try:
+        Identity.parse(identity)
+    except Exception as exc:  # noqa: BLE001 - its message names what is wrong
+        fail(f"--identity: {exc}", USAGE_ERROR)
+
+
+def set_mirror(cfg, sources: list[str], identity: str, key: str) -> None:
+    """``[replication]`` of a mirror following ``sources`` as ``identity``."""
+    check_mirror_args(sources, identity, key)
+    r = cfg.replication
+    r.role, r.sources, r.identity = "mirror", list(sources), identity
+    # a mirror homes what it replicates: no prefixes of its own, so it neither publishes
+    # its site into them nor runs their registry (the primary's is replicated)
+    cfg.node.prefixes = []
+    r.key = str(Path(key).expanduser().resolve())
+    if identity not in r.admins:
+        r.admins.append(identity)  # once promoted, the same identity pulls from us
+
+
+def _write_config(cfg) -> None:
+    from idnode.config import CONFIG_NAME, render_config
+
+    (cfg.directory / CONFIG_NAME).write_text(render_config(cfg), encoding="utf-8")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def promote(
+        directory: Annotated[Path, typer.Argument(help="the mirror's node directory")],
+    ) -> None:
+        """Make a mirror the primary: a new epoch (the fence), then writes are taken.
+
+        Run it with the mirror stopped, then start it again; the other mirrors follow it
+        (it serves the newest epoch), and an old primary that comes back fences itself."""
+        from idnode.replication.promotion import promote_store
+
+        cfg = node_config(directory)
+        epoch, serial = asyncio.run(promote_store(cfg, RUNTIME))
+        cfg.replication.role = "primary"
+        _write_config(cfg)
+        out.print(f"promoted {directory}: epoch {epoch}, serial {serial}", highlight=False)
+
+    @app.command()
+    def attach(
+        directory: Annotated[Path, typer.Argument(help="node directory (an old primary)")],
+        primary: Annotated[list[str], typer.Option(help="HOST:PORT to follow (repeatable)")],
+        identity: Annotated[str, typer.Option(help="identity to pull as, 300:0.NA/P")],
+        key: Annotated[Path, typer.Option(help="that identity's private key (PEM)")],
+    ) -> None:
+        """Re-attach a node as a mirror of ``--primary``: it drops its fence, dumps the
+        primary's data over its own on the next start and follows its log."""
+        from idnode.replication.promotion import clear_for_mirror
+
+        cfg = node_config(directory)
+        set_mirror(cfg, primary, identity, str(key))
+        asyncio.run(clear_for_mirror(cfg, RUNTIME))
+        _write_config(cfg)
+        out.print(f"{directory} now mirrors {', '.join(primary)}", highlight=False)
+
+    @app.command("backup")
+    def backup_cmd(
+        directory: Annotated[Path, typer.Argument(help="node directory (may be serving)")],
+        output: Annotated[Path, typer.Argument(help="new backup directory")],
+    ) -> None:
+        """A consistent online snapshot with its serial and SM3 digests (manifest.json)."""
+        from idnode.replication.backup import BackupError, backup
+
+        cfg = node_config(directory)
+        try:
+            m = backup(cfg, output, int(RUNTIME.clock()))
+        except BackupError as exc:
+            fail(str(exc))
+        out.print(
+            f"backup of {directory} in {output}: {m.engine}, serial {m.serial}, "
+            f"txn id {m.txn_id}, {len(m.digests)} files (SM3)",
+            highlight=False,
+        )
+
+    @app.command("restore")
+    def restore_cmd(
+        backup_dir: Annotated[Path, typer.Argument(help="a backup directory")],
+        directory: Annotated[Path, typer.Argument(help="new node directory")],
+        primary: Annotated[
+            list[str], typer.Option(help="follow this primary from the backup on (repeatable)")
+        ] = [],  # noqa: B006
+        identity: Annotated[str, typer.Option(help="identity to pull as")] = "",
+        key: Annotated[Path | None, typer.Option(help="that identity's private key")] = None,
+    ) -> None:
+        """Rebuild a node from a backup; with ``--primary`` it becomes a mirror that catches
+        up from the primary's log right after the backup's transaction."""
+        from idnode.replication.backup import BackupError, restore
+        from idnode.replication.promotion import resume_at
+
+        try:
+            m = restore(backup_dir, directory)
+        except BackupError as exc:
+            fail(str(exc))
+        cfg = node_config(directory)
+        if primary:
+            set_mirror(cfg, primary, identity, str(key or ""))
+            asyncio.run(resume_at(cfg, RUNTIME, m.txn_id))
+            _write_config(cfg)
+        out.print(
+            f"restored {directory} at serial {m.serial}"
+            + (f"; it resumes {', '.join(primary)} after txn id {m.txn_id}" if primary else ""),
+            highlight=False,
+        )

@@ -1,0 +1,95 @@
+"""What ``app.open_node`` builds for replication from ``[replication]`` and the store."""
+
+from __future__ import annotations
+
+import os
+
+from idnode.auth.identity import Identity
+from idnode.config import Config, ConfigError
+from idnode.crypto.keys import PrivateKey, private_key_from_pem
+from idnode.replication.fence import FenceWatch
+from idnode.replication.mirror import Mirror
+from idnode.runtime import Runtime
+from idnode.service.admin import AdminService
+from idnode.service.node import Node
+from idnode.service.replication import FENCE_KEY, ReplicationSource, read_meta
+from idnode.store.base import Store
+
+ROLES = ("primary", "mirror")
+
+
+def is_mirror(config: Config) -> bool:
+    role = config.replication.role
+    if role not in ROLES:
+        raise ConfigError(f"[replication] role must be one of {', '.join(ROLES)}, not {role!r}")
+    return role == "mirror"
+
+
+def mirror_refusal(config: Config) -> str:
+    sources = ", ".join(config.replication.sources) or "its primary"
+    return f"this server is a mirror and takes no writes; send them to the primary ({sources})"
+
+
+async def write_refusal(config: Config, store: Store) -> str | None:
+    """Why the node takes no writes: a mirror, or a primary a promotion fenced; else None."""
+    if is_mirror(config):
+        return mirror_refusal(config)
+    fenced = await read_meta(store, FENCE_KEY)
+    return f"this primary is fenced: {fenced}" if fenced else None
+
+
+def replication_source(
+    config: Config,
+    store: Store,
+    private_key: PrivateKey | None,
+    runtime: Runtime,
+    admin: AdminService,
+) -> ReplicationSource:
+    admins = frozenset(Identity.parse(text) for text in config.replication.admins)
+    mirror = is_mirror(config)
+    return ReplicationSource(
+        store,
+        private_key,
+        runtime.clock,
+        admin.is_operator,
+        admins,
+        refusal=lambda: mirror_refusal(config) if mirror else admin.refusal,
+    )
+
+
+def pulling_process() -> bool:
+    """One process of a node pulls (worker 0), as one ingests."""
+    return os.environ.get("IDNODE_WORKER", "0") == "0"
+
+
+def build_mirror(config: Config, node: Node, runtime: Runtime) -> Mirror | None:
+    settings = config.replication
+    if not is_mirror(config):
+        return None
+    if not settings.sources:
+        raise ConfigError("[replication] role = mirror needs sources (HOST:PORT of the primary)")
+    if not settings.identity or not settings.key:
+        raise ConfigError("[replication] role = mirror needs identity and key to authenticate")
+    key_path = config.path(settings.key)
+    assert key_path is not None
+    try:
+        key = private_key_from_pem(key_path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"[replication] key: {exc}") from None
+    clock = runtime.clock
+    return Mirror(
+        node.store,
+        node.admin,
+        list(settings.sources),
+        settings.identity,
+        key,
+        interval=settings.interval_ms / 1000,
+        now_ms=lambda: int(clock() * 1000),
+    )
+
+
+def build_fence(config: Config, node: Node) -> FenceWatch | None:
+    """A primary with peers watches them for a newer epoch (``replication.fence``)."""
+    if is_mirror(config) or not config.replication.peers:
+        return None
+    return FenceWatch(node.store, node.admin, list(config.replication.peers))

@@ -1,0 +1,214 @@
+"""Replication as HANDLE.NET does it: the primary's side and the state both sides keep.
+
+A primary serves its transaction log (OC_RETRIEVE_TXN_LOG, 1001) and a dump of everything it
+holds (OC_DUMP_HANDLES, 1002) to authenticated mirror identities, and tells anyone the id its
+next transaction will get (OC_GET_NEXT_TXN_ID, 1000). As in HSJ's ``RetrieveTxnResponse``
+each logged change is sent with the record's *current* values (or as a deletion when the
+record is gone), so applying it is idempotent and the log itself needs to hold no values.
+
+Txn ids on the wire are ``(epoch << 40) | serial`` (``wire.replication.txn_id``): the serial
+of the node's own transaction log, and an epoch that ``idnode promote`` raises. A receiver
+whose last id is from another epoch, or ahead of our log, is told to redump (HSJ
+NEED_TO_REDUMP). What a node knows about replication lives in its store's ``meta`` table:
+
+* ``replication.epoch``: this node's epoch (0 until a promotion);
+* ``replication.position``: on a mirror, the id of the last transaction of its source it
+  applied, written in the same transaction as the change;
+* ``replication.fenced``: why a primary takes no writes (a newer epoch seen at a peer).
+
+Only identifiers and homed prefixes are replicated (what HSJ's streams carry); a mirror's
+governance tables are its own (docs/replication.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+
+from idnode.auth.identity import Identity
+from idnode.crypto.keys import PrivateKey, sign
+from idnode.errors import AuthenticationNeeded, NotAuthorized
+from idnode.model import NA_PREFIX
+from idnode.store.base import Store, Transaction
+from idnode.store.effects import Effects, Statement
+from idnode.store.governance import GET_META, SET_META
+from idnode.wire import replication as rw
+from idnode.wire.bodies import DumpHandlesRequest, RetrieveTxnRequest
+
+log = logging.getLogger(__name__)
+
+EPOCH_KEY = "replication.epoch"
+POSITION_KEY = "replication.position"
+FENCE_KEY = "replication.fenced"
+PAGE = 1000  # log rows and handles read per query while streaming
+
+# our log's actions -> HSJ Transaction.ACTION_* (values follow for create and update)
+_ACTIONS = {
+    "create": rw.ACTION_CREATE,
+    "load": rw.ACTION_CREATE,
+    "add": rw.ACTION_UPDATE,
+    "modify": rw.ACTION_UPDATE,
+    "remove": rw.ACTION_UPDATE,
+    "delete": rw.ACTION_DELETE,
+    "home": rw.ACTION_HOME_NA,
+    "unhome": rw.ACTION_UNHOME_NA,
+}
+
+# the hash HSJ writes in a signed stream -> ours (crypto.keys.sign)
+_HASHES = {"SHA-256": "SHA256", "SHA256": "SHA256", "SHA1": "SHA1", "SHA-1": "SHA1"}
+
+
+def hash_name(hash_id: str) -> str:
+    try:
+        return _HASHES[hash_id.upper()]
+    except KeyError:
+        raise ValueError(f"unsupported stream hash {hash_id!r}") from None
+
+
+async def read_meta(store: Store, key: str) -> str | None:
+    value = await store.query_value(GET_META, key)
+    return None if value is None else str(value)
+
+
+def set_meta(key: str, value: str) -> Statement:
+    return Statement(SET_META, (key, value))
+
+
+async def epoch_of(store: Store) -> int:
+    return int(await read_meta(store, EPOCH_KEY) or 0)
+
+
+async def position_of(store: Store) -> int:
+    return int(await read_meta(store, POSITION_KEY) or 0)
+
+
+def position_effects(position: int) -> Effects:
+    return Effects(statements=(set_meta(POSITION_KEY, str(position)),))
+
+
+def na_handle(prefix: str) -> str:
+    return prefix if prefix.upper().startswith(NA_PREFIX.upper()) else NA_PREFIX + prefix
+
+
+def bare_prefix(handle: str) -> str:
+    return handle[len(NA_PREFIX) :] if handle.upper().startswith(NA_PREFIX.upper()) else handle
+
+
+@dataclass
+class ReplicationSource:
+    """The primary's side: who may pull, and the bytes of the streams they get.
+
+    ``admins``: identities allowed to pull besides the node's operators (``is_operator``),
+    HSJ's ``replication_admins``. ``clock`` gives the dates the streams carry (seconds)."""
+
+    store: Store
+    private_key: PrivateKey | None
+    clock: Callable[[], float]
+    is_operator: Callable[[Identity], bool]
+    admins: frozenset[Identity] = frozenset()
+    refusal: Callable[[], str | None] = lambda: None  # why we are no source (a mirror)
+
+    def authorize(self, who: Identity | None) -> None:
+        if who is None:
+            raise AuthenticationNeeded("authentication needed to replicate")
+        if who not in self.admins and not self.is_operator(who):
+            raise NotAuthorized(f"{who} may not replicate from this server")
+
+    async def next_txn_id(self) -> int:
+        """The id our next transaction gets; a mirror answers the one after its position."""
+        position = await position_of(self.store)
+        if self.refusal() is not None and position:
+            return position + 1
+        return rw.txn_id(await epoch_of(self.store), await self.store.serial() + 1)
+
+    def _writer(self) -> rw.StreamWriter:
+        key = self.private_key
+        if key is None:
+            return rw.StreamWriter(None)
+        return rw.StreamWriter(lambda data: sign(key, data, "SHA256"), rw.HASH_ID)
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def transactions(self, request: RetrieveTxnRequest) -> AsyncIterator[bytes]:
+        """The stream answering ``request``: every change after its last id, or a redump."""
+        w = self._writer()
+        yield w.head()
+        epoch, last_serial = await epoch_of(self.store), await self.store.serial()
+        their_epoch, their_serial = rw.split_txn_id(max(request.last_txn_id, 0))
+        if request.last_txn_id <= 0 or their_epoch != epoch or their_serial > last_serial:
+            log.info(
+                "replication: redump needed (their last %d, our epoch %d serial %d)",
+                request.last_txn_id, epoch, last_serial,
+            )  # fmt: skip
+            yield w.txn_head(rw.NEED_TO_REDUMP)
+            yield w.txn_end(request.last_query_date)
+            return
+        yield w.txn_head(rw.SENDING_TRANSACTIONS)
+        since = their_serial
+        while since < last_serial:
+            page = await self.store.transactions(since, min(PAGE, last_serial - since))
+            if not page:
+                break
+            chunk = []
+            for txn in page:
+                record = await self._record_of(epoch, txn)
+                if record is not None:
+                    chunk.append(w.txn(record))
+            since = page[-1].serial
+            if chunk:
+                yield b"".join(chunk)
+        yield w.txn_end(self._now_ms())
+
+    async def _record_of(self, epoch: int, txn: Transaction) -> rw.TxnRecord | None:
+        """The record of one log row, with the handle's current values (HSJ
+        ``forwardTransactions``); None for a row no receiver needs (governance, or a change a
+        later row undoes)."""
+        kind, handle = _ACTIONS.get(txn.action), txn.handle
+        if kind is None:
+            return None
+        ident, date = rw.txn_id(epoch, txn.serial), txn.timestamp * 1000
+        if kind in (rw.ACTION_HOME_NA, rw.ACTION_UNHOME_NA):
+            return rw.TxnRecord(ident, na_handle(handle), kind, date)
+        values = await self.store.get_handle(handle)
+        if kind == rw.ACTION_DELETE:
+            return None if values is not None else rw.TxnRecord(ident, handle, kind, date)
+        if values is None:
+            return None  # deleted since: its deletion follows in the log
+        return rw.TxnRecord(ident, handle, kind, date, tuple(values))
+
+    async def dump(self, request: DumpHandlesRequest) -> AsyncIterator[bytes]:
+        """Everything we hold (HSJ ``DumpHandlesResponse``): where to resume the log, every
+        handle, every homed prefix. Changes landing meanwhile may be in the dump and are
+        sent again from the log: applying them twice is harmless."""
+        w = self._writer()
+        yield w.head() + w.dump_head()
+        epoch, serial = await epoch_of(self.store), await self.store.serial()
+        yield w.dump_info(self._now_ms(), rw.txn_id(epoch, serial))
+        prefixes = await self.store.homed_prefixes()
+        for scope in dump_scopes(prefixes):
+            offset = 0
+            while True:
+                names = await self.store.list_handles(scope, offset=offset, limit=PAGE)
+                chunk = []
+                for name in names:
+                    values = await self.store.get_handle(name)
+                    if values is not None:
+                        chunk.append(w.dump_handle(name, values))
+                if chunk:
+                    yield b"".join(chunk)
+                if len(names) < PAGE:
+                    break
+                offset += len(names)
+        yield b"".join(w.dump_prefix(na_handle(p)) for p in prefixes) + w.dump_done()
+
+
+def dump_scopes(prefixes: Iterable[str]) -> list[str]:
+    """The prefixes whose handles a dump lists: the homed ones and 0.NA (their records)."""
+    out, seen = [], set()
+    for p in ["0.NA", *prefixes]:
+        if p.lower() not in seen:
+            seen.add(p.lower())
+            out.append(p)
+    return out
