@@ -109,9 +109,15 @@ class Flood:
 
 
 def light_client(
-    target: tuple[str, int], source: str, handle: str, count: int, wait: float = 0.5
+    target: tuple[str, int],
+    source: str,
+    handle: str,
+    count: int,
+    wait: float = 0.5,
+    tries: int = 1,
 ) -> tuple[int, int]:
-    """``count`` requests one at a time from ``source``; (answered, of them successfully)."""
+    """``count`` requests one at a time from ``source``, each sent up to ``tries`` times
+    (``wait`` seconds apart, as a resolver retries); (answered, of them successfully)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((source, 0))
     sock.settimeout(wait)
@@ -119,17 +125,27 @@ def light_client(
     try:
         for n in range(count):
             request_id = 100_000 + n
-            sock.sendto(resolution(handle, request_id), target)
-            while True:
-                try:
-                    data = sock.recv(65536)
-                except TimeoutError:
-                    break
-                if decode_envelope(data[:ENVELOPE_SIZE]).request_id != request_id:
-                    continue  # a late answer to an earlier request
+            code = _ask(sock, target, resolution(handle, request_id), request_id, tries)
+            if code is not None:
                 answered += 1
-                ok += decode_header(data[ENVELOPE_SIZE:]).response_code == 1
-                break
+                ok += code == 1
     finally:
         sock.close()
     return answered, ok
+
+
+def _ask(
+    sock: socket.socket, target: tuple[str, int], request: bytes, request_id: int, tries: int
+) -> int | None:
+    """The response code of the answer to ``request``, or None after ``tries`` timeouts."""
+    for _ in range(tries):
+        sock.sendto(request, target)
+        while True:
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                break
+            if decode_envelope(data[:ENVELOPE_SIZE]).request_id != request_id:
+                continue  # a late answer to an earlier request
+            return decode_header(data[ENVELOPE_SIZE:]).response_code
+    return None
