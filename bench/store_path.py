@@ -143,6 +143,13 @@ def wait_udp(port: int, probe: bytes, timeout: float = 60.0) -> None:
     raise SystemExit(f"nothing answers on UDP port {port}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its threads so far (/proc), so each
+    path's cost per answer can be stated apart from how busy the machine was."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Server:
     """A pinned server process, stopped on exit."""
 
@@ -164,11 +171,22 @@ class Server:
             self.process.kill()
             self.process.wait()
 
+    def measured(self, run):
+        """``run()``'s result, and the server's CPU µs during it."""
+        pid = self.process.pid
+        before = cpu_seconds(pid)
+        result = run()
+        return result, (cpu_seconds(pid) - before) * 1e6
+
     def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def per(cpu_us: float, answers: float) -> str:
+    return f"{cpu_us / answers:.0f} µs CPU/answer" if answers else "no answers"
 
 
 def main() -> int:
@@ -177,6 +195,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--node", type=Path, default=Path("var-bench-store"))
     parser.add_argument("--server-src", type=Path, default=None)
+    parser.add_argument("--settle", type=float, default=5.0, help="seconds after a start")
     args = parser.parse_args()
     env = dict(os.environ)
     if args.server_src is not None:
@@ -203,33 +222,42 @@ def main() -> int:
 
         port = free_udp_port()
         floor_argv = [sys.executable, str(HERE / "udp_python_floor.py"), str(port)]
-        with Server(floor_argv, env, port, probe):
-            floor, _, _ = blast(blaster, port, all_reqs, args.seconds)
-        rows.append(("UDP floor (Python, no decoding, no store)", floor, ""))
+        with Server(floor_argv, env, port, probe) as server:
+            (floor, got, _), cpu = server.measured(
+                lambda: blast(blaster, port, all_reqs, args.seconds)
+            )
+        rows.append(("UDP floor (Python, no decoding, no store)", floor, per(cpu, got)))
 
         serve = [*IDNODE, "serve", str(node), "--workers", "1"]
         off = {**env, "IDNODE_SERVER_CACHE_ENTRIES": "0"}
-        with Server(serve, off, udp, probe):
-            rate, got, ok = blast(blaster, udp, all_reqs, args.seconds)
-            rows.append((f"UDP store path, cache off, {args.count:,} ids", rate, f"{ok}/{got} ok"))
-            web = wrk(http, everyone[: args.count], args.seconds, tmp)
+        with Server(serve, off, udp, probe) as server:
+            time.sleep(args.settle)  # (the start's own work: filling answers of old records)
+            (rate, got, ok), cpu = server.measured(
+                lambda: blast(blaster, udp, all_reqs, args.seconds)
+            )
+            name = f"UDP store path, cache off, {args.count:,} ids"
+            rows.append((name, rate, f"{per(cpu, got)}, {ok}/{got} ok"))
+            web, cpu = server.measured(lambda: wrk(http, everyone, args.seconds, tmp))
             if web is not None:
-                rows.append(("HTTP REST store path, cache off, wrk -c64", web[0], f"p99 {web[1]}"))
+                name = "HTTP REST store path, cache off, wrk -c64"
+                rows.append((name, web[0], f"{per(cpu, web[0] * args.seconds)}, p99 {web[1]}"))
         on = {**env, "IDNODE_SERVER_CACHE_ENTRIES": str(2 * HOT)}
-        with Server(serve, on, udp, probe):
+        with Server(serve, on, udp, probe) as server:
+            time.sleep(args.settle)
             blast(blaster, udp, hot_reqs, 2)  # warm-up: every hot answer computed once
-            rate, got, ok = blast(blaster, udp, hot_reqs, args.seconds)
-            rows.append((f"UDP cached, {len(hot):,} ids", rate, f"{ok}/{got} ok"))
-            web = wrk(http, hot, 2, tmp)  # warm-up
-            web = wrk(http, hot, args.seconds, tmp)
+            (rate, got, ok), cpu = server.measured(
+                lambda: blast(blaster, udp, hot_reqs, args.seconds)
+            )
+            rows.append((f"UDP cached, {len(hot):,} ids", rate, f"{per(cpu, got)}, {ok}/{got} ok"))
+            wrk(http, hot, 2, tmp)  # warm-up
+            web, cpu = server.measured(lambda: wrk(http, hot, args.seconds, tmp))
             if web is not None:
-                rows.append(
-                    (f"HTTP REST cached, {len(hot):,} ids, wrk -c64", web[0], f"p99 {web[1]}")
-                )
+                name = f"HTTP REST cached, {len(hot):,} ids, wrk -c64"
+                rows.append((name, web[0], f"{per(cpu, web[0] * args.seconds)}, p99 {web[1]}"))
     pinning = "taskset: server on CPU 0, generator on CPU 1" if shutil.which("taskset") else ""
     print(f"\nstore path (issue 16), {os.cpu_count()} cores, {pinning}; node seeded/checked in "
           f"{seeded:.0f} s; {args.seconds:g} s per run, 64 in flight")  # fmt: skip
-    print(f"{'path':<52} {'answers/s':>10} {'of floor':>9}  notes")
+    print(f"{'path':<52} {'answers/s':>10} {'of floor':>9}  server CPU per answer, notes")
     for name, rate, note in rows:
         print(f"{name:<52} {rate:>10,.0f} {rate / floor:>8.0%}  {note}")
     src = f" --server-src {args.server_src}" if args.server_src else ""
