@@ -124,15 +124,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     tuple(render_ddl(t, SQLITE_TYPES) for t in RECURSIVE_CACHE_TABLES),
     # 5: custom templates, each record's template version, children's audit heads
     tuple(render_ddl(t, SQLITE_TYPES) for t in TEMPLATE_SUPERVISION_TABLES),
-    # 6: each record's pre-encoded public answer (wire.public_answer); existing records have
-    # none until written again, and take the full path meanwhile
+    # 6: each record's pre-encoded public answer (wire.public_answer); existing records get
+    # theirs from ``fill_public_answers`` (idnode serve), the full path serves them meanwhile.
+    # A rowid table: its rows (1.5 KB for eight values) would overflow a WITHOUT ROWID
+    # table's cells (about 1 KB on 4 KiB pages) into a page each, six times the size.
     (
         """CREATE TABLE public_answers (
             key        TEXT PRIMARY KEY REFERENCES handles (key) ON DELETE CASCADE,
             wire       BLOB NOT NULL,     -- the value list of a resolution response
             json       BLOB NOT NULL,     -- the REST values array
             restricted INTEGER NOT NULL   -- 1: values an authorised reader may read
-        ) WITHOUT ROWID""",
+        )""",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -39,6 +39,7 @@ from idnode.wire.envelope import (
 from idnode.wire.header import HEADER_SIZE, MAX_RECURSION_COUNT
 from idnode.wire.json import value_to_json
 from idnode.wire.message import ECHOED_FLAGS
+from idnode.wire.types import data_to_json
 from idnode.wire.values import write_value, write_values
 
 _PUBLIC_READ = int(Permission.PUBLIC_READ)
@@ -57,6 +58,7 @@ _RESOLUTION = int(OpCode.RESOLUTION)
 _NO_CREDENTIAL = bytes(4)
 # header + handle length + empty index list + empty type list: the smallest plain request
 _MIN_PLAIN = ENVELOPE_SIZE + HEADER_SIZE + 12
+_MARK = "\x00idnode-data\x00"  # where a layout's JSON takes each row's data
 
 
 # -- at write time ----------------------------------------------------------------------------
@@ -95,14 +97,23 @@ def layout_encoder(
         type_end = len(encoded) - 8  # an empty data field (4) and the reference count (4)
         pieces.append((n, encoded[:type_end], encoded[type_end + 4 :]))
     count = _U32.pack(len(public))
+    # each public slot's JSON around its "data" member, made once: only the data is per row
+    shapes = []
+    for n in public:
+        marked = orjson.dumps({**value_to_json(replace(layout[n], data=b"")), "data": _MARK})
+        before, _, after = marked.partition(orjson.dumps(_MARK))
+        shapes.append((n, before, after, data_to_json(layout[n].type)))
 
     def encode(datas: Sequence[bytes]) -> PublicAnswer:
         parts = [count]
         for n, head, tail in pieces:
             data = datas[n]
             parts += (head, _U32.pack(len(data)), data, tail)
-        json = orjson.dumps([value_to_json(replace(layout[n], data=datas[n])) for n in public])
-        return PublicAnswer(b"".join(parts), json, restricted)
+        json = [b"["]
+        for n, before, after, convert in shapes:
+            json += (before, orjson.dumps(convert(datas[n])), after, b",")
+        json[-1] = b"]"
+        return PublicAnswer(b"".join(parts), b"".join(json) if shapes else b"[]", restricted)
 
     return encode
 
