@@ -46,8 +46,13 @@ chromium:
 # Reproduces the figures in docs/performance.md (a throw-away node in var-bench/): the kernel's
 # own UDP ceiling, cached resolution (hits only, after a warm-up) on each transport, HTTP with
 # pipelining, the default mix (hits, unique misses, typed queries) and latency at a fixed rate.
+# First (issue 16): the store path with the cache off over BENCH_STORE_COUNT identifiers, and
+# cached resolution, as ratios to the Python floor measured in the same run (var-bench-store/
+# is seeded once, about two minutes for a million identifiers, and reused).
+BENCH_STORE_COUNT ?= 1000000
 BENCH_RUN = $(BIN)/idnode bench run --seed-node var-bench --count 10000 --duration 10 --warmup 5
 bench: $(STAMP)
+	$(BIN)/python bench/store_path.py --count $(BENCH_STORE_COUNT) --seconds 5 --node var-bench-store
 	$(BIN)/python bench/udp_floor.py --seconds 5
 	$(BENCH_RUN) --protocol udp,tcp,http --mix hit=100 \
 		--json-out bench/results/cached.json --html-out bench/results/cached.html

@@ -103,8 +103,10 @@ async def open_node(config: Config, *, runtime: Runtime, features: Features = AL
     and random source of every part: the store's log, the registry, the hierarchy, sessions,
     challenges)."""
     from idnode.store.encrypted import configured_store
+    from idnode.wire.public_answer import ENCODER
 
-    store = configured_store(config, runtime)  # SM4-GCM at rest when a storage key is set
+    # SM4-GCM at rest when a storage key is set; each record's public answer kept encoded
+    store = configured_store(config, runtime, answers=ENCODER)
     await store.open()
     try:
         return await _build(config, runtime, features, store)

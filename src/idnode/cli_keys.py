@@ -52,10 +52,10 @@ def _keyring_and_path(directory: Path):
 def _encrypted_store(cfg, keyring):
     from idnode.store import open_store
     from idnode.store.encrypted import EncryptedStore
+    from idnode.wire.public_answer import ENCODER
 
-    return EncryptedStore(
-        open_store(cfg.store_url, clock=RUNTIME.clock), keyring, random=RUNTIME.random
-    )
+    engine = open_store(cfg.store_url, clock=RUNTIME.clock, answers=ENCODER)
+    return EncryptedStore(engine, keyring, random=RUNTIME.random)
 
 
 @keys_app.command()

@@ -72,6 +72,23 @@ class HandleValue:
         return self.type == wanted
 
 
+@dataclass(frozen=True, slots=True)
+class PublicAnswer:
+    """A record's answer to an anonymous, unfiltered resolution, encoded when it was written.
+
+    Kept by the store beside the record, in the write's own transaction, so an uncached
+    resolution is one keyed read plus an envelope (``wire.public_answer``). ``wire``: the
+    value list of a resolution response (a 4-byte count, then each public value, by index);
+    ``json``: the REST ``values`` array of the same values. ``restricted``: the record also
+    holds values an authorised reader may read (no PUBLIC_READ, with ADMIN_READ), so a
+    wire query without the PO flag must take the full path (it is challenged there).
+    """
+
+    wire: bytes
+    json: bytes
+    restricted: bool
+
+
 def handle_key(handle: str) -> str:
     """The lookup key of a handle.
 

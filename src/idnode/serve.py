@@ -15,7 +15,7 @@ import uvicorn
 
 from idnode.app import NodeApp, open_node
 from idnode.config import Config
-from idnode.ingest.runner import start_ingest
+from idnode.ingest.runner import ingesting_process, start_ingest
 from idnode.replication.fence import check_fence
 from idnode.runtime import Runtime
 from idnode.service.site import Listeners, publish_site
@@ -62,6 +62,24 @@ async def response_cache_for(config: Config, store) -> ResponseCache | None:
         log.warning("store cannot announce writes; response cache disabled")
         return None
     return cache
+
+
+async def fill_public_answers(node: NodeApp, batch: int = 1000) -> None:
+    """Encode the public answers of records written before they existed (the store path's
+    migration leaves them to the full path until then), a batch at a time between the
+    serving work; worker 0 only. Idempotent: a restart carries on (records done are skipped)."""
+    after: str | None = ""
+    batches = 0
+    try:
+        while after is not None:
+            after = await node.store.fill_public_answers(after, batch)
+            batches += 1
+            await asyncio.sleep(0)  # (each batch is one write transaction: let others in)
+    except Exception:  # a busy or closed store: the next start carries on
+        log.exception("filling the stored public answers stopped")
+        return
+    if batches > 1:
+        log.info("stored public answers filled", extra={"batches": batches})
 
 
 def watch_caches(node: NodeApp, caches: dict[str, ResponseCache | None]) -> None:
@@ -126,17 +144,14 @@ async def serve(
     rest_cache = await response_cache_for(config, node.store)
     watch_caches(node, {"wire": wire_cache, "http": rest_cache})
     handler = WireHandler(node, cache=wire_cache)
-    answers = (
-        None if rest_cache is None else CachedRestAnswers(rest_cache, handler.limits, node.resolver)
-    )
+    # cached REST answers, and the store path of the others (http_fast)
+    answers = CachedRestAnswers(rest_cache, handler.limits, node.resolver)
     # every stream listener of this process shares one connection budget (connections.py)
     budget = ConnectionBudget(config.limits.max_connections)
     protocol = http_protocol(config, handler, answers, budget)
     host, srv = config.server.host, config.server
     udp_transport, _ = await serve_udp(handler, host, srv.udp_port, reuse_port=reuse_port)
-    tcp_server = await serve_tcp(
-        handler, host, srv.tcp_port, reuse_port=reuse_port, budget=budget
-    )
+    tcp_server = await serve_tcp(handler, host, srv.tcp_port, reuse_port=reuse_port, budget=budget)
     # bound here for port 0 too, so the published site can name the port really taken
     http_sockets = [http_socket(host, srv.http_port)] if reuse_port or not srv.http_port else None
     await publish_site(node, bound_ports(udp_transport, tcp_server, http_sockets, srv.http_port))
@@ -196,10 +211,13 @@ async def serve(
     )
     if ready is not None:
         ready.set()
+    filling = asyncio.create_task(fill_public_answers(node)) if ingesting_process() else None
     try:
         await stop.wait()
     finally:
         log.info("shutting down")
+        if filling is not None:
+            filling.cancel()
         udp_transport.close()
         tcp_server.close()
         await tls.close()

@@ -35,7 +35,7 @@ from idnode.store.postgres_schema import SCHEMA_VERSION
 from tests.store.conftest import PG_DSN, drop_pg_schema, pg_connect, pg_schema_for
 
 P = "20.500.1"
-TABLES = ("handles", "handle_values", "homed_prefixes", "txlog", "serial_counter")
+TABLES = ("handles", "handle_values", "homed_prefixes", "txlog", "serial_counter", "public_answers")
 
 
 def v(index: int, data: bytes = b"x") -> HandleValue:

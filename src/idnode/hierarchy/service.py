@@ -90,6 +90,10 @@ class HierarchyRouting:
         self._homed: set[str] = set()
         self._refreshed = float("-inf")
 
+    def answers_locally(self, handle: str) -> bool:
+        """A handle this node is responsible for is answered here unless a child serves it."""
+        return self.delegated(handle) is None
+
     async def route(self, query: ResolutionQuery, *, recursion: bool) -> Answer | None:
         """A ``Referral`` to the child serving ``query.handle``, ``Values`` from the recursive
         resolver, or None when this node answers from its own store (or refuses).

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from idnode.codes import Permission
 from idnode.errors import HandleNotFound, IdnodeError, NotAuthorized, NotResponsible, ValueNotFound
-from idnode.model import HandleValue
+from idnode.model import HandleValue, PublicAnswer
 from idnode.names import PrefixSet, check_handle
 from idnode.store.base import Store
 
@@ -115,6 +115,12 @@ class RoutingStage(Protocol):
 
     async def route(self, query: ResolutionQuery, *, recursion: bool) -> Answer | None: ...
 
+    def answers_locally(self, handle: str) -> bool:
+        """Whether ``route`` returns None for every query of ``handle``, a handle this node
+        is responsible for, whatever its flags: then a stored public answer may serve it
+        (``Resolver.stored_answer``). A stage without this method never lets one."""
+        ...
+
 
 # -- the restricted-read rule ------------------------------------------------------------------
 def select_values(
@@ -144,6 +150,9 @@ def select_values(
 
 
 ReadCheck = Callable[[Any, Sequence[HandleValue]], Awaitable[bool]]
+# a transport's last word on a stored answer (``Resolver.stored_answer``): its rate limit, and
+# whether the query asked for public values only
+Admit = Callable[[PublicAnswer], bool]
 
 
 async def readable_values(
@@ -231,6 +240,63 @@ class Resolver:
         except IdnodeError:
             return False
         return True
+
+    # -- the store path of an anonymous, unfiltered resolution --------------------------------
+    def stored_answer_now(
+        self, name: str, client: str = "", admit: Admit | None = None
+    ) -> PublicAnswer | None:
+        """The record's stored public answer (``Store.public_answer``) for an anonymous query
+        of ``name`` with no index or type, when the store reads it inline; None: ask
+        ``resolve``, whose answer it would be anyway.
+
+        The same stages as ``resolve`` in the same order: the name's mapping and checks, this
+        node's responsibility, the routing stages (none may route it), the record, the
+        caller's ``admit(answer)``, the gate (statistics, tombstones). ``admit`` is where the
+        transport spends the client's rate-limit token and applies the rest of the
+        restricted-read rule: ``PublicAnswer.restricted`` means a query that did not ask for
+        public values only must take ``resolve`` (it is challenged there)."""
+        if not self.store.inline_answers:
+            return None
+        handle = self._local_name(name)
+        if handle is None:
+            return None
+        return self._admitted(handle, client, self.store.public_answer_now(handle), admit)
+
+    async def stored_answer(
+        self, name: str, client: str = "", admit: Admit | None = None
+    ) -> PublicAnswer | None:
+        """``stored_answer_now`` for every store (a read that may wait, PostgreSQL's)."""
+        handle = self._local_name(name)
+        if handle is None:
+            return None
+        return self._admitted(handle, client, await self.store.public_answer(handle), admit)
+
+    def _local_name(self, name: str) -> str | None:
+        """The handle ``name`` stands for when this node answers it from its own store with
+        no stage in between; None for anything ``resolve`` must judge."""
+        try:
+            handle = check_handle(self.names(name) if self.names is not None else name)
+        except IdnodeError:
+            return None
+        if not self.homed.responsible_for(handle):
+            return None
+        for stage in self.stages:
+            local = getattr(stage, "answers_locally", None)
+            if local is None or not local(handle):
+                return None
+        return handle
+
+    def _admitted(
+        self, handle: str, client: str, answer: PublicAnswer | None, admit: Admit | None
+    ) -> PublicAnswer | None:
+        if answer is None or (admit is not None and not admit(answer)):
+            return None  # (resolve then runs the gate, once)
+        if self.gate is not None:
+            try:
+                self.gate(handle, client)
+            except IdnodeError:
+                return None  # a tombstone: resolve refuses it, with its own error
+        return answer
 
     async def resolve(
         self, query: ResolutionQuery, *, reader: Any = None, recursion: bool = False

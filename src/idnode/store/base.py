@@ -21,12 +21,29 @@ from typing import Any, Protocol
 
 from idnode.codes import Permission, TTLType
 from idnode.errors import InvalidHandle, InvalidValue
-from idnode.model import HandleValue, ValueReference, handle_key
+from idnode.model import HandleValue, PublicAnswer, ValueReference, handle_key
 from idnode.store.effects import NO_EFFECTS, Effects
 from idnode.store.governance import SELECT_VERSIONS
 from idnode.store.rows import decode_record
 
 SerialCallback = Callable[[int], None]
+
+
+# kept for a record whose anonymous answer is not a list of values (the encoder said None), so
+# that ``fill_public_answers`` knows it was looked at; read back as None (the full path)
+NOT_SERVED = PublicAnswer(b"", b"", True)
+
+
+class AnswerEncoder(Protocol):
+    """Encodes a record's public answer (``wire.public_answer``, given to the engine by the
+    composition root: the store does not speak the wire). ``layout`` does the same for the
+    records of one bulk-load row group, encoding what they share once."""
+
+    def __call__(self, values: Sequence[HandleValue]) -> PublicAnswer | None: ...
+
+    def layout(
+        self, layout: Sequence[HandleValue]
+    ) -> Callable[[Sequence[bytes]], PublicAnswer | None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +128,31 @@ class Store(abc.ABC):
         await self.close()
 
     # -- reads -----------------------------------------------------------------------------
+    # Pre-encoded public answers (``model.PublicAnswer``). An engine given an ``AnswerEncoder``
+    # keeps one beside every record it writes, in the same transaction, and every write that
+    # changes a record replaces or drops it, so one is never older than its record. None
+    # means "take the full path": no such handle, no encoder, a record written before the
+    # answers existed, or one whose anonymous answer is not a list of values.
+    inline_answers = False  # whether ``public_answer_now`` reads without waiting
+
+    async def public_answer(self, handle: str) -> PublicAnswer | None:
+        """The stored public answer of ``handle``, or None (engines without them: always)."""
+        return None
+
+    def public_answer_now(self, handle: str) -> PublicAnswer | None:
+        """``public_answer`` without an await, for engines whose ``inline_answers`` is True
+        (the caller checks it first; the others answer None)."""
+        return None
+
+    async def fill_public_answers(self, after: str = "", batch: int = 1000) -> str | None:
+        """Encode the public answers of up to ``batch`` records after key ``after`` (in key
+        order) that have none: records written before the answers existed (the migration
+        adds an empty table). One transaction per batch, serialised with every write to
+        those records, so a write meanwhile is never overwritten by an older answer. Returns
+        the last key looked at (pass it back), or None when every record was looked at.
+        Engines without answers, or without an encoder, have nothing to fill."""
+        return None
+
     @abc.abstractmethod
     async def get_handle(self, handle: str) -> list[HandleValue] | None:
         """All values of ``handle`` sorted by index, or None when it does not exist."""

@@ -41,9 +41,10 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from idnode.codes import Permission
 from idnode.crypto.keyring import Keyring, KeyringError
-from idnode.model import HandleValue, handle_key
+from idnode.model import HandleValue, PublicAnswer, handle_key
 from idnode.runtime import Random, Runtime
 from idnode.store.base import (
+    AnswerEncoder,
     Atomic,
     KeptVersion,
     RowGroup,
@@ -64,14 +65,15 @@ HEADER_BYTES = len(MAGIC) + 4 + NONCE_BYTES
 _AAD_LABEL = b"idnode/value/1\0"
 
 
-def configured_store(config, runtime: Runtime) -> Store:
+def configured_store(config, runtime: Runtime, answers: AnswerEncoder | None = None) -> Store:
     """The (unopened) store of a node: its engine, wrapped when a storage key is configured
     (``[security] storage_key_file`` or ``IDNODE_STORAGE_KEY``). Every command that opens a
-    node's store goes through here, so none writes a non-public value clear by mistake."""
+    node's store goes through here, so none writes a non-public value clear by mistake.
+    ``answers``: the engine keeps each record's public answer (``Store.public_answer``)."""
     from idnode.crypto.keyring import load_keyring
     from idnode.store import open_store
 
-    store = open_store(config.store_url, clock=runtime.clock)
+    store = open_store(config.store_url, clock=runtime.clock, answers=answers)
     keyring = load_keyring(config.path(config.security.storage_key_file), clock=runtime.clock)
     return store if keyring is None else EncryptedStore(store, keyring, random=runtime.random)
 
@@ -219,6 +221,20 @@ class EncryptedStore(Store):
 
     async def close(self) -> None:
         await self.inner.close()
+
+    # public answers hold public values only, which are never sealed: the engine's as they are
+    @property
+    def inline_answers(self) -> bool:  # type: ignore[override]
+        return self.inner.inline_answers
+
+    async def public_answer(self, handle: str) -> PublicAnswer | None:
+        return await self.inner.public_answer(handle)
+
+    def public_answer_now(self, handle: str) -> PublicAnswer | None:
+        return self.inner.public_answer_now(handle)
+
+    async def fill_public_answers(self, after: str = "", batch: int = 1000) -> str | None:
+        return await self.inner.fill_public_answers(after, batch)
 
     async def get_handle(self, handle: str) -> list[HandleValue] | None:
         values = await self.inner.get_handle(handle)

@@ -45,9 +45,11 @@ from idnode.errors import (
     ValueAlreadyExists,
     ValueNotFound,
 )
-from idnode.model import HandleValue, handle_key
+from idnode.model import HandleValue, PublicAnswer, handle_key
 from idnode.names import prefix_key
 from idnode.store.base import (
+    NOT_SERVED,
+    AnswerEncoder,
     Atomic,
     Store,
     Transaction,
@@ -106,9 +108,12 @@ class PostgresStore(Store):
         schema: str = "idnode",
         acquire_timeout: float = 10.0,
         connect_timeout: float = 10.0,
+        answers: AnswerEncoder | None = None,
     ) -> None:
         """``acquire_timeout``: how long a call waits for a free pooled connection before
-        raising ServerBusy (the node sheds load rather than queueing without bound)."""
+        raising ServerBusy (the node sheds load rather than queueing without bound).
+        ``answers``: keep each record's public answer (``Store.public_answer``); without it
+        every write drops the record's stored answer instead."""
         self.dsn = dsn
         self.schema = check_schema_name(schema)
         self.channel = channel_of(self.schema)
@@ -117,6 +122,7 @@ class PostgresStore(Store):
         self._acquire_timeout = acquire_timeout
         self._connect_kwargs: dict[str, Any] = {"timeout": connect_timeout}
         self._sql = Statements(self.schema)
+        self._answers = answers
         self._pool: asyncpg.Pool | None = None
         self._listener: SerialListener | None = None
 
@@ -282,6 +288,52 @@ class PostgresStore(Store):
             return None
         return record_from_rows(await self._read(lambda c: c.fetch(self._sql.get, key)))
 
+    async def public_answer(self, handle: str) -> PublicAnswer | None:
+        key = handle_key(handle)
+        if "\x00" in key:
+            return None
+        row = await self._read(lambda c: c.fetchrow(self._sql.get_answer, key))
+        if row is None or not row[0]:  # none, or NOT_SERVED
+            return None
+        return PublicAnswer(row[0], row[1], row[2])
+
+    async def fill_public_answers(self, after: str = "", batch: int = 1000) -> str | None:
+        encode = self._answers
+        if encode is None:
+            return None
+        sql = self._sql
+
+        async def tx(conn: asyncpg.Connection) -> int:
+            missing = [r[0] for r in await conn.fetch(sql.keys_without_answers, after, batch)]
+            last.extend(missing[-1:])
+            records: dict[str, list] = {k: [] for k in missing}
+            for row in await conn.fetch(sql.values_of, missing) if missing else ():
+                records[row[0]].append(tuple(row)[1:])
+            answers = (
+                (k, encode(record_from_rows(rs) or []) or NOT_SERVED) for k, rs in records.items()
+            )
+            filled = [(k, *_answer_fields(a)) for k, a in answers]
+            if filled:
+                await conn.executemany(sql.fill_answer, filled)
+            return 0
+
+        last: list[str] = []
+        await self._write(tx)
+        return last[0] if last else None
+
+    async def _refresh_answer(self, conn: asyncpg.Connection, key: str) -> None:
+        """Replace the stored public answer of ``key`` by one of its record as it now is (in
+        the write's transaction), or drop it without an encoder or a record."""
+        answer = None
+        if self._answers is not None:
+            values = record_from_rows(await conn.fetch(self._sql.get, key))
+            if values is not None:
+                answer = self._answers(values) or NOT_SERVED
+        if answer is None:
+            await conn.execute(self._sql.drop_answer, key)
+        else:
+            await conn.execute(self._sql.put_answer, key, *_answer_fields(answer))
+
     async def list_handles(
         self, prefix: str, *, offset: int = 0, limit: int | None = None
     ) -> list[str]:
@@ -331,6 +383,7 @@ class PostgresStore(Store):
                 raise HandleAlreadyExists(f"handle {handle} already exists")
             if checked:
                 await conn.execute(self._sql.add_values, key, *_columns(checked))
+            await self._refresh_answer(conn, key)
             return await self._log(conn, "create", handle)
 
         return await self._write(tx, effects=effects)
@@ -339,6 +392,7 @@ class PostgresStore(Store):
         key = handle_key(_check_name(handle))
 
         async def tx(conn: asyncpg.Connection) -> int:
+            await conn.execute(self._sql.drop_answer, key)  # (the cascade would too)
             spelled = await conn.fetchval(self._sql.delete_handle, key)
             if spelled is None:
                 raise HandleNotFound(f"handle {handle} not found")
@@ -357,6 +411,7 @@ class PostgresStore(Store):
             if len(rows) != len(checked):  # ON CONFLICT skipped some: roll all back
                 present = sorted({v.index for v in checked} - {r[0] for r in rows})
                 raise ValueAlreadyExists(f"handle {spelled} already has index {present[0]}")
+            await self._refresh_answer(conn, key)
             return await self._log(conn, "add", spelled)
 
         return await self._write(tx, effects=effects)
@@ -370,6 +425,7 @@ class PostgresStore(Store):
             key, spelled = await self._existing(conn, handle)
             rows = await conn.fetch(self._sql.modify_values, key, *_columns(checked))
             _require_all(spelled, [v.index for v in checked], rows)
+            await self._refresh_answer(conn, key)
             return await self._log(conn, "modify", spelled)
 
         return await self._write(tx, effects=effects)
@@ -383,6 +439,7 @@ class PostgresStore(Store):
             key, spelled = await self._existing(conn, handle)
             rows = await conn.fetch(self._sql.remove_values, key, checked)
             _require_all(spelled, checked, rows)
+            await self._refresh_answer(conn, key)
             return await self._log(conn, "remove", spelled)
 
         return await self._write(tx, effects=effects)
@@ -476,6 +533,14 @@ class PostgresStore(Store):
         value_rows = [(k, *_fields(v)) for k, (_, vs) in final.items() for v in vs]
         if value_rows:
             await conn.copy_records_to_table("handle_values", schema_name=s, records=value_rows)
+        if self._answers is not None:  # (an overwrite's DELETE above cascaded to the old ones)
+            encode = self._answers
+            answers = ((k, encode(vs) or NOT_SERVED) for k, (_, vs) in final.items())
+            answer_rows = [(k, *_answer_fields(a)) for k, a in answers]
+            if answer_rows:
+                await conn.copy_records_to_table(
+                    "public_answers", schema_name=s, records=answer_rows
+                )
         await conn.copy_records_to_table("idnode_load_log", records=log_rows)
         return done
 
@@ -532,6 +597,10 @@ def _check_values(values: Iterable[HandleValue], *, allow_empty: bool = True) ->
         if "\x00" in v.type:
             raise InvalidValue(f"value {v.index}: type must not contain NUL")
     return checked
+
+
+def _answer_fields(answer: PublicAnswer) -> tuple[bytes, bytes, bool]:
+    return (answer.wire, answer.json, answer.restricted)
 
 
 def _fields(v: HandleValue) -> tuple[Any, ...]:

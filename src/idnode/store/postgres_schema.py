@@ -72,6 +72,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     tuple(render_ddl(t, postgres_types("{s}")) for t in RECURSIVE_CACHE_TABLES),
     # 5: custom templates, each record's template version, children's audit heads
     tuple(render_ddl(t, postgres_types("{s}")) for t in TEMPLATE_SUPERVISION_TABLES),
+    # 6: each record's pre-encoded public answer (wire.public_answer); existing records have
+    # none until written again, and take the full path meanwhile
+    (
+        """CREATE TABLE {s}.public_answers (
+            key        text COLLATE "C" PRIMARY KEY
+                       REFERENCES {s}.handles (key) ON DELETE CASCADE,
+            wire       bytea NOT NULL,    -- the value list of a resolution response
+            json       bytea NOT NULL,    -- the REST values array
+            restricted boolean NOT NULL   -- values an authorised reader may read
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -149,6 +160,27 @@ class Statements:
             f"SELECT handle FROM {s}.handles WHERE prefix = $1 ORDER BY key LIMIT $2 OFFSET $3"
         )
         self.count = f"SELECT count(*) FROM {s}.handles WHERE prefix = $1"
+        self.get_answer = f"SELECT wire, json, restricted FROM {s}.public_answers WHERE key = $1"
+        self.put_answer = (
+            f"INSERT INTO {s}.public_answers VALUES ($1, $2, $3, $4) ON CONFLICT (key)"
+            " DO UPDATE SET wire = EXCLUDED.wire, json = EXCLUDED.json,"
+            " restricted = EXCLUDED.restricted"
+        )
+        self.drop_answer = f"DELETE FROM {s}.public_answers WHERE key = $1"
+        # backfill: the batch's handles locked against writes (theirs take FOR UPDATE) while
+        # their values are read and encoded; only those still without an answer
+        self.keys_without_answers = (
+            f"SELECT h.key FROM {s}.handles h WHERE h.key > $1 AND NOT EXISTS"
+            f" (SELECT 1 FROM {s}.public_answers a WHERE a.key = h.key)"
+            " ORDER BY h.key LIMIT $2 FOR SHARE OF h"
+        )
+        self.values_of = (
+            "SELECT key, idx, type, data, permissions, ttl_type, ttl, timestamp, refs"
+            f" FROM {s}.handle_values WHERE key = ANY($1::text[]) ORDER BY key, idx"
+        )
+        self.fill_answer = (
+            f"INSERT INTO {s}.public_answers VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING"
+        )
         self.homed = f"SELECT prefix FROM {s}.homed_prefixes ORDER BY key"
         self.serial = f"SELECT serial FROM {s}.serial_counter"
         self.transactions = (

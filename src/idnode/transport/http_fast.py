@@ -23,6 +23,12 @@ request's ``Accept`` and ``Accept-Language`` ask for (``proxy_negotiation.cache_
 Found (200), not found (404) and the proxy's redirects (``GET /{handle}``, 302) are kept,
 with the handle they answer for: every hit passes the resolver's gate, which counts it and
 refuses a revoked identifier.
+
+The store path, on a miss: ``GET /api/handles/{handle}`` with no query and nothing to
+percent-decode, from an anonymous client, is answered from the record's stored public answer
+(``Resolver.stored_answer_now``, ``wire.public_answer.rest_body``) when the store reads it
+inline (SQLite): one keyed read and a JSON envelope, still inside the HTTP protocol. It is
+the full path's answer (an anonymous caller gets the public values), and the cache keeps it.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from idnode.service.resolve import Resolver
 from idnode.transport.limits import Limits
 from idnode.transport.proxy_negotiation import cache_key
 from idnode.transport.response_cache import ResponseCache
+from idnode.wire.public_answer import rest_body
 
 # found, redirected (the proxy's GET /{handle}) and not found (negative caching): answers
 # that are the same for every anonymous client until a write or a lifecycle change
@@ -45,6 +52,7 @@ CORK_LIMIT = 16  # cached answers held for one write at most
 REST_RESOLUTION = b"/api/handles/"  # misses are counted for these only (not every GET)
 # a browser app's request (``origin``) takes the full path, whose CORS middleware answers it
 _PERSONAL_HEADERS = frozenset((b"authorization", b"cookie", b"origin"))
+_JSON_HEAD = b"content-type: application/json\r\n\r\n"  # after content-length (Starlette's)
 
 
 def request_target(scope: dict) -> bytes:
@@ -66,11 +74,11 @@ class CachedRestAnswers:
 
     def __init__(
         self,
-        cache: ResponseCache,
+        cache: ResponseCache | None,
         limits: Limits,
         resolver: Resolver,
     ) -> None:
-        self.cache = cache
+        self.cache = cache  # None: no response cache ([server] cache_entries = 0), store path only
         self.limits = limits
         self.resolver = resolver  # its gate (statistics, lifecycle) sees every hit
         self._dated_for: object = None  # the default-headers list _dated was built from
@@ -79,13 +87,15 @@ class CachedRestAnswers:
     # -- filled by the full path -------------------------------------------------------
     def generation(self) -> int:
         """Read before resolving; ``remember`` drops the answer if a write came in between."""
-        return self.cache.generation
+        return 0 if self.cache is None else self.cache.generation
 
     def remember(
         self, scope: dict, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
         handle: str, generation: int,
     ) -> None:  # fmt: skip
         """Keep the answer to an anonymous GET for the next identical request."""
+        if self.cache is None:
+            return
         if status not in _KEPT_STATUS or scope.get("method") != "GET" or not anonymous(scope):
             return
         head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
@@ -109,9 +119,11 @@ class CachedRestAnswers:
         """
         cache = self.cache
         key = cache_key(target, headers)
-        if not cache.contains(key):
+        if cache is None or not cache.contains(key):
             if target.startswith(REST_RESOLUTION):
-                cache.stats.misses += 1
+                if cache is not None:
+                    cache.stats.misses += 1
+                return self._stored(target, key, headers, client_host, default_headers)
             return None
         for name, _ in headers:
             if name in _PERSONAL_HEADERS:
@@ -126,6 +138,39 @@ class CachedRestAnswers:
             return None
         if default_headers is None:
             return answer  # as stored: status line, our headers, body
+        return self.with_server_headers(answer, default_headers)
+
+    def _stored(
+        self,
+        target: bytes,
+        key: bytes,
+        headers: list[tuple[bytes, bytes]],
+        client_host: str,
+        default_headers: list[tuple[bytes, bytes]] | None,
+    ) -> bytes | None:
+        """The store path of a REST resolution (the module docstring), or None."""
+        name = target[len(REST_RESOLUTION) :]
+        if not name or not name.isascii():
+            return None
+        if b"?" in name or b"%" in name or b"#" in name:
+            return None  # parameters, or a name the full path decodes first
+        for header, _ in headers:
+            if header in _PERSONAL_HEADERS:
+                return None
+        generation = 0 if self.cache is None else self.cache.generation
+        handle = name.decode("ascii")
+        limits = self.limits  # spent only when the answer comes from here (the full path: 429)
+        stored = self.resolver.stored_answer_now(
+            handle, client_host, lambda _: limits.allow_request(client_host)
+        )
+        if stored is None:
+            return None
+        body = rest_body(handle, stored.json)
+        answer = _KEPT_STATUS[200] + b"content-length: %d\r\n" % len(body) + _JSON_HEAD + body
+        if self.cache is not None:
+            self.cache.put(key, answer, generation, handle)
+        if default_headers is None:
+            return answer
         return self.with_server_headers(answer, default_headers)
 
     def with_server_headers(

@@ -101,6 +101,11 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
             # hot path: a cached answer goes out now, without decoding or a task
             self._send_cached(hit, data, addr)
             return
+        stored = self.handler.answer_datagram_stored(data, addr[0])
+        if stored is not None and self.transport is not None:
+            # the store path, read inline: a stored public answer and an envelope, no task
+            self._send_cached(stored, data, addr)
+            return
         if len(self.inflight) >= MAX_INFLIGHT:
             return  # shed load: the client retries
         try:

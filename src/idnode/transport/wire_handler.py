@@ -33,7 +33,7 @@ from idnode.errors import (
     SessionFailed,
     UnableToAuthenticate,
 )
-from idnode.model import NA_PREFIX, handle_key
+from idnode.model import NA_PREFIX, PublicAnswer, handle_key
 from idnode.service.node import Node
 from idnode.service.replication import ReplicationSource
 from idnode.service.resolve import NeedsAuth, Referral, ResolutionQuery, Values
@@ -50,7 +50,7 @@ from idnode.transport.wire_auth import (
 )
 from idnode.transport.wire_sessions import KEYED_MODES, KeyedSessions, session_suites
 from idnode.wire import bodies, peek
-from idnode.wire.envelope import Envelope, reply_version
+from idnode.wire.envelope import ENVELOPE_SIZE, Envelope, reply_version
 from idnode.wire.header import HEADER_SIZE, MAX_RECURSION_COUNT, decode_header
 from idnode.wire.message import (
     Message,
@@ -59,6 +59,12 @@ from idnode.wire.message import (
     make_error,
     make_response,
     request_digest_of,
+)
+from idnode.wire.public_answer import (
+    plain_datagram,
+    plain_envelope,
+    plain_payload,
+    resolution_answer,
 )
 from idnode.wire.site import ADMIN_OPCODES, NOT_AN_ADMIN_INTERFACE
 
@@ -174,6 +180,13 @@ class WireHandler:
             ):
                 return hit[0]
             generation = self.cache.generation
+        if not busy and not (udp and self.node.store.inline_answers):
+            # (a datagram read inline tried it already: answer_datagram_stored)
+            stored = await self._answer_stored(envelope, payload, peer_host(peer))
+            if stored is not None:
+                if key is not None:
+                    self.cache.put(key, stored, generation, requested_handle(payload))
+                return stored
         response = await self._answer_message(
             envelope, payload, peer, busy=busy, udp=udp, conn=conn
         )
@@ -183,6 +196,64 @@ class WireHandler:
         if key is not None and response.header.response_code in _CACHEABLE_CODES:
             self.cache.put(key, encoded, generation, requested_handle(payload))
         return encoded
+
+    # -- the store path: a stored public answer and an envelope (wire.public_answer) ----------
+    async def _answer_stored(self, envelope: Envelope, payload: bytes, host: str) -> bytes | None:
+        """The answer to a plain anonymous resolution from its record's stored public answer
+        (``Resolver.stored_answer``), or None for the full path. The caller charged the
+        client's rate limit."""
+        version = plain_envelope(envelope)
+        query = None if version is None else plain_payload(payload)
+        if query is None:
+            return None
+        public_only = query[1]
+        answer = await self.node.resolver.stored_answer(
+            query[0], host, lambda a: public_only or not a.restricted
+        )
+        if answer is None:
+            return None
+        request_id = envelope.request_id.to_bytes(4, "big")
+        return self._stored_reply(version, request_id, payload, answer)
+
+    def answer_datagram_stored(self, datagram: bytes, host: str) -> bytes | None:
+        """``_answer_stored`` of a one-datagram request, without a task, when the store reads
+        inline (SQLite); None for the full path. The client's rate-limit token is spent only
+        when the answer comes from here (as for a cached answer)."""
+        if not self.node.store.inline_answers:
+            return None
+        query = plain_datagram(datagram)
+        if query is None:
+            return None
+        public_only, limits = query[1], self.limits
+
+        def admit(answer: PublicAnswer) -> bool:
+            # the restricted-read rule's last case (restricted values wanted, nobody
+            # authenticated) is the full path's: it challenges; so is a client over its limit
+            return (public_only or not answer.restricted) and limits.allow_request(host, udp=True)
+
+        answer = self.node.resolver.stored_answer_now(query[0], host, admit)
+        if answer is None:
+            return None
+        request_id = peek.request_id_bytes(datagram)
+        reply = self._stored_reply(datagram[:4], request_id, datagram[ENVELOPE_SIZE:], answer)
+        cache = self.cache
+        if cache is not None:  # hot identifiers then come from the cache, as before
+            key = cache.datagram_key(datagram)
+            if key is not None:
+                cache.put(key, reply, cache.generation, query[0])
+        return reply
+
+    def _stored_reply(
+        self, version: bytes, request_id: bytes, payload: bytes, answer: PublicAnswer
+    ) -> bytes:
+        return resolution_answer(
+            version,
+            request_id,
+            payload,
+            answer.wire,
+            site_serial=self.node.site_serial,
+            expiration=self._expiration(),
+        )
 
     def answer_frame_cached(self, envelope: Envelope, payload: bytes, host: str) -> bytes | None:
         """``answer_datagram_cached`` for a request already framed (TCP): no task, no store."""
@@ -230,8 +301,8 @@ class WireHandler:
     ) -> list[bytes]:
         """The encoded responses to one frame, a long listing split with the CN flag (HSJ).
         ``conn``: the connection's own session state (``transport.idis``)."""
-        if self.cache is not None and payload[:4] == b"\x00\x00\x00\x01":
-            # resolution: one message, cached
+        if payload[:4] == b"\x00\x00\x00\x01":
+            # resolution: one message, cached, or from the store path
             one = await self.answer(envelope, payload, peer, conn=conn)
             return [] if one is None else [one]
         response = await self._answer_message(envelope, payload, peer, conn=conn)

@@ -31,6 +31,7 @@ HSJ's HS_SITE.6 and HS_SERV.PREFIX are not registered: idnode neither writes nor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from idnode.crypto.keys import b64decode_any
@@ -133,6 +134,20 @@ def to_json(value: HandleValue) -> dict[str, Any]:
     found = lookup(value.type)
     typed = found.to_json(value.data) if found is not None else None
     return typed if typed is not None else plain_json(value.data)
+
+
+def data_to_json(type_name: str) -> Callable[[bytes], dict[str, Any]]:
+    """``to_json`` of a value of ``type_name`` as a function of its data alone, the type
+    looked up once (a bulk load's layout converts many values of one type)."""
+    found = lookup(type_name)
+    if found is None:
+        return plain_json
+
+    def convert(data: bytes) -> dict[str, Any]:
+        typed = found.to_json(data)
+        return typed if typed is not None else plain_json(data)
+
+    return convert
 
 
 def data_from_json(data: object, field: str = "data") -> bytes:

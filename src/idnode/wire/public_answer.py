@@ -1,0 +1,256 @@
+"""Pre-encoded public answers: encoded once when a record is written, served many times.
+
+An uncached resolution used to decode the request into objects, read the record's rows into
+``HandleValue`` objects, filter them, build a response message and encode it: about 120 µs
+of Python per request (docs/performance.md). Most resolutions on a node that sees long tails
+(every product of a line scanned once) are anonymous, unfiltered and ask for public values,
+whose answer only changes when the record does. So the store keeps, beside each record and
+in the same transaction as every write to it, its public values encoded for the wire and for
+REST (``model.PublicAnswer``, built by ``encode_public_answer``); a request that qualifies
+(``plain_resolution``) is answered with one keyed read and an envelope
+(``resolution_answer``, ``rest_body``). Everything else takes the full path.
+
+Sans-I/O like the rest of ``wire``: bytes and values in, bytes out.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import orjson
+
+from idnode.codes import OpCode, OpFlag, Permission, ResponseCode
+from idnode.encoding import Writer
+from idnode.errors import ProtocolError
+from idnode.model import HandleValue, PublicAnswer
+from idnode.wire import peek
+from idnode.wire.envelope import (
+    ENVELOPE_SIZE,
+    FLAG_COMPRESSED,
+    FLAG_ENCRYPTED,
+    FLAG_TRUNCATED,
+    OUR_VERSION,
+    Envelope,
+    reply_version,
+)
+from idnode.wire.header import HEADER_SIZE, MAX_RECURSION_COUNT
+from idnode.wire.json import value_to_json
+from idnode.wire.message import ECHOED_FLAGS
+from idnode.wire.types import data_to_json
+from idnode.wire.values import write_value, write_values
+
+_PUBLIC_READ = int(Permission.PUBLIC_READ)
+_ADMIN_READ = int(Permission.ADMIN_READ)
+_ECHOED = int(ECHOED_FLAGS)
+# signed, encrypted, recursive or authoritative answers, and answers carrying the request's
+# digest, depend on more than the record: the full path makes them
+_NOT_PLAIN_FLAGS = int(OpFlag.CT | OpFlag.ENC | OpFlag.REC | OpFlag.AT | OpFlag.RD)
+_PO = int(OpFlag.PO)
+_NOT_PLAIN_ENVELOPE = FLAG_COMPRESSED | FLAG_ENCRYPTED | FLAG_TRUNCATED
+_U32 = struct.Struct(">I")
+_HEADER = struct.Struct(">IIIHBBII")
+_ENVELOPE = struct.Struct(">BBBBIIII")
+_SUCCESS = int(ResponseCode.SUCCESS)
+_RESOLUTION = int(OpCode.RESOLUTION)
+_NO_CREDENTIAL = bytes(4)
+# header + handle length + empty index list + empty type list: the smallest plain request
+_MIN_PLAIN = ENVELOPE_SIZE + HEADER_SIZE + 12
+_MARK = "\x00idnode-data\x00"  # where a layout's JSON takes each row's data
+
+
+# -- at write time ----------------------------------------------------------------------------
+def encode_public_answer(values: Sequence[HandleValue]) -> PublicAnswer | None:
+    """The public answer of a record, or None when an anonymous resolution of it is not a
+    plain list of values (it has values, none of them public: the full path answers
+    VALUES_NOT_FOUND). The values go in index order, as the store returns them."""
+    ordered = sorted(values, key=_index)
+    public = [v for v in ordered if int(v.permissions) & _PUBLIC_READ]
+    if ordered and not public:
+        return None
+    w = Writer()
+    write_values(w, public)
+    return PublicAnswer(
+        w.getvalue(),
+        orjson.dumps([value_to_json(v) for v in public]),
+        any(_restricted(v) for v in ordered),
+    )
+
+
+def layout_encoder(
+    layout: Sequence[HandleValue],
+) -> Callable[[Sequence[bytes]], PublicAnswer | None]:
+    """``encode_public_answer`` for the records of a bulk load's row group: everything but
+    each public slot's data is encoded once per layout (``store.base.RowGroup``)."""
+    slots = sorted(range(len(layout)), key=lambda n: layout[n].index)
+    public = [n for n in slots if int(layout[n].permissions) & _PUBLIC_READ]
+    if layout and not public:
+        return lambda datas: None
+    restricted = any(_restricted(v) for v in layout)
+    pieces = []  # (slot, the bytes before its data length, the bytes after its data)
+    for n in public:
+        w = Writer()
+        write_value(w, replace(layout[n], data=b""))
+        encoded = w.getvalue()
+        type_end = len(encoded) - 8  # an empty data field (4) and the reference count (4)
+        pieces.append((n, encoded[:type_end], encoded[type_end + 4 :]))
+    count = _U32.pack(len(public))
+    # each public slot's JSON around its "data" member, made once: only the data is per row
+    shapes = []
+    for n in public:
+        marked = orjson.dumps({**value_to_json(replace(layout[n], data=b"")), "data": _MARK})
+        before, _, after = marked.partition(orjson.dumps(_MARK))
+        shapes.append((n, before, after, data_to_json(layout[n].type)))
+
+    def encode(datas: Sequence[bytes]) -> PublicAnswer:
+        parts = [count]
+        for n, head, tail in pieces:
+            data = datas[n]
+            parts += (head, _U32.pack(len(data)), data, tail)
+        json = [b"["]
+        for n, before, after, convert in shapes:
+            json += (before, orjson.dumps(convert(datas[n])), after, b",")
+        json[-1] = b"]"
+        return PublicAnswer(b"".join(parts), b"".join(json) if shapes else b"[]", restricted)
+
+    return encode
+
+
+class PublicAnswers:
+    """The encoder a store is given (``store.base.AnswerEncoder``): one per process."""
+
+    def __call__(self, values: Sequence[HandleValue]) -> PublicAnswer | None:
+        return encode_public_answer(values)
+
+    def layout(
+        self, layout: Sequence[HandleValue]
+    ) -> Callable[[Sequence[bytes]], PublicAnswer | None]:
+        return layout_encoder(layout)
+
+
+ENCODER = PublicAnswers()
+
+
+def _index(v: HandleValue) -> int:
+    return v.index
+
+
+def _restricted(v: HandleValue) -> bool:
+    perms = int(v.permissions)
+    return not perms & _PUBLIC_READ and bool(perms & _ADMIN_READ)
+
+
+# -- at read time: the binary protocol --------------------------------------------------------
+def plain_datagram(message: bytes) -> tuple[str, bool] | None:
+    """(the handle, whether PO is set) of a request a stored public answer may serve, read by
+    offset from a whole message (envelope included) without building one; None for anything
+    else.
+
+    Served: one whole anonymous resolution (no session, no credential, not compressed or
+    encrypted), asking for every value (no index, no type), without CT, ENC, REC, AT or RD,
+    in a protocol version this node answers. Its answer is then exactly the full path's.
+    """
+    if len(message) < _MIN_PLAIN or peek.envelope_flags(message) & _NOT_PLAIN_ENVELOPE:
+        return None
+    if not peek.is_single_plain_request(message) or _reply_prefix(message[:4]) is None:
+        return None
+    return plain_payload(message[ENVELOPE_SIZE:])
+
+
+def plain_envelope(envelope: Envelope) -> bytes | None:
+    """The version bytes ``resolution_answer`` takes, of a decoded envelope a stored answer
+    may serve (no session, in clear, a version this node answers); None otherwise."""
+    if envelope.session_id or envelope.encrypted or envelope.compressed or envelope.sequence:
+        return None
+    version = bytes(
+        (envelope.major, envelope.minor, envelope.suggest_major, envelope.suggest_minor)
+    )
+    return version if _reply_prefix(version) is not None else None
+
+
+def plain_payload(payload: bytes) -> tuple[str, bool] | None:
+    """``plain_datagram`` of what follows the envelope (its header, body and credential)."""
+    if len(payload) < _MIN_PLAIN - ENVELOPE_SIZE:
+        return None
+    if not peek.is_resolution(payload) or payload[4:8] != _NO_CREDENTIAL:
+        return None  # another operation, or a response
+    flags = peek.op_flags(payload)
+    if flags & _NOT_PLAIN_FLAGS or payload[14] > MAX_RECURSION_COUNT:
+        return None
+    body_length = peek.body_length(payload)
+    rest = len(payload) - HEADER_SIZE - body_length
+    if not (rest == 0 or (rest == 4 and payload[-4:] == _NO_CREDENTIAL)):
+        return None  # a credential, or a length that does not add up
+    handle_length = int.from_bytes(payload[HEADER_SIZE : HEADER_SIZE + 4], "big")
+    if body_length != 12 + handle_length:
+        return None  # index or type lists, or trailing fields (the IDIS dialect's)
+    lists = HEADER_SIZE + 4 + handle_length
+    if payload[lists : lists + 8] != bytes(8):
+        return None
+    try:
+        handle = payload[HEADER_SIZE + 4 : lists].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return handle, bool(flags & _PO)
+
+
+def resolution_answer(
+    version: bytes,
+    request_id: bytes,
+    payload: bytes,
+    answer: bytes,
+    *,
+    site_serial: int,
+    expiration: int,
+) -> bytes:
+    """The encoded answer to a request whose envelope's first four bytes are ``version``
+    (``plain_envelope``), whose request id is ``request_id`` (four bytes) and whose payload
+    ``plain_payload`` accepted, with ``answer`` (``PublicAnswer.wire``) as its value list:
+    the bytes ``encode_message`` gives the full path's response, envelope included."""
+    prefix = _reply_prefix(version)
+    assert prefix is not None  # plain_datagram / plain_envelope checked it
+    handle_end = HEADER_SIZE + 4 + int.from_bytes(payload[HEADER_SIZE : HEADER_SIZE + 4], "big")
+    handle = payload[HEADER_SIZE:handle_end]  # length and bytes, as the request spells it
+    header = _HEADER.pack(
+        _RESOLUTION,
+        _SUCCESS,
+        peek.op_flags(payload) & _ECHOED,
+        site_serial,
+        payload[14],
+        0,
+        expiration & 0xFFFFFFFF,
+        len(handle) + len(answer),
+    )
+    length = HEADER_SIZE + len(handle) + len(answer) + 4
+    return b"".join(
+        (prefix, request_id, bytes(4), _U32.pack(length), header, handle, answer, _NO_CREDENTIAL)
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _reply_prefix(version: bytes) -> bytes | None:
+    """Envelope bytes 0-7 of the reply to a request whose first four bytes are ``version``
+    (versions, our suggestion, session 0); None for a version this node does not answer."""
+    suggest_major = version[2] & 0x03
+    suggested = (suggest_major, version[3]) if suggest_major else (version[0], version[1])
+    try:
+        major, minor = reply_version(
+            Envelope(
+                major=version[0],
+                minor=version[1],
+                suggest_major=suggested[0],
+                suggest_minor=suggested[1],
+            )
+        )
+    except ProtocolError:
+        return None
+    return _ENVELOPE.pack(major, minor, OUR_VERSION[0], OUR_VERSION[1], 0, 0, 0, 0)[:8]
+
+
+# -- at read time: the REST API ---------------------------------------------------------------
+def rest_body(handle: str, answer: bytes) -> bytes:
+    """The REST body of an anonymous resolution whose ``values`` are ``answer``
+    (``PublicAnswer.json``): ``orjson.dumps`` of the full path's dict, byte for byte."""
+    return b'{"responseCode":1,"handle":' + orjson.dumps(handle) + b',"values":' + answer + b"}"
