@@ -27,6 +27,7 @@ from idnode.replication.setup import (
     build_fence,
     build_mirror,
     pulling_process,
+    record_node_prefixes,
     replication_source,
     write_refusal,
 )
@@ -115,6 +116,7 @@ async def open_node(config: Config, *, runtime: Runtime, features: Features = AL
 
 
 async def _build(config: Config, runtime: Runtime, features: Features, store: Store) -> NodeApp:
+    await record_node_prefixes(config, store)  # what a promoted mirror's registry needs
     homed = PrefixSet(await store.homed_prefixes())
     private_key = load_private_key(config)
     site = build_site(config, private_key.public_key())

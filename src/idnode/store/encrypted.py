@@ -333,6 +333,9 @@ class EncryptedStore(Store):
     async def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         return await self.inner.query(sql, *args)
 
+    async def reseed_ids(self) -> None:
+        await self.inner.reseed_ids()
+
     async def history(self, handle: str) -> list[KeptVersion]:
         return [
             replace(v, values=None if v.values is None else self._open_values(handle, v.values))

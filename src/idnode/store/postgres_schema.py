@@ -16,6 +16,7 @@ import re
 import asyncpg
 
 from idnode.errors import IdnodeError
+from idnode.store.capture import postgres_ddl
 from idnode.store.governance import (
     QUOTA_TABLES,
     RECURSIVE_CACHE_TABLES,
@@ -72,6 +73,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     tuple(render_ddl(t, postgres_types("{s}")) for t in RECURSIVE_CACHE_TABLES),
     # 5: custom templates, each record's template version, children's audit heads
     tuple(render_ddl(t, postgres_types("{s}")) for t in TEMPLATE_SUPERVISION_TABLES),
+    # 6: which governance rows changed, for mirrors (store/capture.py)
+    postgres_ddl(),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -64,6 +64,7 @@ from idnode.store.base import (
     check_row_group,
     check_values,
 )
+from idnode.store.capture import sqlite_ddl
 from idnode.store.effects import NO_EFFECTS, Effects
 from idnode.store.governance import (
     QUOTA_TABLES,
@@ -122,6 +123,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     tuple(render_ddl(t, SQLITE_TYPES) for t in RECURSIVE_CACHE_TABLES),
     # 5: custom templates, each record's template version, children's audit heads
     tuple(render_ddl(t, SQLITE_TYPES) for t in TEMPLATE_SUPERVISION_TABLES),
+    # 6: which governance rows changed, for mirrors (store/capture.py)
+    sqlite_ddl(),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
