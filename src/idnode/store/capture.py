@@ -139,8 +139,7 @@ def upsert(table: str, row: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
     update = ", ".join(f"{c} = excluded.{c}" for c in others)
     sql = (
         f"INSERT INTO {{s}}.{table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
-        f" ON CONFLICT ({', '.join(pk)}) DO "
-        + (f"UPDATE SET {update}" if others else "NOTHING")
+        f" ON CONFLICT ({', '.join(pk)}) DO " + (f"UPDATE SET {update}" if others else "NOTHING")
     )
     return sql, tuple(row[c] for c in cols)
 
