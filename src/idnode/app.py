@@ -34,6 +34,7 @@ from idnode.replication.setup import (
 from idnode.runtime import Runtime
 from idnode.schemes.registry import SchemeRegistry
 from idnode.service.admin import AdminService
+from idnode.service.homing import HomedFollower
 from idnode.service.node import Node, node_operators
 from idnode.service.policies import WritePolicy
 from idnode.service.quotas import QuotaPolicy, Quotas
@@ -68,12 +69,15 @@ class NodeApp(Node):
     hierarchy: Hierarchy | None = None
     mirror: Mirror | None = None  # a mirror's pull loop ([replication] role = "mirror")
     fence: FenceWatch | None = None  # a primary with peers: fenced when one is promoted
+    homing: HomedFollower | None = None  # the homed prefixes other processes change
     routes: list[BaseRoute] = field(default_factory=list)  # mounted by the HTTP transport
     # POST paths whose bodies the features stream to disk, with their own byte bounds
     streamed_uploads: dict[str, int] = field(default_factory=dict)
 
     async def start(self) -> None:
         """Background work of a serving process."""
+        self.homing = HomedFollower(self.store, self.homed)
+        await self.homing.start()
         if self.registry is not None:
             await self.registry.start()
         if self.hierarchy is not None:
@@ -87,6 +91,8 @@ class NodeApp(Node):
         """Close what ``open_node`` opened, in reverse: the hierarchy's tasks, the registry
         (its statistics flushed), then the store."""
         try:
+            if self.homing is not None:
+                await self.homing.close()
             if self.mirror is not None:
                 await self.mirror.close()
             if self.fence is not None:
