@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from idnode.registry.service import Registry
     from idnode.replication.fence import FenceWatch
     from idnode.replication.mirror import Mirror
+    from idnode.replication.status import ReplicationMetrics
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class NodeApp(Node):
     mirror: Mirror | None = None  # a mirror's pull loop ([replication] role = "mirror")
     fence: FenceWatch | None = None  # a primary with peers: fenced when one is promoted
     homing: HomedFollower | None = None  # the homed prefixes other processes change
+    replication_metrics: ReplicationMetrics | None = None  # role, epoch, position, lag
     routes: list[BaseRoute] = field(default_factory=list)  # mounted by the HTTP transport
     # POST paths whose bodies the features stream to disk, with their own byte bounds
     streamed_uploads: dict[str, int] = field(default_factory=dict)
@@ -217,7 +219,29 @@ async def _build(config: Config, runtime: Runtime, features: Features, store: St
             node.registry.stats.metrics.register(node.hierarchy)  # one /metrics
             node.registry.stats.refreshers.append(node.hierarchy.refresh_metrics)
         node.routes += hierarchy_routes(node)
+    _replication_metrics(node)
     return node
+
+
+def _replication_metrics(node: NodeApp) -> None:
+    """Role, epoch, position and a mirror's lag in ``/metrics`` (the registry's, or a route
+    of its own on a node without one: a mirror) and on the console's operations page."""
+    from idnode.replication.setup import is_mirror
+    from idnode.replication.status import ReplicationMetrics, metrics_route
+
+    role = "mirror" if is_mirror(node.config) else "primary"
+    node.replication_metrics = ReplicationMetrics(node.store, role, lambda: node.admin.refusal)
+    if node.registry is not None:
+        node.registry.stats.metrics.register(node.replication_metrics)
+        node.registry.stats.refreshers.append(node.replication_metrics.refresh)
+        return
+    collectors: list[object] = [node.replication_metrics]
+    refreshers = [node.replication_metrics.refresh]
+    if node.hierarchy is not None:  # its own /metrics would come later and go unused
+        collectors.append(node.hierarchy)
+        refreshers.append(node.hierarchy.reload)
+    route = metrics_route(collectors, refreshers, node.config.server.metrics_allow)
+    node.routes.insert(0, route)
 
 
 async def close_node(node: NodeApp) -> None:

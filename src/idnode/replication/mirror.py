@@ -33,6 +33,7 @@ from idnode.errors import IdnodeError
 from idnode.model import HandleValue, handle_key
 from idnode.service.admin import AdminService
 from idnode.service.replication import (
+    SOURCE_KEY,
     bare_prefix,
     dump_scopes,
     epoch_of,
@@ -40,9 +41,11 @@ from idnode.service.replication import (
     hash_name,
     position_effects,
     position_of,
+    set_meta,
 )
 from idnode.store import capture
 from idnode.store.base import Store
+from idnode.store.effects import Effects
 from idnode.wire import bodies
 from idnode.wire import replication as rw
 
@@ -87,6 +90,7 @@ class Mirror:
     _task: asyncio.Task[None] | None = None
     _no_governance: set[str] = field(default_factory=set)  # sources without the extension
     _last_date: int = 0
+    _saved_next: int = 0  # the source's next txn id last kept in the store
 
     def client(self, address: str) -> ReplicationClient:
         """One client per source, keeping its authenticated session across rounds."""
@@ -140,7 +144,14 @@ class Mirror:
     async def pull_once(self) -> int:
         """Pull from the best source that serves its log; transactions applied."""
         errors = []
-        for address, next_id in await self.candidates():
+        found = await self.candidates()
+        if found and found[0][1] != self._saved_next:
+            # the best source's log head, for every worker's /metrics and console: a pull that
+            # falls behind (or fails) shows as lag until the position catches up
+            text = f"{found[0][1]} {found[0][0]}"
+            await self.store.apply(Effects(statements=(set_meta(SOURCE_KEY, text),)), logged=False)
+            self._saved_next = found[0][1]
+        for address, next_id in found:
             try:
                 applied = await self._pull(address)
                 await self.pull_governance(address)

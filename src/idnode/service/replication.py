@@ -53,6 +53,7 @@ EPOCH_KEY = "replication.epoch"
 POSITION_KEY = "replication.position"
 FENCE_KEY = "replication.fenced"
 GOVERNANCE_KEY = capture.POSITION_KEY
+SOURCE_KEY = "replication.source"  # a mirror's source at its last pull: "<next txn id> <address>"
 PAGE = 1000  # log rows and handles read per query while streaming
 
 # our log's actions -> HSJ Transaction.ACTION_* (values follow for create and update)
