@@ -13,6 +13,7 @@ such as ``idnode import`` opens the same node without running server work.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from functools import partial
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from idnode.replication.fence import FenceWatch
     from idnode.replication.mirror import Mirror
     from idnode.replication.status import ReplicationMetrics
+    from idnode.store.replica import ReadReplica
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class NodeApp(Node):
     fence: FenceWatch | None = None  # a primary with peers: fenced when one is promoted
     homing: HomedFollower | None = None  # the homed prefixes other processes change
     replication_metrics: ReplicationMetrics | None = None  # role, epoch, position, lag
+    read_replica: ReadReplica | None = None  # resolution from a streaming replica
     routes: list[BaseRoute] = field(default_factory=list)  # mounted by the HTTP transport
     # POST paths whose bodies the features stream to disk, with their own byte bounds
     streamed_uploads: dict[str, int] = field(default_factory=dict)
@@ -93,6 +96,8 @@ class NodeApp(Node):
         """Close what ``open_node`` opened, in reverse: the hierarchy's tasks, the registry
         (its statistics flushed), then the store."""
         try:
+            if self.read_replica is not None:
+                await self.read_replica.close()
             if self.homing is not None:
                 await self.homing.close()
             if self.mirror is not None:
@@ -152,8 +157,9 @@ async def _build(config: Config, runtime: Runtime, features: Features, store: St
         from idnode.hierarchy.service import routing_stage
 
         routing = routing_stage(config, homed=homed, runtime=runtime, store=store)
+    replica = await open_read_replica(config, runtime, store)  # [store] read_url
     resolver = Resolver(
-        store,
+        store if replica is None else replica.replica,  # writes and their checks: primary
         homed,
         read_check=admin.may_read_restricted,
         gate=gate,
@@ -174,6 +180,7 @@ async def _build(config: Config, runtime: Runtime, features: Features, store: St
         admin=admin,
         replication=replication_source(config, store, private_key, runtime, admin),
     )
+    node.read_replica = replica
     node.mirror = build_mirror(config, node, runtime)
     node.fence = build_fence(config, node)
     from idnode.transport.api_docs import OpenApiPart, docs_routes
@@ -230,7 +237,9 @@ def _replication_metrics(node: NodeApp) -> None:
     from idnode.replication.status import ReplicationMetrics, metrics_route
 
     role = "mirror" if is_mirror(node.config) else "primary"
-    node.replication_metrics = ReplicationMetrics(node.store, role, lambda: node.admin.refusal)
+    node.replication_metrics = ReplicationMetrics(
+        node.store, role, lambda: node.admin.refusal, replica=node.read_replica
+    )
     if node.registry is not None:
         node.registry.stats.metrics.register(node.replication_metrics)
         node.registry.stats.refreshers.append(node.replication_metrics.refresh)
@@ -242,6 +251,30 @@ def _replication_metrics(node: NodeApp) -> None:
         refreshers.append(node.hierarchy.reload)
     route = metrics_route(collectors, refreshers, node.config.server.metrics_allow)
     node.routes.insert(0, route)
+
+
+async def open_read_replica(config: Config, runtime: Runtime, primary: Store):
+    """The streaming replica of ``[store] read_url``, opened; None when unset. At a first
+    start the replica may not have replayed the schema the primary just created: wait."""
+    if not config.store.read_url:
+        return None
+    from idnode.config import ConfigError
+    from idnode.errors import IdnodeError
+    from idnode.store.encrypted import configured_store
+    from idnode.store.replica import ReadReplica
+
+    if not config.store_url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("[store] read_url needs a PostgreSQL store (url = postgresql://...)")
+    for attempt in range(100):
+        replica = configured_store(config, runtime, url=config.store.read_url)
+        try:
+            await replica.open()
+            break
+        except IdnodeError:
+            if attempt == 99:
+                raise
+            await asyncio.sleep(0.1)
+    return ReadReplica(primary, replica)
 
 
 async def close_node(node: NodeApp) -> None:

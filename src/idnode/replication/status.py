@@ -67,12 +67,16 @@ class ReplicationMetrics:
     """A Prometheus collector of the last status read (``refresh`` before collecting:
     the collector runs inside prometheus-client's synchronous code)."""
 
-    def __init__(self, store: Store, role: str, fenced=lambda: None) -> None:
+    def __init__(self, store: Store, role: str, fenced=lambda: None, replica=None) -> None:
         self.store, self.role, self.fenced = store, role, fenced
+        self.replica = replica  # store.replica.ReadReplica: [store] read_url
         self.status: ReplicationStatus | None = None
+        self.replica_lag: tuple[int, int] | None = None
 
     async def refresh(self) -> None:
         self.status = await read_status(self.store, self.role, self.fenced())
+        if self.replica is not None:
+            self.replica_lag = await self.replica.lag()
 
     def collect(self) -> Iterator[Metric]:
         s = self.status
@@ -101,6 +105,18 @@ class ReplicationMetrics:
                 "idnode_mirror_source_position",
                 "The source's last serial at the mirror's last pull",
                 value=s.source_serial,
+            )
+
+        if self.replica_lag is not None:
+            yield GaugeMetricFamily(
+                "idnode_store_replica_lag_transactions",
+                "Transactions the read replica ([store] read_url) has not replayed",
+                value=self.replica_lag[0],
+            )
+            yield GaugeMetricFamily(
+                "idnode_store_replica_lag_bytes",
+                "WAL bytes the read replica received but has not replayed",
+                value=self.replica_lag[1],
             )
 
     def describe(self) -> Iterator[Metric]:

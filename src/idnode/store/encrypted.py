@@ -64,14 +64,15 @@ HEADER_BYTES = len(MAGIC) + 4 + NONCE_BYTES
 _AAD_LABEL = b"idnode/value/1\0"
 
 
-def configured_store(config, runtime: Runtime) -> Store:
+def configured_store(config, runtime: Runtime, url: str | None = None) -> Store:
     """The (unopened) store of a node: its engine, wrapped when a storage key is configured
     (``[security] storage_key_file`` or ``IDNODE_STORAGE_KEY``). Every command that opens a
-    node's store goes through here, so none writes a non-public value clear by mistake."""
+    node's store goes through here, so none writes a non-public value clear by mistake.
+    ``url``: another copy of the same store (a streaming replica, ``[store] read_url``)."""
     from idnode.crypto.keyring import load_keyring
     from idnode.store import open_store
 
-    store = open_store(config.store_url, clock=runtime.clock)
+    store = open_store(url or config.store_url, clock=runtime.clock)
     keyring = load_keyring(config.path(config.security.storage_key_file), clock=runtime.clock)
     return store if keyring is None else EncryptedStore(store, keyring, random=runtime.random)
 
