@@ -4,12 +4,15 @@ runs the same registry (the audit chain verifies, the old primary's operator tok
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from idnode.app import NodeApp, open_node
-from idnode.config import load_config
+from idnode.cli import app
+from idnode.config import CONFIG_NAME, load_config, render_config
 from idnode.replication.promotion import promote_store
 from idnode.runtime import ManualClock, Runtime, SystemRandom
 from idnode.service.replication import GOVERNANCE_KEY, read_meta
@@ -110,12 +113,17 @@ async def test_a_promoted_mirror_runs_the_primarys_registry(pair, tmp_path):
     await promote_store(cfg, Runtime(ManualClock(), SystemRandom()))
     assert cfg.node.prefixes == [PREFIX]  # the old primary's own prefix, replicated
     cfg.replication.role = "primary"
+    (tmp_path / "mirror" / CONFIG_NAME).write_text(render_config(cfg), encoding="utf-8")
     promoted = await open_node(cfg, runtime=Runtime(ManualClock(), SystemRandom()))
     try:
         reg = promoted.registry
         assert reg is not None
         checked, findings = await reg.audit.verify()
         assert findings == [] and checked == await primary.registry.audit.count()
+        # what an operator runs on the promoted node
+        args = ["audit", "verify", str(tmp_path / "mirror")]
+        result = await asyncio.to_thread(CliRunner().invoke, app, args)
+        assert result.exit_code == 0 and f"audit log intact: {checked} entries" in result.output
         account = await reg.accounts.authenticate(token)  # the old primary's token
         assert account.name == "ops-1" and account.is_operator
         assert (await reg.organisations.get(org_id))["state"] == "approved"
