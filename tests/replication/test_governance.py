@@ -169,3 +169,25 @@ async def test_a_promoted_mirror_on_postgresql_numbers_after_the_copied_rows(
     finally:
         await mirror.close()
         await drop_pg_schema(tmp_path)
+
+
+async def test_a_source_without_the_extension_is_followed_for_identifiers_only(pair, monkeypatch):
+    """HSJ answers an opcode it does not know with an error: the mirror follows its log."""
+    from idnode.errors import OperationNotSupported
+    from idnode.transport.wire_handler import WireHandler
+    from idnode.wire import bodies
+
+    original = WireHandler._replication_stream
+
+    def as_hsj(self, request, body, who):
+        if isinstance(body, bodies.RetrieveGovernanceRequest):
+            raise OperationNotSupported("operation 1100 is not supported by this node")
+        return original(self, request, body, who)
+
+    monkeypatch.setattr(WireHandler, "_replication_stream", as_hsj)
+    await govern(pair.primary.node)
+    await pair.loop.pull_once()  # no error: identifiers only
+    assert await pair.mirror.store.get_handle(f"{PREFIX}/demo-1") is not None
+    assert pair.loop._no_governance == {pair.loop.sources[0]}
+    assert await rows(pair.mirror, "organisations") == []
+    await pair.loop.pull_once()  # not asked again

@@ -51,6 +51,8 @@ from idnode.wire import replication as rw
 
 log = logging.getLogger(__name__)
 
+# what a source that does not know opcode 1100 answers (HSJ: an unknown opcode)
+_NO_EXTENSION = frozenset({ResponseCode.OPERATION_NOT_SUPPORTED, ResponseCode.PROTOCOL_ERROR})
 DUMP_BATCH = 500  # records per store transaction while applying a dump
 
 
@@ -248,7 +250,7 @@ class Mirror:
                     elif isinstance(event, rw.GovEnd):
                         await self.admin.replicate_governance((), position=event.position)
         except AdminError as exc:
-            if exc.code != ResponseCode.OPERATION_NOT_SUPPORTED:
+            if exc.code not in _NO_EXTENSION:
                 raise
             log.info("mirror: %s replicates no governance (identifiers only)", address)
             self._no_governance.add(address)
