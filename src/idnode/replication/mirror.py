@@ -9,7 +9,8 @@ same store transaction, so a crash never loses or skips one. A source that answe
 NEED_TO_REDUMP (we are new, from another epoch, or ahead of it) is dumped whole: handles in
 batches, prefixes, then what we hold that it no longer does is removed.
 
-After the log, each round pulls the governance rows changed since the last round
+After the log (in a round that drained it, or once a second under load), a round pulls the
+governance rows changed since the last such pull
 (OC_RETRIEVE_GOVERNANCE, an idnode extension; a full copy the first time), each page with
 the new governance position in one store transaction. A source that does not know the
 extension (HSJ answers OPERATION_NOT_SUPPORTED) is followed for identifiers only.
@@ -85,6 +86,7 @@ class Mirror:
     private_key: PrivateKey
     interval: float = 0.2  # seconds between pulls when nothing is new
     timeout: float = 3.0
+    governance_every: float = 1.0  # seconds between governance pulls while the log is busy
     now_ms: Callable[[], int] = lambda: 0
     stats: MirrorStats = field(default_factory=MirrorStats)
     _keys: dict[str, PublicKey] = field(default_factory=dict)
@@ -92,6 +94,7 @@ class Mirror:
     _task: asyncio.Task[None] | None = None
     _no_governance: set[str] = field(default_factory=set)  # sources without the extension
     _last_date: int = 0
+    _governance_at: float = float("-inf")
     _saved_next: int = 0  # the source's next txn id last kept in the store
 
     def client(self, address: str) -> ReplicationClient:
@@ -156,7 +159,8 @@ class Mirror:
         for address, next_id in found:
             try:
                 applied = await self._pull(address)
-                await self.pull_governance(address)
+                if self._governance_due(applied):
+                    await self.pull_governance(address)
             except AdminError as exc:  # a mirror (301) or a refusal: the next source
                 errors.append(f"{address}: {exc}")
                 continue
@@ -227,6 +231,15 @@ class Mirror:
             await self.admin.replicate(txn.handle, txn.values, extra=extra)
 
     # -- governance (idnode's extension) -------------------------------------------------------
+    def _governance_due(self, applied: int) -> bool:
+        """After a round that found the log drained, or every ``governance_every`` seconds
+        under a steady write load: identifiers first, their governance rows soon after."""
+        now = asyncio.get_running_loop().time()
+        if applied and now - self._governance_at < self.governance_every:
+            return False
+        self._governance_at = now
+        return True
+
     async def pull_governance(self, address: str) -> int:
         """Apply the governance rows the source changed since our position; pages applied."""
         if address in self._no_governance:

@@ -220,7 +220,6 @@ class ReplicationSource:
                 offset += len(names)
         yield b"".join(w.dump_prefix(na_handle(p)) for p in prefixes) + w.dump_done()
 
-
     async def governance(self, request: RetrieveGovernanceRequest) -> AsyncIterator[bytes]:
         """The governance rows changed after the receiver's position, each as it is now (or
         gone); everything when the receiver is new, from another epoch or ahead of us."""
@@ -240,14 +239,25 @@ class ReplicationSource:
             rows = await self.store.query(capture.SELECT_CHANGES, since, last, PAGE)
             if not rows:
                 break
-            keys = dict.fromkeys((r["tbl"], tuple(json.loads(r["pk"]))) for r in rows)
-            changes = []
-            for table, key in keys:
-                sql, args = capture.select_row(table, key)
-                changes.append((table, key, await self.store.query_one(sql, *args)))
+            changes = await self._current_rows(rows)
             since = int(rows[-1]["id"])
             yield w.gov_page(rw.txn_id(epoch, since), capture.encode_changes(changes))
         yield w.gov_end(rw.txn_id(epoch, since))
+
+    async def _current_rows(self, rows: list[dict]) -> list[capture.Change]:
+        """Each changed key once, in order of its last change, with its row as it is now
+        (None: gone); read a table at a time."""
+        order = {(r["tbl"], tuple(json.loads(r["pk"]))): n for n, r in enumerate(rows)}
+        by_table: dict[str, list[tuple]] = {}
+        for table, key in order:
+            by_table.setdefault(table, []).append(key)
+        found: dict[tuple[str, tuple], dict] = {}
+        for table, keys in by_table.items():
+            for sql, args in capture.select_rows(table, keys):
+                for row in await self.store.query(sql, *args):
+                    found[(table, capture.key_of(table, row))] = row
+        ordered = sorted(order, key=order.__getitem__)
+        return [(table, key, found.get((table, key))) for table, key in ordered]
 
     async def _all_rows(self) -> AsyncIterator[bytes]:
         for table, pk in capture.TABLES.items():

@@ -121,6 +121,27 @@ def select_row(table: str, key: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
     return f"SELECT * FROM {{s}}.{table} WHERE {where}", tuple(key)
 
 
+IN_BATCH = 500  # keys per ``IN (...)`` read
+
+
+def select_rows(table: str, keys: Sequence[Sequence[Any]]) -> list[tuple[str, tuple[Any, ...]]]:
+    """Statements reading the rows of ``keys`` (one per key for composite keys, a few
+    ``IN`` lists for single-column keys: a page of changes costs a few queries)."""
+    pk = TABLES[_check_table(table)]
+    if len(pk) > 1:
+        return [select_row(table, key) for key in keys]
+    out = []
+    for i in range(0, len(keys), IN_BATCH):
+        chunk = tuple(key[0] for key in keys[i : i + IN_BATCH])
+        marks = ", ".join("?" for _ in chunk)
+        out.append((f"SELECT * FROM {{s}}.{table} WHERE {pk[0]} IN ({marks})", chunk))
+    return out
+
+
+def key_of(table: str, row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[c] for c in TABLES[_check_table(table)])
+
+
 def select_page(table: str) -> str:
     """Every row of ``table``, a page at a time (``LIMIT ? OFFSET ?``), in key order."""
     order = ", ".join(TABLES[_check_table(table)])
