@@ -6,6 +6,8 @@ Serves a throw-away primary and a mirror (one worker each) on 127.0.0.1 and meas
 * lag: ``--writers`` authenticated sessions create records on the primary for
   ``--seconds`` at up to ``--rate`` writes/s in all; every 100 ms the newest acknowledged
   record is polled on the mirror until it resolves (the lag of that write);
+* governance: after the load, until the mirror's audit chain head is the primary's (the
+  idnode extension, opcode 1100, pulled once a second under load);
 * catch-up: the mirror is stopped, ``--backlog`` records are bulk-loaded into the primary
   (``idnode load``: one log row each), the mirror is started again and the time until the
   last one resolves gives the log's apply rate; a new mirror then dumps everything;
@@ -23,6 +25,7 @@ import asyncio
 import json
 import os
 import platform
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -102,6 +105,23 @@ async def load_and_lag(port: int, mirror: int, key, rate: float, seconds: float,
     return len(acked) / took, sorted(lags), drain
 
 
+def audit_head(db: Path) -> str:
+    """The audit chain's head a node keeps in ``meta`` (read-only, beside the server)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+        row = c.execute("SELECT value FROM meta WHERE key = 'audit_head'").fetchone()
+    return row[0] if row else ""
+
+
+def governance_drain(primary_db: Path, mirror_db: Path, limit: float = 120.0) -> float:
+    """Seconds until the mirror's audit head is the primary's (governance replicated)."""
+    start, wanted = time.monotonic(), audit_head(primary_db)
+    while audit_head(mirror_db) != wanted:
+        if time.monotonic() - start > limit:
+            raise RuntimeError("the audit chain never reached the mirror")
+        time.sleep(0.01)
+    return time.monotonic() - start
+
+
 def ports(pair: tuple[int, int]) -> tuple[str, ...]:
     udp_tcp, http = str(pair[0]), str(pair[1])
     return ("--udp-port", udp_tcp, "--tcp-port", udp_tcp, "--http-port", http)
@@ -130,6 +150,7 @@ def main() -> None:
                 load_and_lag(p_ports[0], m_ports[0], key, args.rate, args.seconds, args.writers)
             )
             median, p99 = lags[len(lags) // 2], lags[min(len(lags) - 1, int(len(lags) * 0.99))]
+            governance = drain + governance_drain(root / "p" / "node.db", root / "m" / "node.db")
 
             stop_node(mirror)
             records = root / "backlog.jsonl"
@@ -179,6 +200,10 @@ def main() -> None:
         f"replication lag under that load: median {median * 1000:.0f} ms, "
         f"p99 {p99 * 1000:.0f} ms over {len(lags)} samples; drained {drain * 1000:.0f} ms "
         "after the load stopped (pull interval 200 ms)"
+    )
+    print(
+        f"governance: the mirror's audit chain head equals the primary's {governance * 1000:.0f}"
+        " ms after the load stopped (opcode 1100, once a second while the log is busy)"
     )
     print(
         f"catch-up from the log: {args.backlog:,} transactions in {catch_up:.1f} s "

@@ -13,6 +13,7 @@ such as ``idnode import`` opens the same node without running server work.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,12 +28,14 @@ from idnode.replication.setup import (
     build_fence,
     build_mirror,
     pulling_process,
+    record_node_prefixes,
     replication_source,
     write_refusal,
 )
 from idnode.runtime import Runtime
 from idnode.schemes.registry import SchemeRegistry
 from idnode.service.admin import AdminService
+from idnode.service.homing import HomedFollower
 from idnode.service.node import Node, node_operators
 from idnode.service.policies import WritePolicy
 from idnode.service.quotas import QuotaPolicy, Quotas
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
     from idnode.registry.service import Registry
     from idnode.replication.fence import FenceWatch
     from idnode.replication.mirror import Mirror
+    from idnode.replication.status import ReplicationMetrics
+    from idnode.store.replica import ReadReplica
 
 
 @dataclass(frozen=True)
@@ -67,12 +72,17 @@ class NodeApp(Node):
     hierarchy: Hierarchy | None = None
     mirror: Mirror | None = None  # a mirror's pull loop ([replication] role = "mirror")
     fence: FenceWatch | None = None  # a primary with peers: fenced when one is promoted
+    homing: HomedFollower | None = None  # the homed prefixes other processes change
+    replication_metrics: ReplicationMetrics | None = None  # role, epoch, position, lag
+    read_replica: ReadReplica | None = None  # resolution from a streaming replica
     routes: list[BaseRoute] = field(default_factory=list)  # mounted by the HTTP transport
     # POST paths whose bodies the features stream to disk, with their own byte bounds
     streamed_uploads: dict[str, int] = field(default_factory=dict)
 
     async def start(self) -> None:
         """Background work of a serving process."""
+        self.homing = HomedFollower(self.store, self.homed)
+        await self.homing.start()
         if self.registry is not None:
             await self.registry.start()
         if self.hierarchy is not None:
@@ -86,6 +96,10 @@ class NodeApp(Node):
         """Close what ``open_node`` opened, in reverse: the hierarchy's tasks, the registry
         (its statistics flushed), then the store."""
         try:
+            if self.read_replica is not None:
+                await self.read_replica.close()
+            if self.homing is not None:
+                await self.homing.close()
             if self.mirror is not None:
                 await self.mirror.close()
             if self.fence is not None:
@@ -117,6 +131,7 @@ async def open_node(config: Config, *, runtime: Runtime, features: Features = AL
 
 
 async def _build(config: Config, runtime: Runtime, features: Features, store: Store) -> NodeApp:
+    await record_node_prefixes(config, store)  # what a promoted mirror's registry needs
     homed = PrefixSet(await store.homed_prefixes())
     private_key = load_private_key(config)
     site = build_site(config, private_key.public_key())
@@ -144,8 +159,9 @@ async def _build(config: Config, runtime: Runtime, features: Features, store: St
         from idnode.hierarchy.service import routing_stage
 
         routing = routing_stage(config, homed=homed, runtime=runtime, store=store)
+    replica = await open_read_replica(config, runtime, store)  # [store] read_url
     resolver = Resolver(
-        store,
+        store if replica is None else replica.replica,  # writes and their checks: primary
         homed,
         read_check=admin.may_read_restricted,
         gate=gate,
@@ -166,6 +182,7 @@ async def _build(config: Config, runtime: Runtime, features: Features, store: St
         admin=admin,
         replication=replication_source(config, store, private_key, runtime, admin),
     )
+    node.read_replica = replica
     node.mirror = build_mirror(config, node, runtime)
     node.fence = build_fence(config, node)
     from idnode.transport.api_docs import OpenApiPart, docs_routes
@@ -211,7 +228,55 @@ async def _build(config: Config, runtime: Runtime, features: Features, store: St
             node.registry.stats.metrics.register(node.hierarchy)  # one /metrics
             node.registry.stats.refreshers.append(node.hierarchy.refresh_metrics)
         node.routes += hierarchy_routes(node)
+    _replication_metrics(node)
     return node
+
+
+def _replication_metrics(node: NodeApp) -> None:
+    """Role, epoch, position and a mirror's lag in ``/metrics`` (the registry's, or a route
+    of its own on a node without one: a mirror) and on the console's operations page."""
+    from idnode.replication.setup import is_mirror
+    from idnode.replication.status import ReplicationMetrics, metrics_route
+
+    role = "mirror" if is_mirror(node.config) else "primary"
+    node.replication_metrics = ReplicationMetrics(
+        node.store, role, lambda: node.admin.refusal, replica=node.read_replica
+    )
+    if node.registry is not None:
+        node.registry.stats.metrics.register(node.replication_metrics)
+        node.registry.stats.refreshers.append(node.replication_metrics.refresh)
+        return
+    collectors: list[object] = [node.replication_metrics]
+    refreshers = [node.replication_metrics.refresh]
+    if node.hierarchy is not None:  # its own /metrics would come later and go unused
+        collectors.append(node.hierarchy)
+        refreshers.append(node.hierarchy.reload)
+    route = metrics_route(collectors, refreshers, node.config.server.metrics_allow)
+    node.routes.insert(0, route)
+
+
+async def open_read_replica(config: Config, runtime: Runtime, primary: Store):
+    """The streaming replica of ``[store] read_url``, opened; None when unset. At a first
+    start the replica may not have replayed the schema the primary just created: wait."""
+    if not config.store.read_url:
+        return None
+    from idnode.config import ConfigError
+    from idnode.errors import IdnodeError
+    from idnode.store.encrypted import configured_store
+    from idnode.store.replica import ReadReplica
+
+    if not config.store_url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("[store] read_url needs a PostgreSQL store (url = postgresql://...)")
+    for attempt in range(100):
+        replica = configured_store(config, runtime, url=config.store.read_url)
+        try:
+            await replica.open()
+            break
+        except IdnodeError:
+            if attempt == 99:
+                raise
+            await asyncio.sleep(0.1)
+    return ReadReplica(primary, replica)
 
 
 async def close_node(node: NodeApp) -> None:

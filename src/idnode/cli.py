@@ -209,6 +209,29 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+async def _site_servers(handle, servers, protocol, send, timeout) -> list[tuple[str, int]]:
+    """The servers of the sites ``0.NA/<prefix>`` lists, asked of the first that answers."""
+    from idnode import client
+    from idnode.client.failover import first_answer
+    from idnode.client.sites import site_plan, sites_of
+    from idnode.model import NA_PREFIX
+    from idnode.names import prefix_part
+    from idnode.wire.site import SP_HDL_TCP, SP_HDL_UDP
+
+    record = NA_PREFIX + prefix_part(handle)
+
+    async def ask(host: str, port: int):
+        return await send(host, port, client.resolution_request(record), timeout=timeout)
+
+    reply = await first_answer(servers, ask)
+    found = sites_of(getattr(reply.body, "values", ()))
+    kind = SP_HDL_UDP if protocol == "udp" else SP_HDL_TCP
+    plan = site_plan(found, handle, kind)
+    if not plan:
+        fail(f"{record} lists no site serving {protocol}")
+    return plan
+
+
 def _hostport(text: str, default_port: int) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host:
@@ -260,6 +283,13 @@ def get(
     ca_file: Annotated[
         Path | None, typer.Option(help="CA for --protocol tls (TCP inside TLS)")
     ] = None,
+    sites: Annotated[
+        bool,
+        typer.Option(
+            "--sites",
+            help="read the prefix's HS_SITE values from --server and ask its sites in turn",
+        ),
+    ] = False,
     from_root: Annotated[
         Path | None, typer.Option(help="root-info file: resolve globally from the root")
     ] = None,
@@ -300,6 +330,8 @@ def get(
 
             servers = [_hostport(s, 2641) for s in server]
             send = _sender(protocol, ca_file)
+            if sites:  # RFC 3652 §3.3: the prefix's sites, the hashed server of each
+                servers = asyncio.run(_site_servers(handle, servers, protocol, send, timeout))
 
             async def ask(host: str, port: int):
                 request = client.resolution_request(

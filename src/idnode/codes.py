@@ -31,6 +31,7 @@ class OpCode(IntEnum):
     GET_NEXT_TXN_ID = 1000  # replication (HSJ net.handle.server.replication): docs/replication.md
     RETRIEVE_TXN_LOG = 1001
     DUMP_HANDLES = 1002
+    RETRIEVE_GOVERNANCE = 1100  # idnode extension: governance rows for idnode mirrors
     LOGIN_ID_SYSTEM = 2001  # IDIS (Teleinfo id-pointer-sdk): log a TCP connection in
 
 

@@ -45,6 +45,8 @@ class ServerSection:
 @dataclass
 class StoreSection:
     url: str = "sqlite:///node.db"
+    # a PostgreSQL streaming replica of ``url``: resolution reads there (docs/scaling.md)
+    read_url: str = ""
 
 
 @dataclass

@@ -140,8 +140,9 @@ async def serve(
         await check_fence(node.store, node.admin, list(config.replication.peers))
     await node.start()
     ingest = await start_ingest(config, node.registry)  # [ingest]: worker 0 only
-    wire_cache = await response_cache_for(config, node.store)
-    rest_cache = await response_cache_for(config, node.store)
+    announced = node.store if node.read_replica is None else node.read_replica  # after replay
+    wire_cache = await response_cache_for(config, announced)
+    rest_cache = await response_cache_for(config, announced)
     watch_caches(node, {"wire": wire_cache, "http": rest_cache})
     handler = WireHandler(node, cache=wire_cache)
     # cached REST answers, and the store path of the others (http_fast)

@@ -356,6 +356,11 @@ async def test_operations_show_cache_rate_and_the_verified_audit_chain(env):
     count = await node.registry.audit.count()
     assert f"The chain is intact: {count:,} entries verified." in page.text
     assert "handle.suspended" in page.text and "审计" in zh.text
+    # this node's replication: a primary, its epoch and its position in its own log
+    serial = await node.store.serial()
+    assert re.search(r'id="replication".*?<td>primary</td>', page.text, re.S)
+    assert f'<td class="num">{serial:,}</td>' in page.text
+    assert "复制" in zh.text and "主节点" in zh.text
 
 
 async def test_sign_in_with_a_handle_admin_identity(env):

@@ -7,8 +7,8 @@ import ipaddress
 
 import pytest
 
+from idnode.client import sites as selection
 from idnode.errors import InvalidValue
-from idnode.hierarchy import selection
 from idnode.hierarchy.selection import handle_hash, hash_part, server_number, servers_for
 from idnode.wire.site import (
     HASH_BY_ALL,

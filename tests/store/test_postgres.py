@@ -83,7 +83,7 @@ async def test_tables_live_in_the_schema_with_byte_order_keys(db, conn, schema) 
                   for t in (*GOVERNANCE_TABLES, *QUOTA_TABLES, *RECURSIVE_CACHE_TABLES,
                             *TEMPLATE_SUPERVISION_TABLES)
                   if t.startswith("CREATE TABLE")}  # fmt: skip
-    assert {r[0] for r in rows} == {*TABLES, *governance, "schema_version"}
+    assert {r[0] for r in rows} == {*TABLES, *governance, "schema_version", "repl_changes"}
     versions = await conn.fetch(f"SELECT version FROM {schema}.schema_version")
     assert [r[0] for r in versions] == list(range(1, SCHEMA_VERSION + 1))
     collations = await conn.fetch(

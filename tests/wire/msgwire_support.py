@@ -204,6 +204,7 @@ BODY_CASES: list[tuple[int, int, st.SearchStrategy]] = [
         st.builds(b.DumpHandlesRequest, u8, i32, i32)
         | st.builds(b.DumpHandlesRequest, u8, i32, i32, blob, i32),
     ),
+    (OpCode.RETRIEVE_GOVERNANCE, 0, st.builds(b.RetrieveGovernanceRequest, i64)),
     (1003, 0, st.builds(b.RawBody, blob)),
     (1003, 1, st.builds(b.RawBody, blob)),
 ]

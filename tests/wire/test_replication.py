@@ -133,3 +133,37 @@ def test_bad_records_are_malformed_not_crashes():
 def test_txn_ids_carry_the_epoch():
     assert rw.split_txn_id(rw.txn_id(3, 12345)) == (3, 12345)
     assert rw.txn_id(1, 0) > rw.txn_id(0, (1 << 40) - 1)
+
+
+def test_a_governance_stream_round_trips_and_refuses_what_is_no_replicated_table():
+    """idnode's extension (format 3): pages of changed rows, bytes kept, signed blocks."""
+    from idnode.errors import MalformedMessage
+    from idnode.store import capture
+
+    changes = [
+        ("organisations", (1,), {"id": 1, "legal_name": "A", "state": "approved"}),
+        ("versions", (4,), {"id": 4, "record": b"\x00\xffsealed"}),
+        ("accounts", (2,), None),
+    ]
+    signer = rw.StreamWriter(lambda data: b"sig:" + data[:4], rw.HASH_ID)
+    data = (
+        signer.head()
+        + signer.gov_head(False)
+        + signer.gov_page(rw.txn_id(1, 9), capture.encode_changes(changes))
+        + signer.gov_end(rw.txn_id(1, 9))
+    )
+    parser = rw.StreamParser(
+        dump=False, governance=True, verify=lambda sig, block, _h: sig == b"sig:" + block[:4]
+    )
+    events = [e for i in range(len(data)) for e in parser.feed(data[i : i + 1])]
+    assert parser.done and events[0] == rw.GovHead(full=False)
+    assert events[1].position == rw.txn_id(1, 9) and events[2] == rw.GovEnd(rw.txn_id(1, 9))
+    assert capture.decode_changes(events[1].changes) == changes
+    with pytest.raises(MalformedMessage, match="not a replicated table"):
+        capture.decode_changes(b'[["recursive_cache", ["k"], null]]')
+    with pytest.raises(MalformedMessage, match="bad columns"):
+        capture.upsert("organisations", {"id": 1, "x; DROP TABLE audit": 2})
+    tampered = bytearray(data)
+    tampered[-30] ^= 1
+    with pytest.raises(MalformedMessage):
+        rw.StreamParser(dump=False, governance=True, verify=lambda *_: False).feed(bytes(tampered))

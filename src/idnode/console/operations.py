@@ -6,6 +6,8 @@
 * the children of this node in the hierarchy (``ReportBook.status``): state, health and why
   not, when each last reported, and the totals of its last report (registrations and
   resolutions summed over the prefixes it reported);
+* this node's replication (``replication.status``): its role, epoch and position and, on
+  a mirror, its source and how many transactions it is behind, read from the store;
 * the audit log's newest entries and the chain's verification (``AuditLog.verify``, the
   check ``idnode audit verify`` runs), so a broken chain shows where it broke.
 """
@@ -60,6 +62,11 @@ async def operations_context(node: Node, reg: Registry) -> dict[str, Any]:
     children = None
     if hierarchy is not None:
         children = [{**c, "totals": child_totals(c)} for c in await hierarchy.book.status()]
+    replication = None
+    metrics = getattr(node, "replication_metrics", None)
+    if metrics is not None:
+        await metrics.refresh()
+        replication = metrics.status.as_dict() if metrics.status is not None else None
     checked, findings = await reg.audit.verify()
     count = await reg.audit.count()
     last = await reg.store.query_value("SELECT max(seq) FROM {s}.audit") or 0
@@ -67,6 +74,7 @@ async def operations_context(node: Node, reg: Registry) -> dict[str, Any]:
     return {
         "caches": cache_rates(reg.stats.metrics),
         "children": children,
+        "replication": replication,
         "audit": {"checked": checked, "count": count, "findings": [str(f) for f in findings],
                   "intact": not findings, "entries": list(reversed(entries))},
     }  # fmt: skip

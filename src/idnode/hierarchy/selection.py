@@ -1,82 +1,12 @@
-"""Which server of a multi-server site answers a handle (RFC 3652 section 3.4; HSJ
-``SiteInfo.getHandleHash`` / ``determineServerNum``).
+"""Which server of a site answers a handle: kept in ``idnode.client.sites`` (every client
+chooses the same way); re-exported here for the hierarchy's resolver and reporting."""
 
-A site spreads handles over its servers by the MD5 of the upper-cased prefix, suffix or
-whole handle (the site's hash option). A resolver must pick the same server the site's
-operators loaded the handle on, or it gets "not found" from a healthy site -- so this is
-bit-for-bit HSJ: the last 4 digest bytes as a signed big-endian int, Java ``Math.abs``,
-then Java ``%`` (which keeps the sign of a negative dividend).
-"""
-
-from __future__ import annotations
-
-import hashlib
-
-from idnode.errors import InvalidValue
-from idnode.model import handle_key
-from idnode.names import prefix_part, suffix_part
-from idnode.wire.site import (
-    HASH_BY_ALL,
-    HASH_BY_PREFIX,
-    HASH_BY_SUFFIX,
-    SP_HDL_TCP,
-    SP_HDL_UDP,
-    ServerRecord,
-    SiteInfo,
+from idnode.client.sites import (
+    handle_hash,
+    hash_part,
+    query_servers,
+    server_number,
+    servers_for,
 )
 
-_INT_MIN = -(1 << 31)
-
-
-def hash_part(handle: str, hash_option: int) -> bytes:
-    """The upper-cased part of ``handle`` that the hash option selects (HSJ's parts: no slash
-    means the whole handle is both the prefix and the suffix)."""
-    if hash_option == HASH_BY_PREFIX:
-        part = prefix_part(handle)
-    elif hash_option == HASH_BY_SUFFIX:
-        part = suffix_part(handle) if "/" in handle else handle
-    elif hash_option == HASH_BY_ALL:
-        part = handle
-    else:
-        raise InvalidValue(f"unknown site hash option {hash_option}")
-    return handle_key(part).encode("utf-8")
-
-
-def handle_hash(handle: str, hash_option: int) -> int:
-    """HSJ ``getHandleHash``: ``Math.abs(readInt(md5, 12))`` (Integer.MIN_VALUE stays negative)."""
-    digest = hashlib.md5(hash_part(handle, hash_option)).digest()
-    value = int.from_bytes(digest[-4:], "big", signed=True)
-    return value if value == _INT_MIN else abs(value)
-
-
-def server_number(handle: str, hash_option: int, count: int) -> int:
-    """HSJ ``determineServerNum``: the hash modulo the server count, Java semantics."""
-    if count <= 0:
-        raise InvalidValue("a site without servers answers nothing")
-    h = handle_hash(handle, hash_option)
-    rem = abs(h) % count
-    return -rem if h < 0 else rem
-
-
-def query_servers(site: SiteInfo) -> list[ServerRecord]:
-    """Servers with a query interface over UDP or TCP, in site order."""
-    return [
-        s
-        for s in site.servers
-        if s.interface(SP_HDL_UDP) is not None or s.interface(SP_HDL_TCP) is not None
-    ]
-
-
-def servers_for(site: SiteInfo, handle: str) -> list[ServerRecord]:
-    """The server the handle hashes to first, then the site's other servers as fallbacks.
-
-    The hash is taken over *all* servers, as HSJ does, so a site's numbering holds even if
-    one server offers no query interface (that one is then skipped, not renumbered).
-    """
-    if not site.servers:
-        return []
-    first = site.servers[server_number(handle, site.hash_option, len(site.servers))]
-    usable = query_servers(site)
-    ordered = [first] if first in usable else []
-    ordered += [s for s in usable if s is not first]
-    return ordered
+__all__ = ["handle_hash", "hash_part", "query_servers", "server_number", "servers_for"]

@@ -83,6 +83,46 @@ def register(app: typer.Typer) -> None:
         _write_config(cfg)
         out.print(f"{directory} now mirrors {', '.join(primary)}", highlight=False)
 
+    @app.command("publish-mirror")
+    def publish_mirror(
+        directory: Annotated[Path, typer.Argument(help="the primary's node directory")],
+        server: Annotated[str, typer.Option(help="HOST:PORT (TCP) of the mirror to publish")],
+        timeout: Annotated[float, typer.Option(help="seconds to wait for the mirror")] = 5.0,
+    ) -> None:
+        """List a mirror's site in the primary's prefix records (HS_SITE, not primary), so
+        clients fail over to it; its site information is asked of the mirror itself."""
+        from idnode.client.replication import parse_address
+        from idnode.client.resolve import request_tcp, siteinfo_request
+        from idnode.errors import IdnodeError
+        from idnode.wire import bodies
+
+        try:
+            host, port = parse_address(server)
+        except ValueError as exc:
+            fail(str(exc), USAGE_ERROR)
+        cfg = node_config(directory)
+        if not cfg.node.prefixes:
+            fail(f"{directory} names no prefix of its own (is it a mirror?)", USAGE_ERROR)
+
+        async def run() -> list[str]:
+            from idnode.app import open_node
+            from idnode.replication.sites import publish_mirror_site
+
+            reply = await request_tcp(host, port, siteinfo_request(), timeout=timeout)
+            if not isinstance(reply.body, bodies.SiteInfoResponse):
+                raise IdnodeError(f"{server} answered no site information")
+            node = await open_node(cfg, runtime=RUNTIME)
+            try:
+                return await publish_mirror_site(node, reply.body.site)
+            finally:
+                await node.close()
+
+        try:
+            changed = asyncio.run(run())
+        except (IdnodeError, OSError) as exc:
+            fail(str(exc))
+        out.print(f"published the site of {server} in {', '.join(changed)}", highlight=False)
+
     @app.command("backup")
     def backup_cmd(
         directory: Annotated[Path, typer.Argument(help="node directory (may be serving)")],

@@ -9,6 +9,12 @@ same store transaction, so a crash never loses or skips one. A source that answe
 NEED_TO_REDUMP (we are new, from another epoch, or ahead of it) is dumped whole: handles in
 batches, prefixes, then what we hold that it no longer does is removed.
 
+After the log (in a round that drained it, or once a second under load), a round pulls the
+governance rows changed since the last such pull
+(OC_RETRIEVE_GOVERNANCE, an idnode extension; a full copy the first time), each page with
+the new governance position in one store transaction. A source that does not know the
+extension (HSJ answers OPERATION_NOT_SUPPORTED) is followed for identifiers only.
+
 Only one process of a node runs the loop (worker 0, ``idnode serve``).
 """
 
@@ -22,25 +28,32 @@ from dataclasses import dataclass, field
 
 from idnode.client.admin import AdminError
 from idnode.client.replication import ReplicationClient, parse_address
-from idnode.codes import OpCode
+from idnode.codes import OpCode, ResponseCode
 from idnode.crypto.keys import PrivateKey, PublicKey, verify
 from idnode.errors import IdnodeError
 from idnode.model import HandleValue, handle_key
 from idnode.service.admin import AdminService
 from idnode.service.replication import (
+    SOURCE_KEY,
     bare_prefix,
     dump_scopes,
     epoch_of,
+    governance_position_of,
     hash_name,
     position_effects,
     position_of,
+    set_meta,
 )
+from idnode.store import capture
 from idnode.store.base import Store
+from idnode.store.effects import Effects
 from idnode.wire import bodies
 from idnode.wire import replication as rw
 
 log = logging.getLogger(__name__)
 
+# what a source that does not know opcode 1100 answers (HSJ: an unknown opcode)
+_NO_EXTENSION = frozenset({ResponseCode.OPERATION_NOT_SUPPORTED, ResponseCode.PROTOCOL_ERROR})
 DUMP_BATCH = 500  # records per store transaction while applying a dump
 
 
@@ -50,6 +63,7 @@ class MirrorStats:
 
     applied: int = 0  # transactions applied since start
     dumps: int = 0
+    governance_pages: int = 0  # pages of governance rows applied since start
     source: str = ""  # the source of the last successful pull
     source_next: int = 0  # its next txn id then
     last_error: str = ""
@@ -72,12 +86,16 @@ class Mirror:
     private_key: PrivateKey
     interval: float = 0.2  # seconds between pulls when nothing is new
     timeout: float = 3.0
+    governance_every: float = 1.0  # seconds between governance pulls while the log is busy
     now_ms: Callable[[], int] = lambda: 0
     stats: MirrorStats = field(default_factory=MirrorStats)
     _keys: dict[str, PublicKey] = field(default_factory=dict)
     _clients: dict[str, ReplicationClient] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
+    _no_governance: set[str] = field(default_factory=set)  # sources without the extension
     _last_date: int = 0
+    _governance_at: float = float("-inf")
+    _saved_next: int = 0  # the source's next txn id last kept in the store
 
     def client(self, address: str) -> ReplicationClient:
         """One client per source, keeping its authenticated session across rounds."""
@@ -131,9 +149,18 @@ class Mirror:
     async def pull_once(self) -> int:
         """Pull from the best source that serves its log; transactions applied."""
         errors = []
-        for address, next_id in await self.candidates():
+        found = await self.candidates()
+        if found and found[0][1] != self._saved_next:
+            # the best source's log head, for every worker's /metrics and console: a pull that
+            # falls behind (or fails) shows as lag until the position catches up
+            text = f"{found[0][1]} {found[0][0]}"
+            await self.store.apply(Effects(statements=(set_meta(SOURCE_KEY, text),)), logged=False)
+            self._saved_next = found[0][1]
+        for address, next_id in found:
             try:
                 applied = await self._pull(address)
+                if self._governance_due(applied):
+                    await self.pull_governance(address)
             except AdminError as exc:  # a mirror (301) or a refusal: the next source
                 errors.append(f"{address}: {exc}")
                 continue
@@ -202,6 +229,51 @@ class Mirror:
             await self.admin.replicate(txn.handle, None, extra=extra)
         elif txn.action in rw.WITH_VALUES:
             await self.admin.replicate(txn.handle, txn.values, extra=extra)
+
+    # -- governance (idnode's extension) -------------------------------------------------------
+    def _governance_due(self, applied: int) -> bool:
+        """After a round that found the log drained, or every ``governance_every`` seconds
+        under a steady write load: identifiers first, their governance rows soon after."""
+        now = asyncio.get_running_loop().time()
+        if applied and now - self._governance_at < self.governance_every:
+            return False
+        self._governance_at = now
+        return True
+
+    async def pull_governance(self, address: str) -> int:
+        """Apply the governance rows the source changed since our position; pages applied."""
+        if address in self._no_governance:
+            return 0
+        key = await self._key(address)
+        parser = rw.StreamParser(dump=False, governance=True, verify=self._verifier(key))
+        request = bodies.RetrieveGovernanceRequest(await governance_position_of(self.store))
+        full, pages = False, 0
+        try:
+            async for chunk in self.client(address).stream(OpCode.RETRIEVE_GOVERNANCE, request):
+                for event in parser.feed(chunk):
+                    if isinstance(event, rw.GovHead):
+                        full = event.full
+                        if full:  # empty our tables, position 0 until the copy ends
+                            await self.admin.replicate_governance((), position=0, full=True)
+                    elif isinstance(event, rw.GovPage):
+                        changes = capture.decode_changes(event.changes)
+                        position = None if full else event.position
+                        await self.admin.replicate_governance(changes, position=position)
+                        pages += 1
+                    elif isinstance(event, rw.GovEnd):
+                        await self.admin.replicate_governance((), position=event.position)
+        except AdminError as exc:
+            if exc.code not in _NO_EXTENSION:
+                raise
+            log.info("mirror: %s replicates no governance (identifiers only)", address)
+            self._no_governance.add(address)
+            return 0
+        if not parser.done:
+            raise IdnodeError(f"{address} ended the governance stream early")
+        self.stats.governance_pages += pages
+        if full:
+            log.info("mirror: copied the governance tables of %s (%d pages)", address, pages)
+        return pages
 
     # -- a dump ----------------------------------------------------------------------------
     async def dump(self, address: str) -> int:

@@ -13,6 +13,7 @@ from idnode.runtime import Runtime
 from idnode.service.replication import (
     EPOCH_KEY,
     FENCE_KEY,
+    GOVERNANCE_KEY,
     POSITION_KEY,
     epoch_of,
     position_of,
@@ -33,9 +34,13 @@ async def _open(config: Config, runtime: Runtime):
 
 
 async def promote_store(config: Config, runtime: Runtime) -> tuple[int, int]:
-    """(new epoch, serial of the promotion's log row)."""
+    """(new epoch, serial of the promotion's log row). ``config.node.prefixes`` becomes the
+    old primary's (replicated with its governance), so the registry comes up as it was."""
+    from idnode.replication.setup import replicated_node_prefixes
+
     store = await _open(config, runtime)
     try:
+        config.node.prefixes = await replicated_node_prefixes(store) or config.node.prefixes
         seen = max(await epoch_of(store), rw.split_txn_id(await position_of(store))[0])
         epoch = seen + 1
         effects = Effects(
@@ -43,11 +48,13 @@ async def promote_store(config: Config, runtime: Runtime) -> tuple[int, int]:
                 set_meta(EPOCH_KEY, str(epoch)),
                 Statement(_DELETE_META, (FENCE_KEY,)),
                 Statement(_DELETE_META, (POSITION_KEY,)),
+                Statement(_DELETE_META, (GOVERNANCE_KEY,)),
             ),
             action="promote",
             target=f"epoch {epoch}",
         )
         serial = await store.apply(effects)
+        await store.reseed_ids()  # rows copied from the old primary came with their ids
         return epoch, serial
     finally:
         await store.close()
@@ -57,7 +64,8 @@ async def clear_for_mirror(config: Config, runtime: Runtime) -> None:
     """An old primary becoming a mirror: no fence, no position (it dumps first)."""
     store = await _open(config, runtime)
     try:
-        statements = tuple(Statement(_DELETE_META, (k,)) for k in (FENCE_KEY, POSITION_KEY))
+        keys = (FENCE_KEY, POSITION_KEY, GOVERNANCE_KEY)
+        statements = tuple(Statement(_DELETE_META, (k,)) for k in keys)
         await store.apply(Effects(statements=statements), logged=False)
     finally:
         await store.close()

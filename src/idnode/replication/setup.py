@@ -12,8 +12,11 @@ from idnode.replication.mirror import Mirror
 from idnode.runtime import Runtime
 from idnode.service.admin import AdminService
 from idnode.service.node import Node
-from idnode.service.replication import FENCE_KEY, ReplicationSource, read_meta
+from idnode.service.replication import FENCE_KEY, ReplicationSource, read_meta, set_meta
 from idnode.store.base import Store
+from idnode.store.effects import Effects
+
+NODE_PREFIXES_KEY = "node.prefixes"  # meta: the primary's own prefixes, replicated to mirrors
 
 ROLES = ("primary", "mirror")
 
@@ -36,6 +39,22 @@ async def write_refusal(config: Config, store: Store) -> str | None:
         return mirror_refusal(config)
     fenced = await read_meta(store, FENCE_KEY)
     return f"this primary is fenced: {fenced}" if fenced else None
+
+
+async def record_node_prefixes(config: Config, store: Store) -> None:
+    """Keep the primary's own prefixes (``[node] prefixes``, the first names its operator) in
+    its store, so a mirror has them and runs the same registry once promoted."""
+    if is_mirror(config) or not config.node.prefixes:
+        return
+    text = ",".join(config.node.prefixes)
+    if await read_meta(store, NODE_PREFIXES_KEY) != text:
+        await store.apply(Effects(statements=(set_meta(NODE_PREFIXES_KEY, text),)), logged=False)
+
+
+async def replicated_node_prefixes(store: Store) -> list[str]:
+    """The prefixes of the primary a mirror follows (empty before its first copy)."""
+    text = await read_meta(store, NODE_PREFIXES_KEY) or ""
+    return [p for p in text.split(",") if p]
 
 
 def replication_source(

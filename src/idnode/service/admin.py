@@ -47,8 +47,10 @@ from idnode.names import PrefixSet, check_handle, prefix_part
 from idnode.runtime import Random, uuid4
 from idnode.service.policies import BulkWrite, Write, WritePolicy, combined_effects
 from idnode.service.validate import check_record
+from idnode.store import capture
 from idnode.store.base import RowGroup, Store
-from idnode.store.effects import NO_EFFECTS, Effects
+from idnode.store.effects import NO_EFFECTS, Effects, Statement
+from idnode.store.governance import SET_META
 
 
 @dataclass
@@ -360,6 +362,27 @@ class AdminService:
         else:
             await self.store.unhome_prefix(prefix, effects=extra)
             self.homed.discard(prefix)
+
+    async def replicate_governance(
+        self, changes: Sequence[capture.Change], *, position: int | None, full: bool = False
+    ) -> None:
+        """Make governance rows what the primary holds, in one store transaction with the
+        mirror's governance position (None: keep it); ``full`` empties the tables first
+        (the start of a full copy: the position goes back to 0 until its end)."""
+        statements = []  # one Effects: applied in one hop to the store's writer
+        if full:
+            statements += [Statement(*capture.clear(t)) for t in reversed(capture.TABLES)]
+        for table, key, row in capture.ordered(changes):
+            if capture.is_local(table, key):
+                continue
+            if row is None:
+                statements.append(Statement(*capture.delete(table, key)))
+            else:
+                statements.append(Statement(*capture.upsert(table, row)))
+        if full or position is not None:
+            statements.append(Statement(SET_META, (capture.POSITION_KEY, str(position or 0))))
+        effects = Effects(statements=tuple(statements), action="replicate", target="governance")
+        await self.store.apply(effects)
 
     # -- bulk -------------------------------------------------------------------------------
     async def load(

@@ -16,12 +16,18 @@ NEED_TO_REDUMP). What a node knows about replication lives in its store's ``meta
   applied, written in the same transaction as the change;
 * ``replication.fenced``: why a primary takes no writes (a newer epoch seen at a peer).
 
-Only identifiers and homed prefixes are replicated (what HSJ's streams carry); a mirror's
-governance tables are its own (docs/replication.md).
+* ``replication.governance``: on a mirror, the id of the last governance change it
+  applied (``(epoch << 40) | change id``), written with the rows it brought.
+
+Identifiers and homed prefixes travel in HSJ's streams (1001/1002). Governance rows travel
+in an idnode extension (OC_RETRIEVE_GOVERNANCE, 1100; ``store.capture`` records which rows
+changed): a mirror that follows an idnode primary is a full standby; one that follows HSJ
+replicates identifiers only (docs/replication.md).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -30,17 +36,24 @@ from idnode.auth.identity import Identity
 from idnode.crypto.keys import PrivateKey, sign
 from idnode.errors import AuthenticationNeeded, NotAuthorized
 from idnode.model import NA_PREFIX
+from idnode.store import capture
 from idnode.store.base import Store, Transaction
 from idnode.store.effects import Effects, Statement
 from idnode.store.governance import GET_META, SET_META
 from idnode.wire import replication as rw
-from idnode.wire.bodies import DumpHandlesRequest, RetrieveTxnRequest
+from idnode.wire.bodies import (
+    DumpHandlesRequest,
+    RetrieveGovernanceRequest,
+    RetrieveTxnRequest,
+)
 
 log = logging.getLogger(__name__)
 
 EPOCH_KEY = "replication.epoch"
 POSITION_KEY = "replication.position"
 FENCE_KEY = "replication.fenced"
+GOVERNANCE_KEY = capture.POSITION_KEY
+SOURCE_KEY = "replication.source"  # a mirror's source at its last pull: "<next txn id> <address>"
 PAGE = 1000  # log rows and handles read per query while streaming
 
 # our log's actions -> HSJ Transaction.ACTION_* (values follow for create and update)
@@ -81,6 +94,10 @@ async def epoch_of(store: Store) -> int:
 
 async def position_of(store: Store) -> int:
     return int(await read_meta(store, POSITION_KEY) or 0)
+
+
+async def governance_position_of(store: Store) -> int:
+    return int(await read_meta(store, GOVERNANCE_KEY) or 0)
 
 
 def position_effects(position: int) -> Effects:
@@ -202,6 +219,58 @@ class ReplicationSource:
                     break
                 offset += len(names)
         yield b"".join(w.dump_prefix(na_handle(p)) for p in prefixes) + w.dump_done()
+
+    async def governance(self, request: RetrieveGovernanceRequest) -> AsyncIterator[bytes]:
+        """The governance rows changed after the receiver's position, each as it is now (or
+        gone); everything when the receiver is new, from another epoch or ahead of us."""
+        w = self._writer()
+        yield w.head()
+        epoch = await epoch_of(self.store)
+        last = int(await self.store.query_value(capture.LAST_CHANGE) or 0)
+        their_epoch, since = rw.split_txn_id(max(request.last_change, 0))
+        if request.last_change <= 0 or their_epoch != epoch or since > last:
+            yield w.gov_head(True)
+            async for page in self._all_rows():
+                yield w.gov_page(0, page)
+            yield w.gov_end(rw.txn_id(epoch, last))
+            return
+        yield w.gov_head(False)
+        while since < last:
+            rows = await self.store.query(capture.SELECT_CHANGES, since, last, PAGE)
+            if not rows:
+                break
+            changes = await self._current_rows(rows)
+            since = int(rows[-1]["id"])
+            yield w.gov_page(rw.txn_id(epoch, since), capture.encode_changes(changes))
+        yield w.gov_end(rw.txn_id(epoch, since))
+
+    async def _current_rows(self, rows: list[dict]) -> list[capture.Change]:
+        """Each changed key once, in order of its last change, with its row as it is now
+        (None: gone); read a table at a time."""
+        order = {(r["tbl"], tuple(json.loads(r["pk"]))): n for n, r in enumerate(rows)}
+        by_table: dict[str, list[tuple]] = {}
+        for table, key in order:
+            by_table.setdefault(table, []).append(key)
+        found: dict[tuple[str, tuple], dict] = {}
+        for table, keys in by_table.items():
+            for sql, args in capture.select_rows(table, keys):
+                for row in await self.store.query(sql, *args):
+                    found[(table, capture.key_of(table, row))] = row
+        ordered = sorted(order, key=order.__getitem__)
+        return [(table, key, found.get((table, key))) for table, key in ordered]
+
+    async def _all_rows(self) -> AsyncIterator[bytes]:
+        for table, pk in capture.TABLES.items():
+            offset = 0
+            while True:
+                rows = await self.store.query(capture.select_page(table), PAGE, offset)
+                changes = [(table, tuple(r[c] for c in pk), r) for r in rows]
+                changes = [c for c in changes if not capture.is_local(table, c[1])]
+                if changes:
+                    yield capture.encode_changes(changes)
+                if len(rows) < PAGE:
+                    break
+                offset += len(rows)
 
 
 def dump_scopes(prefixes: Iterable[str]) -> list[str]:

@@ -24,7 +24,7 @@ from idnode.crypto.keys import decode_public_key, encode_public_key, load_privat
 from idnode.errors import IdnodeError
 from idnode.model import HS_SITE, NA_PREFIX, HandleValue
 from idnode.service.node import ADMIN_INDEX
-from idnode.wire.site import ServerRecord, SiteInfo, decode_site, encode_site
+from idnode.wire.site import PRIMARY_SITE, ServerRecord, SiteInfo, decode_site, encode_site
 
 log = logging.getLogger("idnode.site")
 
@@ -100,17 +100,29 @@ async def publish_site(node, listeners: Listeners) -> int:
     serial = config.node.site_serial
     stale: list[tuple[str, HandleValue, SiteInfo]] = []
     for prefix in await node.store.homed_prefixes():
+        sites = []
         for value in await node.store.get_handle(NA_PREFIX + prefix) or []:
             if value.type != HS_SITE:
                 continue
             try:
-                stored = decode_site(value.data)
+                sites.append((value, decode_site(value.data)))
             except IdnodeError:
                 continue
-            if not any(_names_us(s, our_key) for s in stored.servers):
+        # a promoted mirror finds its site listed as a mirror site: it becomes the primary
+        # site, and the old primary's a mirror site (RFC 3652 §3.3: writes go to the primary)
+        promoted = node.admin.refusal is None and any(
+            not stored.is_primary and any(_names_us(s, our_key) for s in stored.servers)
+            for _, stored in sites
+        )
+        for value, stored in sites:
+            us = any(_names_us(s, our_key) for s in stored.servers)
+            if not us and not promoted:
                 continue
+            wanted = _current(stored, ours, our_key) if us else stored
+            if promoted:
+                mask = stored.primary_mask & ~PRIMARY_SITE
+                wanted = replace(wanted, primary_mask=mask | (PRIMARY_SITE if us else 0))
             serial = max(serial, stored.serial)
-            wanted = _current(stored, ours, our_key)
             if wanted != stored:
                 stale.append((prefix, value, wanted))
     if stale and node.admin.refusal is not None:

@@ -252,6 +252,13 @@ class Store(abc.ABC):
         row = await self.query_one(sql, *args)
         return None if row is None else next(iter(row.values()))
 
+    async def reseed_ids(self) -> None:
+        """Move every numbered table's id generator past the ids it holds: rows a mirror
+        copied from its primary came with their ids (``store.capture``), and a promoted
+        mirror's next organisation must not reuse one. SQLite's AUTOINCREMENT follows
+        explicit ids by itself."""
+        return None
+
     async def history(self, handle: str) -> list[KeptVersion]:
         """The versions the history keeps of ``handle``, oldest first."""
         rows = await self.query(SELECT_VERSIONS, handle_key(handle))

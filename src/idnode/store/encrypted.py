@@ -65,15 +65,18 @@ HEADER_BYTES = len(MAGIC) + 4 + NONCE_BYTES
 _AAD_LABEL = b"idnode/value/1\0"
 
 
-def configured_store(config, runtime: Runtime, answers: AnswerEncoder | None = None) -> Store:
+def configured_store(
+    config, runtime: Runtime, answers: AnswerEncoder | None = None, url: str | None = None
+) -> Store:
     """The (unopened) store of a node: its engine, wrapped when a storage key is configured
     (``[security] storage_key_file`` or ``IDNODE_STORAGE_KEY``). Every command that opens a
     node's store goes through here, so none writes a non-public value clear by mistake.
-    ``answers``: the engine keeps each record's public answer (``Store.public_answer``)."""
+    ``answers``: the engine keeps each record's public answer (``Store.public_answer``).
+    ``url``: another copy of the same store (a streaming replica, ``[store] read_url``)."""
     from idnode.crypto.keyring import load_keyring
     from idnode.store import open_store
 
-    store = open_store(config.store_url, clock=runtime.clock, answers=answers)
+    store = open_store(url or config.store_url, clock=runtime.clock, answers=answers)
     keyring = load_keyring(config.path(config.security.storage_key_file), clock=runtime.clock)
     return store if keyring is None else EncryptedStore(store, keyring, random=runtime.random)
 
@@ -348,6 +351,9 @@ class EncryptedStore(Store):
 
     async def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         return await self.inner.query(sql, *args)
+
+    async def reseed_ids(self) -> None:
+        await self.inner.reseed_ids()
 
     async def history(self, handle: str) -> list[KeptVersion]:
         return [

@@ -58,6 +58,7 @@ from idnode.store.base import (
     check_prefix,
     check_values,
 )
+from idnode.store.capture import NUMBERED_TABLES
 from idnode.store.effects import NO_EFFECTS, Effects
 from idnode.store.governance import Op, apply_effects
 from idnode.store.portable import for_postgres
@@ -264,6 +265,15 @@ class PostgresStore(Store):
                     yield _PgAtomic(self, conn, serial)
         except _ENGINE_ERRORS as exc:
             raise _translate(exc) from exc
+
+    async def reseed_ids(self) -> None:
+        """Identity columns do not follow explicit ids: move each past its table's largest."""
+        async with self.atomic("reseed", "ids") as tx:
+            for table in NUMBERED_TABLES:
+                await tx.fetchval(
+                    f"SELECT setval(pg_get_serial_sequence('{self.schema}.{table}', 'id'),"
+                    f" coalesce((SELECT max(id) FROM {{s}}.{table}), 0) + 1, false)"
+                )
 
     async def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         text = for_postgres(sql, self.schema)

@@ -16,6 +16,7 @@ import re
 import asyncpg
 
 from idnode.errors import IdnodeError
+from idnode.store.capture import postgres_ddl
 from idnode.store.governance import (
     QUOTA_TABLES,
     RECURSIVE_CACHE_TABLES,
@@ -83,6 +84,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             restricted boolean NOT NULL   -- values an authorised reader may read
         )""",
     ),
+    # 7: which governance rows changed, for mirrors (store/capture.py)
+    postgres_ddl(),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

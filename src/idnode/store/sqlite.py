@@ -66,6 +66,7 @@ from idnode.store.base import (
     check_row_group,
     check_values,
 )
+from idnode.store.capture import sqlite_ddl
 from idnode.store.effects import NO_EFFECTS, Effects
 from idnode.store.governance import (
     QUOTA_TABLES,
@@ -136,6 +137,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             restricted INTEGER NOT NULL   -- 1: values an authorised reader may read
         )""",
     ),
+    # 7: which governance rows changed, for mirrors (store/capture.py)
+    sqlite_ddl(),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

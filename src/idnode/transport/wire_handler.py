@@ -529,7 +529,11 @@ class WireHandler:
             case bodies.NextTxnIdRequest():
                 source = self._source()
                 return self._respond(request, bodies.NextTxnIdResponse(await source.next_txn_id()))
-            case bodies.RetrieveTxnRequest() | bodies.DumpHandlesRequest():
+            case (
+                bodies.RetrieveTxnRequest()
+                | bodies.DumpHandlesRequest()
+                | bodies.RetrieveGovernanceRequest()
+            ):
                 return self._replication_stream(request, body, who)
             case bodies.SessionSetupRequest() if body.mode in KEYED_MODES:
                 return await self.keyed.setup(request, body, peer)  # wire_sessions
@@ -562,6 +566,9 @@ class WireHandler:
         if isinstance(body, bodies.RetrieveTxnRequest):
             response = self._respond(request, bodies.RetrieveTxnResponse())
             response.stream = source.transactions(body)
+        elif isinstance(body, bodies.RetrieveGovernanceRequest):  # idnode's extension
+            response = self._respond(request, bodies.EmptyResponse())
+            response.stream = source.governance(body)
         else:
             assert isinstance(body, bodies.DumpHandlesRequest)
             response = self._respond(request, bodies.EmptyResponse())

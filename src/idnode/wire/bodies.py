@@ -777,6 +777,23 @@ class DumpHandlesRequest(_Body):
         return cls(hash_type, num, idx, r.bytes32("starting_point"), r.i32("starting_point_type"))
 
 
+@dataclass(frozen=True, slots=True)
+class RetrieveGovernanceRequest(_Body):
+    """OC_RETRIEVE_GOVERNANCE (1100), an idnode extension (no HSJ class): the governance rows
+    changed after ``last_change`` (``(epoch << 40) | change id``, 0 for a full copy). One
+    long, as ``NextTxnIdResponse``; the answer is an empty body and then a signed stream
+    (``wire.replication``, format 3)."""
+
+    last_change: int = 0
+
+    def _write(self, w: Writer) -> None:
+        w.raw(_I64.pack(self.last_change))
+
+    @classmethod
+    def _read(cls, r: Reader) -> RetrieveGovernanceRequest:
+        return cls(_read_i64(r, "last_change"))
+
+
 Body = (
     ResolutionRequest
     | ResolutionResponse
@@ -809,6 +826,7 @@ Body = (
     | RetrieveTxnRequest
     | RetrieveTxnResponse
     | DumpHandlesRequest
+    | RetrieveGovernanceRequest
     | ErrorResponse
     | EmptyResponse
     | RawBody
@@ -838,6 +856,7 @@ REQUEST_BODIES: dict[int, type[_Body]] = {
     OpCode.GET_NEXT_TXN_ID: NextTxnIdRequest,
     OpCode.RETRIEVE_TXN_LOG: RetrieveTxnRequest,
     OpCode.DUMP_HANDLES: DumpHandlesRequest,
+    OpCode.RETRIEVE_GOVERNANCE: RetrieveGovernanceRequest,
 }
 
 SUCCESS_BODIES: dict[int, type[_Body]] = {

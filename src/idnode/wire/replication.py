@@ -26,6 +26,13 @@ Dump (``DumpHandlesResponse``, format 2)::
     block per homed prefix: byte 2, int32 length + "0.NA/<prefix>"
     byte -1, unsigned: the end
 
+Governance (an idnode extension answering OC_RETRIEVE_GOVERNANCE, 1100; format 3)::
+
+    block: int32 format (3), int32 status (1 = a full copy follows, 2 = changes follow)
+    block per page: byte 1, int64 position after the page, int32 length + JSON changes
+           (``store.capture.encode_changes``: [table, key, row or null], ...)
+    block: byte 0, int64 position the receiver keeps
+
 Sans-I/O: ``StreamWriter`` turns records into bytes with a ``sign`` callable, and
 ``StreamParser`` turns bytes fed in any pieces into events, checking each block with a
 ``verify`` callable. No socket, no clock, no key handling of its own.
@@ -111,7 +118,29 @@ class DumpDone:
     pass
 
 
-Event = TxnHead | TxnRecord | TxnEnd | DumpInfo | DumpHandle | DumpPrefix | DumpDone
+@dataclass(frozen=True, slots=True)
+class GovHead:
+    full: bool  # a full copy follows: the receiver empties its governance tables first
+
+
+@dataclass(frozen=True, slots=True)
+class GovPage:
+    position: int  # where the receiver stands once it applied the page (0 inside a full copy)
+    changes: bytes  # JSON, ``store.capture.decode_changes``
+
+
+@dataclass(frozen=True, slots=True)
+class GovEnd:
+    position: int
+
+
+Event = (
+    TxnHead | TxnRecord | TxnEnd | DumpInfo | DumpHandle | DumpPrefix | DumpDone
+    | GovHead | GovPage | GovEnd
+)  # fmt: skip
+
+GOV_FULL, GOV_CHANGES = 1, 2
+_GOV_END, _GOV_PAGE = 0, 1
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -177,6 +206,16 @@ class StreamWriter:
     def dump_done() -> bytes:
         return bytes((_DUMP_DONE,))
 
+    # governance (idnode)
+    def gov_head(self, full: bool) -> bytes:
+        return self.block(_i32(3) + _i32(GOV_FULL if full else GOV_CHANGES))
+
+    def gov_page(self, position: int, changes: bytes) -> bytes:
+        return self.block(bytes((_GOV_PAGE,)) + _I64.pack(position) + _blob(changes))
+
+    def gov_end(self, position: int) -> bytes:
+        return self.block(bytes((_GOV_END,)) + _I64.pack(position))
+
 
 # -- reading -----------------------------------------------------------------------------------
 class _Incomplete(Exception):
@@ -223,15 +262,17 @@ class _Cursor:
 
 
 class StreamParser:
-    """Events from a transaction stream (``dump=False``) or a dump stream (``dump=True``).
+    """Events from a transaction stream (``dump=False``), a dump stream (``dump=True``) or
+    a governance stream (``governance=True``).
 
     ``verify`` None accepts an unsigned stream (and ignores nothing: a signed stream without
     a verifier is refused, so a forged signature can never pass unnoticed). Raises
     ``MalformedMessage`` on a bad record or a signature that does not verify.
     """
 
-    def __init__(self, *, dump: bool, verify: Verify | None) -> None:
+    def __init__(self, *, dump: bool, verify: Verify | None, governance: bool = False) -> None:
         self.dump = dump
+        self.governance = governance
         self._verify = verify
         self._buf = bytearray()
         self._signed: bool | None = None
@@ -281,11 +322,27 @@ class StreamParser:
             status = 0 if self.dump else cur.i32()
             self._check(cur, start)
             self._started = True
-            if version != (2 if self.dump else 1):
+            expected = 3 if self.governance else 2 if self.dump else 1
+            if version != expected:
                 raise MalformedMessage(f"stream format {version} not supported", field="format")
+            if self.governance:
+                return GovHead(status == GOV_FULL)
             return None if self.dump else TxnHead(status)
         kind = cur.byte()
+        if self.governance:
+            return self._gov(cur, kind, start)
         return self._dump_record(cur, kind, start) if self.dump else self._txn(cur, kind, start)
+
+    def _gov(self, cur: _Cursor, kind: int, start: int) -> Event:
+        if kind == _GOV_END:
+            event: Event = GovEnd(cur.i64())
+        elif kind == _GOV_PAGE:
+            event = GovPage(cur.i64(), cur.blob("changes"))
+        else:
+            raise MalformedMessage(f"unknown governance record type {kind}", field="record")
+        self._check(cur, start)
+        self.done = isinstance(event, GovEnd)
+        return event
 
     def _txn(self, cur: _Cursor, kind: int, start: int) -> Event:
         if kind == _TXN_END:
