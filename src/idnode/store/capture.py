@@ -60,7 +60,7 @@ SELECT_CHANGES = (
 LAST_CHANGE = "SELECT coalesce(max(id), 0) AS last FROM {s}.repl_changes"
 
 
-# -- DDL (migration 6 of both engines) ---------------------------------------------------------
+# -- DDL (migration 7 of both engines) ---------------------------------------------------------
 def sqlite_ddl() -> tuple[str, ...]:
     out = [
         "CREATE TABLE repl_changes (id INTEGER PRIMARY KEY AUTOINCREMENT,"
