@@ -6,6 +6,11 @@ to CSV and times ``Imports.run`` (parse, template check, build, ``store.load`` p
 progress + audit per batch). Prints figures; asserts nothing.
 
     .venv/bin/python bench/import_bulk.py --rows 1000000
+    .venv/bin/python bench/import_bulk.py --rows 1000000 \
+        --store 'postgresql://postgres@127.0.0.1:5432/test?schema=bench_import'
+
+With ``--store`` the node keeps its records in that store (a PostgreSQL schema must not
+exist yet, or be empty: the bench drops it afterwards).
 """
 
 from __future__ import annotations
@@ -34,13 +39,30 @@ def write_csv(path: Path, rows: int) -> None:
                         "Fujian Auto Parts"])  # fmt: skip
 
 
-async def main(rows: int, batch: int, workdir: Path) -> None:
-    cfg = await init_node(workdir / "node", name="bench", prefixes=["88.123"], runtime=system())
+async def main(rows: int, batch: int, workdir: Path, store: str) -> None:
+    cfg = await init_node(
+        workdir / "node", name="bench", prefixes=["88.123"], runtime=system(), store_url=store
+    )
     node = await open_node(cfg, runtime=system())
     try:
         await _import(node, rows, batch, workdir)
     finally:
         await node.close()
+        if store.startswith("postgres"):
+            await _drop_schema(store)
+
+
+async def _drop_schema(url: str) -> None:
+    import asyncpg
+
+    base, _, query = url.partition("?")
+    schema = dict(p.split("=", 1) for p in query.split("&") if "=" in p).get("schema")
+    if schema:
+        conn = await asyncpg.connect(base)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
 
 
 async def _import(node, rows: int, batch: int, workdir: Path) -> None:
@@ -75,8 +97,9 @@ async def _import(node, rows: int, batch: int, workdir: Path) -> None:
     print(f"CPU: main process {main_cpu:.1f} s (store writer, checkpoints, registry), parse "
           f"process {child_cpu:.1f} s; load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores")  # fmt: skip
-    db = (workdir / "node" / "node.db").stat().st_size
-    print(f"store file {db / 1e6:.0f} MB")
+    db = workdir / "node" / "node.db"
+    if db.exists():
+        print(f"store file {db.stat().st_size / 1e6:.0f} MB")
 
 
 if __name__ == "__main__":
@@ -84,10 +107,11 @@ if __name__ == "__main__":
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp)")
+    ap.add_argument("--store", default="", help="store URL (default: SQLite in the node)")
     a = ap.parse_args()
     if a.dir is not None:
         a.dir.mkdir(parents=True, exist_ok=True)
-        asyncio.run(main(a.rows, a.batch, a.dir))
+        asyncio.run(main(a.rows, a.batch, a.dir, a.store))
     else:
         with tempfile.TemporaryDirectory() as d:
-            asyncio.run(main(a.rows, a.batch, Path(d)))
+            asyncio.run(main(a.rows, a.batch, Path(d), a.store))

@@ -65,6 +65,7 @@ from idnode.store.base import (
     check_row,
     check_row_group,
     check_values,
+    layout_answers,
 )
 from idnode.store.effects import NO_EFFECTS, Effects
 from idnode.store.governance import (
@@ -136,6 +137,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             restricted INTEGER NOT NULL   -- 1: values an authorised reader may read
         )""",
     ),
+    # 7: whether every record has its stored answer (``fill_public_answers``): a filled store
+    # starts without walking its handles. A row while a fill runs (complete 0), made complete
+    # in the transaction of its last batch; deleted by any write of a record without an answer
+    (
+        """CREATE TABLE public_answers_fill (
+            complete INTEGER NOT NULL  -- 1: every record has its stored answer
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -157,6 +166,10 @@ _INSERT_VALUE = "INSERT INTO handle_values VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _GET_ANSWER = "SELECT wire, json, restricted FROM public_answers WHERE key = ?"
 _PUT_ANSWER = "INSERT OR REPLACE INTO public_answers VALUES (?, ?, ?, ?)"
 _DROP_ANSWER = "DELETE FROM public_answers WHERE key = ?"
+_FILLED = "SELECT 1 FROM public_answers_fill WHERE complete = 1"
+_UNFILLED = "DELETE FROM public_answers_fill"  # a record written without its answer
+_FILL_STARTED = "INSERT INTO public_answers_fill VALUES (0)"
+_FILL_DONE = "UPDATE public_answers_fill SET complete = 1"  # no row (a write cleared it): none
 _KEYS_WITHOUT_ANSWERS = (
     "SELECT h.key FROM handles h WHERE h.key > ? AND NOT EXISTS"
     " (SELECT 1 FROM public_answers a WHERE a.key = h.key) ORDER BY h.key LIMIT ?"
@@ -470,6 +483,11 @@ class SQLiteStore(Store):
         last: list[str] = []
 
         def tx(conn: sqlite3.Connection) -> int:
+            if not after:  # a fill starts: done already, or marked as running
+                if conn.execute(_FILLED).fetchone() is not None:
+                    return _last_serial(conn)
+                conn.execute(_UNFILLED)
+                conn.execute(_FILL_STARTED)
             keys = [r[0] for r in conn.execute(_KEYS_WITHOUT_ANSWERS, (after, batch))]
             rows = []
             for key in keys:
@@ -477,7 +495,10 @@ class SQLiteStore(Store):
                 if values is not None:
                     rows.append(_answer_row(key, encode(values) or NOT_SERVED))
             conn.executemany(_PUT_ANSWER, rows)
-            last.extend(keys[-1:])
+            if len(keys) < batch:  # the last batch: complete unless a write cleared the mark
+                conn.execute(_FILL_DONE)
+            else:
+                last.extend(keys[-1:])
             return _last_serial(conn)  # nothing logged: no answer changes
 
         await self._write(tx)  # (the writer thread: one transaction among the writes)
@@ -493,6 +514,7 @@ class SQLiteStore(Store):
                 answer = self._answers(values) or NOT_SERVED
         if answer is None:
             conn.execute(_DROP_ANSWER, (key,))
+            conn.execute(_UNFILLED)  # a record without its answer: the next fill walks
         else:
             conn.execute(_PUT_ANSWER, _answer_row(key, answer))
 
@@ -692,6 +714,8 @@ class SQLiteStore(Store):
         if encode is not None:
             answers = ((key, encode(values) or NOT_SERVED) for key, (_, values) in records.items())
             conn.executemany(_PUT_ANSWER, [_answer_row(k, a) for k, a in answers])
+        elif records:
+            conn.execute(_UNFILLED)
         conn.executemany("INSERT INTO txlog (timestamp, action, handle) VALUES (?, ?, ?)", log_rows)
 
     async def load_rows(
@@ -771,9 +795,11 @@ class SQLiteStore(Store):
             conn.executemany("DELETE FROM handles WHERE key = ?", keys)
         _insert_handles(conn, handle_rows, overwrite)
         if self._answers is not None:
-            encode = _layout_encoder(self._answers, layout)
+            encode = layout_answers(self._answers, layout)
             answers = ((key, encode(datas) or NOT_SERVED) for key, (_, datas) in final.items())
             conn.executemany(_PUT_ANSWER, [_answer_row(k, a) for k, a in answers])
+        else:
+            conn.execute(_UNFILLED)
         if layout:
             sql = _values_sql(layout)
             if sql is not None:
@@ -951,13 +977,6 @@ def _read_answer(conn: sqlite3.Connection, key: str) -> PublicAnswer | None:
 
 def _answer_row(key: str, answer: PublicAnswer) -> tuple[Any, ...]:
     return (key, answer.wire, answer.json, int(answer.restricted))
-
-
-@functools.lru_cache(maxsize=64)
-def _layout_encoder(answers: AnswerEncoder, layout: tuple[HandleValue, ...]):
-    """``answers.layout(layout)``, built once per layout and encoder (a load's groups repeat
-    a few layouts many times)."""
-    return answers.layout(layout)
 
 
 def _value_row(key: str, v: HandleValue) -> tuple[Any, ...]:
