@@ -37,7 +37,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -213,6 +213,8 @@ class SQLiteStore(Store):
         self._busy_ms = int(busy_timeout * 1000)
         self._writer: ThreadPoolExecutor | None = None
         self._write_lock: asyncio.Lock | None = None
+        self._pending: list[_Pending] = []  # writes waiting for the next group commit
+        self._committer: asyncio.Task | None = None
         self._scanner: ThreadPoolExecutor | None = None
         self._wconn: sqlite3.Connection | None = None
         self._sconn: sqlite3.Connection | None = None
@@ -320,6 +322,13 @@ class SQLiteStore(Store):
         """
         if self._writer is None or self._wconn is None:
             raise RuntimeError("store is not open")
+        if foreign_keys and autocheckpoint:  # the usual write: committed with its neighbours
+            loop = asyncio.get_running_loop()
+            done: asyncio.Future[int] = loop.create_future()
+            self._pending.append(_Pending(fn, args, effects, done))
+            if self._committer is None or self._committer.done():
+                self._committer = loop.create_task(self._commit_pending())
+            return await done
         conn = self._wconn
 
         def run() -> int:
@@ -352,6 +361,80 @@ class SQLiteStore(Store):
             serial = await asyncio.get_running_loop().run_in_executor(self._writer, run)
         self._announce(serial)
         return serial
+
+    async def _commit_pending(self) -> None:
+        """Group commit: every write queued meanwhile goes into one transaction, each in a
+        savepoint of its own, so each is still all or nothing and gets its own serial, result
+        or error; its caller hears back only after the COMMIT, as before.
+
+        Why: a create dirties a page in each of about a dozen B-trees (handles, values, stored
+        answer, log, audit chain, history, statistics...), and committing it alone wrote all
+        of them to the WAL and took a turn on the writer thread. Writes arriving together
+        (concurrent clients) now share those pages, that COMMIT and that turn
+        (docs/performance.md: writes). A write arriving alone commits alone, at once.
+        """
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            async with self._lock():  # (released between groups: ``atomic`` gets its turn)
+                group, self._pending = self._pending, []
+                try:
+                    outcomes = await loop.run_in_executor(self._writer, self._run_group, group)
+                except BaseException as exc:  # BEGIN or COMMIT failed: none of them was written
+                    for pending in group:
+                        if pending.done.done():
+                            continue
+                        if isinstance(exc, Exception):
+                            pending.done.set_exception(exc)
+                        else:  # the committer was cancelled (the store closes)
+                            pending.done.cancel()
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+            serials = [o for o in outcomes if isinstance(o, int)]
+            if serials:
+                self._announce(max(serials))  # before any caller resumes
+            for pending, outcome in zip(group, outcomes, strict=True):
+                if pending.done.done():  # its caller was cancelled
+                    continue
+                if isinstance(outcome, BaseException):
+                    pending.done.set_exception(outcome)
+                else:
+                    pending.done.set_result(outcome)
+
+    def _run_group(self, group: list[_Pending]) -> list[int | BaseException]:
+        """On the writer thread: the group's writes in one transaction, a savepoint each."""
+        conn = self._wconn
+        assert conn is not None
+        outcomes: list[int | BaseException] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        try:
+            for pending in group:
+                conn.execute("SAVEPOINT write")
+                try:
+                    serial = pending.fn(conn, *pending.args)
+                    if pending.effects:
+                        self._apply(conn, pending.effects, serial)
+                except Exception as exc:
+                    if not conn.in_transaction:  # SQLite gave the whole transaction up
+                        raise
+                    conn.execute("ROLLBACK TO write")
+                    conn.execute("RELEASE write")
+                    error = _translate(exc) if isinstance(exc, sqlite3.Error) else exc
+                    outcomes.append(error)
+                else:
+                    conn.execute("RELEASE write")
+                    outcomes.append(serial)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc) from exc
+            raise
+        return outcomes
 
     def _lock(self) -> asyncio.Lock:
         """Writes wait while a governance transaction (``atomic``) holds the connection."""
@@ -815,6 +898,16 @@ class SQLiteStore(Store):
             f"INSERT INTO txlog (timestamp, action, handle) VALUES ({now:d}, 'load', ?)",
             log_rows,
         )
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A write waiting for its group's commit (``SQLiteStore._commit_pending``)."""
+
+    fn: Callable[..., int]
+    args: tuple[Any, ...]
+    effects: Effects
+    done: asyncio.Future[int]
 
 
 class _Checkpointer:
