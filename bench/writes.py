@@ -19,6 +19,7 @@ Prints creates/s, the server's CPU per create (all its processes, from ``/proc``
 statistics against the requests made. Asserts nothing.
 
     .venv/bin/python bench/writes.py [--workers 1,2] [--connections 8] [--seconds 5]
+        [--paths binary,rest]
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import asyncio
 import base64
 import os
 import platform
+import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -127,6 +130,45 @@ async def rest_creates(url: str, key, connections: int, seconds: float) -> list[
     return made
 
 
+async def wrk_session(url: str, key) -> str:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        return (await rest_session(http, key))["Authorization"]
+
+
+def wrk_creates(url: str, key, seconds: float, db: Path) -> tuple[list[str], str] | None:
+    """``wrk -t1 -c64`` PUTting new identifiers on one authenticated session (the client
+    Python cannot outrun the server with); the identifiers made and the p99. None without
+    wrk. wrk numbers each request in its own Lua state; the suffix counts per connection."""
+    if shutil.which("wrk") is None:
+        return None
+    auth = asyncio.run(wrk_session(url, key))
+    script = db.parent / "put.lua"
+    body = '{"values":[{"index":1,"type":"URL","data":"https://example.com/w"}]}'
+    script.write_text(
+        "local n = 0\n"
+        "local id = tostring(math.random(1, 1e9))\n"
+        "request = function()\n  n = n + 1\n"
+        f'  return wrk.format("PUT", "/api/handles/{PREFIX}/wrk-" .. id .. "-" .. n,'
+        f' {{["Authorization"] = {auth!r}, ["Content-Type"] = "application/json"}},'
+        f" {body!r})\nend\n"
+    )
+    argv = ["wrk", "-t1", "-c64", f"-d{seconds:g}s", "--latency", "-s", str(script), url]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    p99 = re.search(r"\s99%\s+(\S+)", out)[1]
+    if "Non-2xx" in out:
+        p99 += " (" + re.search(r"Non-2xx or 3xx responses: (\d+)", out)[1] + " not 201)"
+    time.sleep(2.0)  # requests in flight when wrk stopped still complete on the server
+    made = listed(db)
+    return made, p99
+
+
+def listed(db: Path) -> list[str]:
+    """The identifiers wrk made, from the node's own store (read while it serves)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT handle FROM handles WHERE handle LIKE ?", (f"{PREFIX}/wrk-%",))
+        return [r[0] for r in rows]
+
+
 async def resolve_all(port: int, handles: list[str], in_flight: int = 32) -> int:
     """Resolve each handle once over UDP (retrying a lost datagram); how many answered 1."""
     answered = 0
@@ -161,7 +203,7 @@ def counted(db: Path) -> tuple[int, int]:
     return int(row[0] or 0), int(row[1] or 0)
 
 
-def run(workers: int, connections: int, seconds: float) -> None:
+def run(workers: int, connections: int, seconds: float, paths: set[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "node"
         port, http_port = free_port(), free_port()
@@ -176,10 +218,12 @@ def run(workers: int, connections: int, seconds: float) -> None:
             print(f"--workers {workers}, {connections} connections, {seconds:g} s each")
             made: list[str] = []
             runs = (
-                ("binary (TCP, sessions)", binary_creates, port),
-                ("REST (PUT, sessions)", rest_creates, node.http_url),
+                ("binary", "binary (TCP, sessions)", binary_creates, port),
+                ("rest", "REST (PUT, sessions)", rest_creates, node.http_url),
             )
-            for name, creates, where in runs:
+            for path, name, creates, where in runs:
+                if path not in paths:
+                    continue
                 cpu0, t0 = tree_cpu(node.process.pid), time.monotonic()
                 done = asyncio.run(creates(where, key, connections, seconds))
                 took, cpu = time.monotonic() - t0, tree_cpu(node.process.pid) - cpu0
@@ -187,6 +231,18 @@ def run(workers: int, connections: int, seconds: float) -> None:
                 print(f"  {name}: {len(done):,} creates in {took:.1f} s = "
                       f"{len(done) / took:,.0f}/s; server CPU {cpu / len(done) * 1e6:,.0f} us "
                       "per create")  # fmt: skip
+            if "wrk" in paths:
+                cpu0, t0 = tree_cpu(node.process.pid), time.monotonic()
+                got = wrk_creates(node.http_url, key, seconds, root / "node.db")
+                took, cpu = time.monotonic() - t0, tree_cpu(node.process.pid) - cpu0
+                if got is None:
+                    print("  REST with wrk: wrk is not installed")
+                else:
+                    done, p99 = got
+                    made += done
+                    print(f"  REST (PUT, wrk -t1 -c64, one session): {len(done):,} creates in "
+                          f"{seconds:g} s = {len(done) / seconds:,.0f}/s, p99 {p99}; server CPU "
+                          f"{cpu / max(1, len(done)) * 1e6:,.0f} us per create")  # fmt: skip
             answered = asyncio.run(resolve_all(port, made))
             time.sleep(FLUSH_WAIT)
             registrations, resolutions = counted(root / "node.db")
@@ -203,12 +259,13 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--paths", default="binary,rest,wrk", help="of binary, rest, wrk")
     a = ap.parse_args()
     print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f".venv/bin/python bench/writes.py --workers {a.workers} "
-          f"--connections {a.connections} --seconds {a.seconds:g}")  # fmt: skip
+          f"--connections {a.connections} --seconds {a.seconds:g} --paths {a.paths}")  # fmt: skip
     for w in (int(x) for x in a.workers.split(",")):
-        run(w, a.connections, a.seconds)
+        run(w, a.connections, a.seconds, set(a.paths.split(",")))
 
 
 if __name__ == "__main__":
