@@ -6,6 +6,15 @@ to CSV and times ``Imports.run`` (parse, template check, build, ``store.load`` p
 progress + audit per batch). Prints figures; asserts nothing.
 
     .venv/bin/python bench/import_bulk.py --rows 1000000
+    .venv/bin/python bench/import_bulk.py --rows 1000000 \
+        --store 'postgresql://postgres@127.0.0.1:5432/test?schema=bench_import'
+
+With ``--store`` the node keeps its records in that store (a PostgreSQL schema must not
+exist yet, or be empty: the bench drops it afterwards). With ``--serve`` the node is served
+by ``idnode serve --workers 1`` during the import while another process resolves its
+identifiers over UDP (200 a second, one at a time) and the latencies are reported. The job
+is made as ``idnode import`` makes it (origin "console": a serving node resumes only API
+jobs, so it does not take this one over).
 """
 
 from __future__ import annotations
@@ -13,14 +22,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import multiprocessing
 import os
+import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.conftest helpers
+
+from tests.conftest import free_port, serve_node, stop_node  # noqa: E402
 
 from idnode.app import open_node
 from idnode.bootstrap import init_node
 from idnode.runtime import system
+
+PROBE_RATE = 200.0  # resolutions a second while importing: a light, steady load
 
 
 def write_csv(path: Path, rows: int) -> None:
@@ -34,16 +53,70 @@ def write_csv(path: Path, rows: int) -> None:
                         "Fujian Auto Parts"])  # fmt: skip
 
 
-async def main(rows: int, batch: int, workdir: Path) -> None:
-    cfg = await init_node(workdir / "node", name="bench", prefixes=["88.123"], runtime=system())
+def probe(port: int, names: list[str], rate: float, stop: Any, out: Any) -> None:
+    """Body of the resolver process: anonymous UDP resolutions of ``names`` round robin,
+    paced at ``rate`` a second, one at a time, until ``stop`` is set; sends back each
+    request's latency in seconds (None: no answer within a second)."""
+    from idnode.codes import OpCode
+    from idnode.wire import bodies
+    from idnode.wire.envelope import Envelope
+    from idnode.wire.header import Header
+    from idnode.wire.message import Message, encode_message
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(1.0)
+    latencies: list[float | None] = []
+    n, start = 0, time.monotonic()
+    while not stop.is_set():
+        body = bodies.ResolutionRequest(names[n % len(names)])
+        msg = Message(Header(opcode=OpCode.RESOLUTION), body, Envelope(request_id=n + 1))
+        sent = time.monotonic()
+        sock.sendto(encode_message(msg), ("127.0.0.1", port))
+        try:
+            while int.from_bytes(sock.recv(65536)[8:12], "big") != n + 1:
+                pass  # a late answer to an earlier request
+            latencies.append(time.monotonic() - sent)
+        except TimeoutError:
+            latencies.append(None)
+        n += 1
+        ahead = start + n / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
+    out.put(latencies)
+
+
+async def main(rows: int, batch: int, workdir: Path, store: str, serve: bool) -> None:
+    ports = {}
+    if serve:
+        udp_tcp, http = free_port(), free_port()
+        ports = {"udp_port": udp_tcp, "tcp_port": udp_tcp, "http_port": http}
+    cfg = await init_node(
+        workdir / "node", name="bench", prefixes=["88.123"], runtime=system(), store_url=store,
+        **ports,
+    )  # fmt: skip
     node = await open_node(cfg, runtime=system())
     try:
-        await _import(node, rows, batch, workdir)
+        await _import(node, rows, batch, workdir, ports)
     finally:
         await node.close()
+        if store.startswith("postgres"):
+            await _drop_schema(store)
 
 
-async def _import(node, rows: int, batch: int, workdir: Path) -> None:
+async def _drop_schema(url: str) -> None:
+    import asyncpg
+
+    base, _, query = url.partition("?")
+    schema = dict(p.split("=", 1) for p in query.split("&") if "=" in p).get("schema")
+    if schema:
+        conn = await asyncpg.connect(base)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+
+async def _import(node, rows: int, batch: int, workdir: Path, ports: dict[str, int]) -> None:
     reg = node.registry
     org = await reg.organisations.apply("bench", "Fujian Auto Parts Co., Ltd.",
                                         "91350100M000100Y43",
@@ -59,10 +132,34 @@ async def _import(node, rows: int, batch: int, workdir: Path) -> None:
     print(f"wrote {rows} rows ({source.stat().st_size / 1e6:.0f} MB) in "
           f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
     job = await reg.imports.create(reg.operator, "bench", "88.123.4567", source, "csv",
-                                   batch_size=batch)  # fmt: skip
+                                   batch_size=batch, origin="console")  # fmt: skip
+    served = prober = None
+    if ports:  # the node serves meanwhile, and a resolver measures its answers
+        served = serve_node(workdir / "node", ports["udp_port"], ports["http_port"], "88.123")
+        ctx = multiprocessing.get_context("spawn")
+        stop, out = ctx.Event(), ctx.Queue()
+        names = [f"88.123.4567/BP{i:08d}" for i in range(0, rows, max(1, rows // 1000))]
+        prober = ctx.Process(target=probe, args=(ports["udp_port"], names, PROBE_RATE, stop, out))
+        prober.start()
     t0, cpu0 = time.perf_counter(), os.times()
-    job = await reg.imports.run(job["id"])
-    took, cpu1 = time.perf_counter() - t0, os.times()
+    try:
+        job = await reg.imports.run(job["id"])
+        took, cpu1 = time.perf_counter() - t0, os.times()
+    finally:
+        if prober is not None:
+            stop.set()
+            latencies = out.get(timeout=30)
+            prober.join()
+        if served is not None:
+            stop_node(served)
+    if prober is not None:
+        answered = sorted(x for x in latencies if x is not None)
+        lost = len(latencies) - len(answered)
+        if answered:
+            p50, p99 = answered[len(answered) // 2], answered[int(len(answered) * 0.99)]
+            print(f"served meanwhile (idnode serve --workers 1): {len(latencies):,} resolutions"
+                  f" at {PROBE_RATE:g}/s, p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms,"
+                  f" {lost} unanswered within 1 s")  # fmt: skip
     assert job["state"] == "done", job
     print(f"imported {job['imported']} identifiers (rejected {job['rejected']}) in {took:.1f} s:"
           f" {job['imported'] / took:,.0f} identifiers/s (batch {batch})")  # fmt: skip
@@ -75,8 +172,9 @@ async def _import(node, rows: int, batch: int, workdir: Path) -> None:
     print(f"CPU: main process {main_cpu:.1f} s (store writer, checkpoints, registry), parse "
           f"process {child_cpu:.1f} s; load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores")  # fmt: skip
-    db = (workdir / "node" / "node.db").stat().st_size
-    print(f"store file {db / 1e6:.0f} MB")
+    db = workdir / "node" / "node.db"
+    if db.exists():
+        print(f"store file {db.stat().st_size / 1e6:.0f} MB")
 
 
 if __name__ == "__main__":
@@ -84,10 +182,15 @@ if __name__ == "__main__":
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp)")
+    ap.add_argument("--store", default="", help="store URL (default: SQLite in the node)")
+    ap.add_argument(
+        "--serve", action="store_true",
+        help="idnode serve the node during the import and report its resolution latency",
+    )  # fmt: skip
     a = ap.parse_args()
     if a.dir is not None:
         a.dir.mkdir(parents=True, exist_ok=True)
-        asyncio.run(main(a.rows, a.batch, a.dir))
+        asyncio.run(main(a.rows, a.batch, a.dir, a.store, a.serve))
     else:
         with tempfile.TemporaryDirectory() as d:
-            asyncio.run(main(a.rows, a.batch, Path(d)))
+            asyncio.run(main(a.rows, a.batch, Path(d), a.store, a.serve))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -166,3 +167,39 @@ async def test_use_when_closed_is_an_error(tmp_path: Path) -> None:
     await s.close()  # closing twice is harmless
     with pytest.raises(RuntimeError):
         await s.list_handles("20.500.1")
+
+
+async def test_concurrent_writes_commit_together_each_all_or_nothing(db: SQLiteStore) -> None:
+    """Group commit (issue 16, writes): writes queued together share one transaction, each
+    in a savepoint of its own, so one failing (a clash, a broken effect) loses nothing of
+    the others and leaves nothing of itself; each gets its own serial, in queue order, and
+    the subscribers hear the last one before any caller resumes."""
+    await db.create_handle("20.500.1/taken", [v(1)])
+    groups: list[int] = []
+    run_group = db._run_group
+
+    def counting(group):
+        groups.append(len(group))
+        return run_group(group)
+
+    db._run_group = counting  # type: ignore[method-assign]
+    heard: list[int] = []
+    await db.subscribe(heard.append)
+    names = [f"20.500.1/g{n}" for n in range(6)]
+    writes = [db.create_handle(name, [v(1, name.encode())]) for name in names[:3]]
+    writes.append(db.create_handle("20.500.1/TAKEN", [v(1)]))  # clashes: only it fails
+    writes.append(db.add_values("20.500.1/taken", [v(2), v(2)]))  # refused by its checks
+    writes += [db.create_handle(name, [v(1, name.encode())]) for name in names[3:]]
+    outcomes = await asyncio.gather(*writes, return_exceptions=True)
+    assert groups[0] == len(writes)  # queued in one turn of the loop: one transaction
+    assert isinstance(outcomes[3], HandleAlreadyExists)
+    assert isinstance(outcomes[4], IdnodeError)
+    serials = [o for o in outcomes if isinstance(o, int)]
+    assert serials == sorted(serials) and len(set(serials)) == 6
+    assert serials == list(range(serials[0], serials[0] + 6))  # the failed ones took none
+    assert heard[-1] == serials[-1]
+    for name in names:
+        assert await db.get_handle(name) == [v(1, name.encode())]
+    assert await db.get_handle("20.500.1/taken") == [v(1)]
+    log = await db.transactions(0)
+    assert [t.handle for t in log][-6:] == names

@@ -20,10 +20,11 @@ from idnode.app import open_node
 from idnode.bootstrap import init_node
 from idnode.codes import OpCode, OpFlag, Permission, ResponseCode
 from idnode.config import load_config
-from idnode.model import URL, HandleValue
+from idnode.model import URL, HandleValue, handle_key
 from idnode.runtime import ManualClock, Runtime, SystemRandom, system
 from idnode.service.resolve import ResolutionQuery
 from idnode.store.base import RowGroup
+from idnode.store.effects import Effects, Statement
 from idnode.transport.http import answer_json
 from idnode.transport.http_fast import CachedRestAnswers
 from idnode.transport.limits import Limits
@@ -227,3 +228,67 @@ async def test_records_written_before_the_answers_are_filled_in(node: Node) -> N
     assert await store.fill_public_answers("", batch=2) is None  # nothing left to fill
     await node.app.admin.modify_values(op, names[0], [url(1, "https://renewed")])
     await node.check(names[0])
+
+
+async def fill(store, batch: int = 2) -> int:
+    """``fill_public_answers`` from the start to the end, as ``idnode serve`` runs it; the
+    number of calls it took."""
+    after, calls = "", 0
+    while after is not None:
+        after = await store.fill_public_answers(after, batch=batch)
+        calls += 1
+    return calls
+
+
+async def lose_answer(store, name: str) -> None:
+    """Drop a stored answer behind the write paths' back: only a walk of the handles (a
+    fill that does not trust the mark) would put it back."""
+    sql = "DELETE FROM {s}.public_answers WHERE key = ?"
+    await store.apply(Effects(statements=(Statement(sql, (handle_key(name),)),)), logged=False)
+
+
+async def test_a_filled_store_starts_without_walking_its_handles(node: Node) -> None:
+    """Once a fill has looked at every record the store says so, in the transaction of the
+    fill's last batch, and the next start's fill reads that mark instead of walking every
+    handle; any record written without its answer clears the mark, so the fill after it
+    walks again, and so does one that such a write interrupted."""
+    store = node.app.store
+    engine = getattr(store, "inner", store)
+    await fill(store)
+    kept, lost = f"{PREFIX}/filled-kept", f"{PREFIX}/filled-lost"
+    for name in (kept, lost):
+        await store.create_handle(name, [url(1, f"https://{name}")])  # with its answer
+    await lose_answer(store, lost)
+    assert await fill(store) == 1  # the mark: no walk, so the lost answer stays lost
+    await fill(store)
+    assert await store.public_answer(lost) is None
+    encoder, engine._answers = engine._answers, None  # a tool writing without an encoder
+    try:
+        await store.create_handle(f"{PREFIX}/filled-bare", [url(1, "https://bare")])
+    finally:
+        engine._answers = encoder
+    await fill(store)  # the write cleared the mark: this fill walks (the lost one is back)
+    for name in (kept, lost, f"{PREFIX}/filled-bare"):
+        await node.check(name)
+    # a fill interrupted by such a write leaves no mark: the next one walks again
+    await lose_answer(store, lost)
+    assert await store.fill_public_answers("", batch=1) is None  # marked: nothing to do
+    encoder, engine._answers = engine._answers, None
+    try:
+        await store.modify_values(kept, [url(1, "https://kept-again")])  # clears the mark
+    finally:
+        engine._answers = encoder
+    first = await store.fill_public_answers("", batch=1)  # walks: starts a fill
+    assert first is not None
+    encoder, engine._answers = engine._answers, None
+    try:
+        await store.create_handle(f"{PREFIX}/filled-meanwhile", [url(1, "https://m")])
+    finally:
+        engine._answers = encoder
+    after = first
+    while after is not None:
+        after = await store.fill_public_answers(after, batch=1)
+    await lose_answer(store, lost)
+    await fill(store)  # the interrupted fill left no mark: this one walks (lost is back)
+    for name in (kept, lost, f"{PREFIX}/filled-meanwhile"):
+        await node.check(name)

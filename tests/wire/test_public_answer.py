@@ -38,6 +38,27 @@ def test_a_layouts_answers_are_the_generic_encoders() -> None:
     assert b"secret" not in answer.wire and b'"index":1,' not in answer.json
 
 
+def test_a_layouts_fast_json_is_the_generic_encoders() -> None:
+    """The layout encoder spells untyped ASCII text itself and remembers each slot's data
+    (bulk import's speed): every kind of data, seen once or again, past the memo's bound,
+    still gives the generic encoder's bytes."""
+    layout = (
+        HandleValue(1, "PART_NUMBER", timestamp=3),  # untyped: string or base64 by the data
+        HandleValue(2, "URL", timestamp=3),  # typed
+        HandleValue(100, "HS_ADMIN", timestamp=3),
+    )
+    samples = [
+        b"BP-0001", b"tab\there", b"lf\nand cr\r", b"del\x7f", b"nul\x00", b"esc\x1b[0m",
+        b'quote " and \\ backslash', "兆瓦".encode(), b"\xff\xfe", b"", b"~ !",
+    ]  # fmt: skip
+    encode = layout_encoder(layout)
+    rows = [(d, d, b"\x00\x0f" + bytes(12)) for d in samples]
+    rows += [(f"S{i:05d}".encode(), b"https://x/", rows[0][2]) for i in range(5000)]
+    for datas in rows + rows[:20]:  # the first rows again: answered from the memo
+        record = [replace(v, data=d) for v, d in zip(layout, datas, strict=True)]
+        assert encode(datas) == encode_public_answer(record), datas
+
+
 def test_no_public_value_is_no_answer() -> None:
     secret = (HandleValue(1, "URL", permissions=SECRET),)
     assert layout_encoder(secret)((b"x",)) is None

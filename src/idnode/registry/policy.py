@@ -123,10 +123,17 @@ class RegistryPolicy:
         )
         counted = [h for h in bulk.handles if not _is_na(h)]
         refs = []
+        ref_of: dict[str, str | None] = {}  # per prefix: a bulk load repeats a few (speed)
         for h in bulk.handles:
-            template = self.states.template_of(prefix_part(h)) if "/" in h else None
-            if template is not None:
-                refs.append((h, template.ref))
+            if "/" not in h:
+                continue
+            prefix = prefix_part(h)
+            if prefix not in ref_of:
+                template = self.states.template_of(prefix)
+                ref_of[prefix] = None if template is None else template.ref
+            ref = ref_of[prefix]
+            if ref is not None:
+                refs.append((h, ref))
         return Effects(
             statements=record_templates.bind(refs),
             audit=(entry,),

@@ -43,7 +43,7 @@ from idnode.errors import (
     ValueNotFound,
 )
 from idnode.model import HS_ADMIN, HS_SECKEY, NA_PREFIX, HandleValue, handle_key
-from idnode.names import PrefixSet, check_handle, prefix_part
+from idnode.names import NA_PREFIX_KEY, PrefixSet, check_handle, prefix_part
 from idnode.runtime import Random, uuid4
 from idnode.service.policies import BulkWrite, Write, WritePolicy, combined_effects
 from idnode.service.validate import check_record
@@ -107,6 +107,21 @@ class AdminService:
         if not self.homed.responsible_for(handle):
             raise NotResponsible(f"this node is not responsible for {handle}")
         return handle
+
+    def _check_targets(self, handles: Iterable[str]) -> None:
+        """``_check_target`` of many handles, responsibility decided once per prefix (it
+        depends on the prefix alone, but under 0.NA): a bulk load's are a few prefixes."""
+        self._check_writable()
+        decided: set[str] = set()
+        for handle in handles:
+            check_handle(handle)
+            prefix = prefix_part(handle)
+            if prefix in decided:
+                continue
+            if not self.homed.responsible_for(handle):
+                raise NotResponsible(f"this node is not responsible for {handle}")
+            if handle_key(prefix) != NA_PREFIX_KEY:
+                decided.add(prefix)
 
     def _stamp(self, values: Iterable[HandleValue]) -> list[HandleValue]:
         now = int(self.clock())
@@ -418,8 +433,7 @@ class AdminService:
         """``load`` of row groups (bulk import's fast path): the same permissions and the
         policies' bulk checks; rows were checked against the template by the importer."""
         handles = [h for g in groups for h, _ in g.rows]
-        for handle in handles:
-            self._check_target(handle)
+        self._check_targets(handles)
         groups = [
             g
             if all(v.permissions == _permissions(v) for v in g.layout)

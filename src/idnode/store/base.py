@@ -14,6 +14,7 @@ Rules every engine keeps:
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
@@ -44,6 +45,15 @@ class AnswerEncoder(Protocol):
     def layout(
         self, layout: Sequence[HandleValue]
     ) -> Callable[[Sequence[bytes]], PublicAnswer | None]: ...
+
+
+@functools.lru_cache(maxsize=64)
+def layout_answers(
+    answers: AnswerEncoder, layout: tuple[HandleValue, ...]
+) -> Callable[[Sequence[bytes]], PublicAnswer | None]:
+    """``answers.layout(layout)``, built once per layout and encoder (a load's groups repeat
+    a few layouts many times, and building one costs far more than using it)."""
+    return answers.layout(layout)
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,6 +86,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 7: which governance rows changed, for mirrors (store/capture.py)
     postgres_ddl(),
+    # 8: whether every record has its stored answer (the SQLite engine's migration 8)
+    ("CREATE TABLE {s}.public_answers_fill (complete boolean NOT NULL)",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -177,6 +179,10 @@ class Statements:
             f" (SELECT 1 FROM {s}.public_answers a WHERE a.key = h.key)"
             " ORDER BY h.key LIMIT $2 FOR SHARE OF h"
         )
+        self.answers_filled = f"SELECT 1 FROM {s}.public_answers_fill WHERE complete"
+        self.answers_unfilled = f"DELETE FROM {s}.public_answers_fill"
+        self.answers_fill_started = f"INSERT INTO {s}.public_answers_fill VALUES (false)"
+        self.answers_fill_done = f"UPDATE {s}.public_answers_fill SET complete = true"
         self.values_of = (
             "SELECT key, idx, type, data, permissions, ttl_type, ttl, timestamp, refs"
             f" FROM {s}.handle_values WHERE key = ANY($1::text[]) ORDER BY key, idx"

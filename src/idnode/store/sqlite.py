@@ -37,7 +37,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -65,6 +65,7 @@ from idnode.store.base import (
     check_row,
     check_row_group,
     check_values,
+    layout_answers,
 )
 from idnode.store.capture import sqlite_ddl
 from idnode.store.effects import NO_EFFECTS, Effects
@@ -139,6 +140,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 7: which governance rows changed, for mirrors (store/capture.py)
     sqlite_ddl(),
+    # 8: whether every record has its stored answer (``fill_public_answers``): a filled store
+    # starts without walking its handles. A row while a fill runs (complete 0), made complete
+    # in the transaction of its last batch; deleted by any write of a record without an answer
+    (
+        """CREATE TABLE public_answers_fill (
+            complete INTEGER NOT NULL  -- 1: every record has its stored answer
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -160,6 +169,10 @@ _INSERT_VALUE = "INSERT INTO handle_values VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _GET_ANSWER = "SELECT wire, json, restricted FROM public_answers WHERE key = ?"
 _PUT_ANSWER = "INSERT OR REPLACE INTO public_answers VALUES (?, ?, ?, ?)"
 _DROP_ANSWER = "DELETE FROM public_answers WHERE key = ?"
+_FILLED = "SELECT 1 FROM public_answers_fill WHERE complete = 1"
+_UNFILLED = "DELETE FROM public_answers_fill"  # a record written without its answer
+_FILL_STARTED = "INSERT INTO public_answers_fill VALUES (0)"
+_FILL_DONE = "UPDATE public_answers_fill SET complete = 1"  # no row (a write cleared it): none
 _KEYS_WITHOUT_ANSWERS = (
     "SELECT h.key FROM handles h WHERE h.key > ? AND NOT EXISTS"
     " (SELECT 1 FROM public_answers a WHERE a.key = h.key) ORDER BY h.key LIMIT ?"
@@ -203,6 +216,8 @@ class SQLiteStore(Store):
         self._busy_ms = int(busy_timeout * 1000)
         self._writer: ThreadPoolExecutor | None = None
         self._write_lock: asyncio.Lock | None = None
+        self._pending: list[_Pending] = []  # writes waiting for the next group commit
+        self._committer: asyncio.Task | None = None
         self._scanner: ThreadPoolExecutor | None = None
         self._wconn: sqlite3.Connection | None = None
         self._sconn: sqlite3.Connection | None = None
@@ -310,6 +325,13 @@ class SQLiteStore(Store):
         """
         if self._writer is None or self._wconn is None:
             raise RuntimeError("store is not open")
+        if foreign_keys and autocheckpoint:  # the usual write: committed with its neighbours
+            loop = asyncio.get_running_loop()
+            done: asyncio.Future[int] = loop.create_future()
+            self._pending.append(_Pending(fn, args, effects, done))
+            if self._committer is None or self._committer.done():
+                self._committer = loop.create_task(self._commit_pending())
+            return await done
         conn = self._wconn
 
         def run() -> int:
@@ -342,6 +364,80 @@ class SQLiteStore(Store):
             serial = await asyncio.get_running_loop().run_in_executor(self._writer, run)
         self._announce(serial)
         return serial
+
+    async def _commit_pending(self) -> None:
+        """Group commit: every write queued meanwhile goes into one transaction, each in a
+        savepoint of its own, so each is still all or nothing and gets its own serial, result
+        or error; its caller hears back only after the COMMIT, as before.
+
+        Why: a create dirties a page in each of about a dozen B-trees (handles, values, stored
+        answer, log, audit chain, history, statistics...), and committing it alone wrote all
+        of them to the WAL and took a turn on the writer thread. Writes arriving together
+        (concurrent clients) now share those pages, that COMMIT and that turn
+        (docs/performance.md: writes). A write arriving alone commits alone, at once.
+        """
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            async with self._lock():  # (released between groups: ``atomic`` gets its turn)
+                group, self._pending = self._pending, []
+                try:
+                    outcomes = await loop.run_in_executor(self._writer, self._run_group, group)
+                except BaseException as exc:  # BEGIN or COMMIT failed: none of them was written
+                    for pending in group:
+                        if pending.done.done():
+                            continue
+                        if isinstance(exc, Exception):
+                            pending.done.set_exception(exc)
+                        else:  # the committer was cancelled (the store closes)
+                            pending.done.cancel()
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+            serials = [o for o in outcomes if isinstance(o, int)]
+            if serials:
+                self._announce(max(serials))  # before any caller resumes
+            for pending, outcome in zip(group, outcomes, strict=True):
+                if pending.done.done():  # its caller was cancelled
+                    continue
+                if isinstance(outcome, BaseException):
+                    pending.done.set_exception(outcome)
+                else:
+                    pending.done.set_result(outcome)
+
+    def _run_group(self, group: list[_Pending]) -> list[int | BaseException]:
+        """On the writer thread: the group's writes in one transaction, a savepoint each."""
+        conn = self._wconn
+        assert conn is not None
+        outcomes: list[int | BaseException] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        try:
+            for pending in group:
+                conn.execute("SAVEPOINT write")
+                try:
+                    serial = pending.fn(conn, *pending.args)
+                    if pending.effects:
+                        self._apply(conn, pending.effects, serial)
+                except Exception as exc:
+                    if not conn.in_transaction:  # SQLite gave the whole transaction up
+                        raise
+                    conn.execute("ROLLBACK TO write")
+                    conn.execute("RELEASE write")
+                    error = _translate(exc) if isinstance(exc, sqlite3.Error) else exc
+                    outcomes.append(error)
+                else:
+                    conn.execute("RELEASE write")
+                    outcomes.append(serial)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc) from exc
+            raise
+        return outcomes
 
     def _lock(self) -> asyncio.Lock:
         """Writes wait while a governance transaction (``atomic``) holds the connection."""
@@ -473,6 +569,11 @@ class SQLiteStore(Store):
         last: list[str] = []
 
         def tx(conn: sqlite3.Connection) -> int:
+            if not after:  # a fill starts: done already, or marked as running
+                if conn.execute(_FILLED).fetchone() is not None:
+                    return _last_serial(conn)
+                conn.execute(_UNFILLED)
+                conn.execute(_FILL_STARTED)
             keys = [r[0] for r in conn.execute(_KEYS_WITHOUT_ANSWERS, (after, batch))]
             rows = []
             for key in keys:
@@ -480,7 +581,10 @@ class SQLiteStore(Store):
                 if values is not None:
                     rows.append(_answer_row(key, encode(values) or NOT_SERVED))
             conn.executemany(_PUT_ANSWER, rows)
-            last.extend(keys[-1:])
+            if len(keys) < batch:  # the last batch: complete unless a write cleared the mark
+                conn.execute(_FILL_DONE)
+            else:
+                last.extend(keys[-1:])
             return _last_serial(conn)  # nothing logged: no answer changes
 
         await self._write(tx)  # (the writer thread: one transaction among the writes)
@@ -496,6 +600,7 @@ class SQLiteStore(Store):
                 answer = self._answers(values) or NOT_SERVED
         if answer is None:
             conn.execute(_DROP_ANSWER, (key,))
+            conn.execute(_UNFILLED)  # a record without its answer: the next fill walks
         else:
             conn.execute(_PUT_ANSWER, _answer_row(key, answer))
 
@@ -695,6 +800,8 @@ class SQLiteStore(Store):
         if encode is not None:
             answers = ((key, encode(values) or NOT_SERVED) for key, (_, values) in records.items())
             conn.executemany(_PUT_ANSWER, [_answer_row(k, a) for k, a in answers])
+        elif records:
+            conn.execute(_UNFILLED)
         conn.executemany("INSERT INTO txlog (timestamp, action, handle) VALUES (?, ?, ?)", log_rows)
 
     async def load_rows(
@@ -774,9 +881,11 @@ class SQLiteStore(Store):
             conn.executemany("DELETE FROM handles WHERE key = ?", keys)
         _insert_handles(conn, handle_rows, overwrite)
         if self._answers is not None:
-            encode = _layout_encoder(self._answers, layout)
+            encode = layout_answers(self._answers, layout)
             answers = ((key, encode(datas) or NOT_SERVED) for key, (_, datas) in final.items())
             conn.executemany(_PUT_ANSWER, [_answer_row(k, a) for k, a in answers])
+        else:
+            conn.execute(_UNFILLED)
         if layout:
             sql = _values_sql(layout)
             if sql is not None:
@@ -792,6 +901,16 @@ class SQLiteStore(Store):
             f"INSERT INTO txlog (timestamp, action, handle) VALUES ({now:d}, 'load', ?)",
             log_rows,
         )
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A write waiting for its group's commit (``SQLiteStore._commit_pending``)."""
+
+    fn: Callable[..., int]
+    args: tuple[Any, ...]
+    effects: Effects
+    done: asyncio.Future[int]
 
 
 class _Checkpointer:
@@ -954,13 +1073,6 @@ def _read_answer(conn: sqlite3.Connection, key: str) -> PublicAnswer | None:
 
 def _answer_row(key: str, answer: PublicAnswer) -> tuple[Any, ...]:
     return (key, answer.wire, answer.json, int(answer.restricted))
-
-
-@functools.lru_cache(maxsize=64)
-def _layout_encoder(answers: AnswerEncoder, layout: tuple[HandleValue, ...]):
-    """``answers.layout(layout)``, built once per layout and encoder (a load's groups repeat
-    a few layouts many times)."""
-    return answers.layout(layout)
 
 
 def _value_row(key: str, v: HandleValue) -> tuple[Any, ...]:

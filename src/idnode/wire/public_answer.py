@@ -16,9 +16,12 @@ Sans-I/O like the rest of ``wire``: bytes and values in, bytes out.
 from __future__ import annotations
 
 import functools
+import itertools
+import re
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 import orjson
 
@@ -39,7 +42,7 @@ from idnode.wire.envelope import (
 from idnode.wire.header import HEADER_SIZE, MAX_RECURSION_COUNT
 from idnode.wire.json import value_to_json
 from idnode.wire.message import ECHOED_FLAGS
-from idnode.wire.types import data_to_json
+from idnode.wire.types import data_to_json, lookup
 from idnode.wire.values import write_value, write_values
 
 _PUBLIC_READ = int(Permission.PUBLIC_READ)
@@ -102,20 +105,86 @@ def layout_encoder(
     for n in public:
         marked = orjson.dumps({**value_to_json(replace(layout[n], data=b"")), "data": _MARK})
         before, _, after = marked.partition(orjson.dumps(_MARK))
-        shapes.append((n, before, after, data_to_json(layout[n].type)))
+        shapes.append((before, after))
+    if not public:
+        empty = PublicAnswer(count, b"[]", restricted)
+        return lambda datas: empty
+    # what lies between two slots' data is constant: one piece each, the first and the last
+    # with the value count and the list's brackets
+    wire = [count + pieces[0][1]]
+    wire += [tail + head for (_, _, tail), (_, head, _) in itertools.pairwise(pieces)]
+    wire.append(pieces[-1][2])
+    json = [b"[" + shapes[0][0]]
+    json += [after + b"," + before for (_, after), (before, _) in itertools.pairwise(shapes)]
+    json.append(shapes[-1][1] + b"]")
+    return _unrolled(public, wire, json, [_data_json(layout[n].type) for n in public], restricted)
 
-    def encode(datas: Sequence[bytes]) -> PublicAnswer:
-        parts = [count]
-        for n, head, tail in pieces:
-            data = datas[n]
-            parts += (head, _U32.pack(len(data)), data, tail)
-        json = [b"["]
-        for n, before, after, convert in shapes:
-            json += (before, orjson.dumps(convert(datas[n])), after, b",")
-        json[-1] = b"]"
-        return PublicAnswer(b"".join(parts), b"".join(json) if shapes else b"[]", restricted)
 
-    return encode
+def _unrolled(
+    public: Sequence[int],
+    wire: Sequence[bytes],
+    json: Sequence[bytes],
+    fragments: Sequence[tuple[dict[bytes, bytes], Callable[[bytes], bytes]]],
+    restricted: bool,
+) -> Callable[[Sequence[bytes]], PublicAnswer]:
+    """The layout's encoder as straight-line code, one per layout: a bulk load calls it for
+    every record, and a loop over the slots cost about half of its time. ``public``: the
+    slots whose data go in, in order; ``wire``/``json``: the constant bytes around them;
+    ``fragments``: each slot's (memo, renderer) of its JSON ``data`` member."""
+    names: dict[str, Any] = {"_join": b"".join, "_pack": _U32.pack, "_answer": PublicAnswer}
+    names["_restricted"] = restricted
+    lines = ["def encode(datas):"]
+    wire_parts, json_parts = [], []
+    for k, n in enumerate(public):
+        names[f"W{k}"], names[f"J{k}"] = wire[k], json[k]
+        names[f"m{k}"], names[f"r{k}"] = fragments[k]
+        lines.append(f" d{k} = datas[{int(n):d}]")
+        lines.append(f" f{k} = m{k}.get(d{k}) or r{k}(d{k})")
+        wire_parts += [f"W{k}", f"_pack(len(d{k}))", f"d{k}"]
+        json_parts += [f"J{k}", f"f{k}"]
+    last = len(public)
+    names[f"W{last}"], names[f"J{last}"] = wire[last], json[last]
+    wire_parts.append(f"W{last}")
+    json_parts.append(f"J{last}")
+    lines.append(
+        f" return _answer(_join(({', '.join(wire_parts)})), _join(({', '.join(json_parts)})),"
+        " _restricted)"
+    )
+    exec("\n".join(lines), names)  # noqa: S102 (our own text: names and ints only)
+    return names["encode"]
+
+
+_STRING_HEAD = b'{"format":"string","value":'
+_ASCII_TEXT = re.compile(rb"[\x09\x0a\x0d\x20-\x7e]*")  # what ``looks_like_text`` passes
+_MEMO_ENTRIES = 4096  # per slot of a layout: a load's repeated texts (batch, date, admin)
+
+
+def _data_json(type_name: str) -> tuple[dict[bytes, bytes], Callable[[bytes], bytes]]:
+    """``orjson.dumps(data_to_json(type_name)(data))`` as a function of the data, faster:
+    (memo, render), where the memo maps data already seen to its JSON and ``render`` makes
+    (and remembers) the JSON of other data.
+
+    Why: rendering each value's ``data`` member was two thirds of a bulk load's answer
+    encoding (docs/performance.md). Rows of a load repeat many texts (a batch number, a date,
+    the HS_ADMIN value), so each slot remembers the JSON of the data it saw last (bounded);
+    untyped printable ASCII, the usual field, is spelled without building a dict. Byte for
+    byte the same JSON (tests/wire/test_public_answer.py)."""
+    convert = data_to_json(type_name)
+    plain = lookup(type_name) is None
+    memo: dict[bytes, bytes] = {}
+    match = _ASCII_TEXT.fullmatch
+
+    def render(data: bytes) -> bytes:
+        if plain and match(data) is not None:
+            out = _STRING_HEAD + orjson.dumps(data.decode("ascii")) + b"}"
+        else:
+            out = orjson.dumps(convert(data))
+        if len(memo) >= _MEMO_ENTRIES:
+            memo.clear()
+        memo[data] = out
+        return out
+
+    return memo, render
 
 
 class PublicAnswers:
