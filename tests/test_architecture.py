@@ -72,7 +72,7 @@ ALLOWED: dict[str, set[str]] = {
     },  # fmt: skip
 }
 CORE_MODULES = {"model", "codes", "errors", "config", "logs", "runtime", "encoding", "names",
-                "lifeline", "__init__"}  # fmt: skip
+                "lifeline", "background", "__init__"}  # fmt: skip
 APP_MODULES = {"app", "serve", "bootstrap", "workers"}
 
 

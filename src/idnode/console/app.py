@@ -174,6 +174,15 @@ class Console:
                             samesite="strict", max_age=self.cookies.max_age,
                             secure=request.url.scheme == "https")  # fmt: skip
 
+    async def operator_only(
+        self, request: Request, *, post: bool = False
+    ) -> tuple[ConsoleSession, Account] | Response:
+        """``guarded``, and a 403 page for anyone but an operator (review, operations)."""
+        who = await self.guarded(request, post=post)
+        if not isinstance(who, Response) and not who[1].is_operator:
+            return self.page(request, "forbidden.html", who, status=403)
+        return who
+
     async def guarded(
         self, request: Request, *, post: bool = False
     ) -> tuple[ConsoleSession, Account] | Response:
@@ -456,11 +465,9 @@ class Console:
     # -- review -----------------------------------------------------------------------------
     async def review(self, request: Request, *, message: str = "", error: str = "",
                      token: str = "") -> Response:  # fmt: skip
-        who = await self.guarded(request)
+        who = await self.operator_only(request)
         if isinstance(who, Response):
             return who
-        if not who[1].is_operator:
-            return self.page(request, "forbidden.html", who, status=403)
         orgs = await self.reg.organisations.list(PENDING)
         for org in orgs:
             code = org["credit_code"]
@@ -482,11 +489,9 @@ class Console:
 
     async def decide_prefix(self, request: Request) -> Response:
         """Approve, allocate or reject a prefix application (``Prefixes``, as the API does)."""
-        who = await self.guarded(request, post=True)
+        who = await self.operator_only(request, post=True)
         if isinstance(who, Response):
             return who
-        if not who[1].is_operator:
-            return self.page(request, "forbidden.html", who, status=403)
         prefix = request.path_params["prefix"]
         decision = request.path_params["decision"]
         actor = self.reg.actor(who[1])
@@ -513,20 +518,16 @@ class Console:
 
     # -- operations -------------------------------------------------------------------------
     async def operations(self, request: Request) -> Response:
-        who = await self.guarded(request)
+        who = await self.operator_only(request)
         if isinstance(who, Response):
             return who
-        if not who[1].is_operator:
-            return self.page(request, "forbidden.html", who, status=403)
         return self.page(request, "operations.html", who,
                          **await operations_context(self.node, self.reg))  # fmt: skip
 
     async def decide(self, request: Request) -> Response:
-        who = await self.guarded(request, post=True)
+        who = await self.operator_only(request, post=True)
         if isinstance(who, Response):
             return who
-        if not who[1].is_operator:
-            return self.page(request, "forbidden.html", who, status=403)
         org_id = request.path_params["org_id"]
         decision = request.path_params["decision"]
         form = await request.form()

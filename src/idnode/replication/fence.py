@@ -11,9 +11,9 @@ again every few seconds while it serves (``FenceWatch``), for a partition that h
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+from idnode.background import stop_task
 from idnode.client.replication import parse_address
 from idnode.client.resolve import request_tcp
 from idnode.codes import OpCode
@@ -82,8 +82,5 @@ class FenceWatch:
                 log.warning("replication: fence check failed: %s", exc)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await stop_task(task)

@@ -26,6 +26,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from idnode.background import stop_task
 from idnode.client.admin import AdminError
 from idnode.client.replication import ReplicationClient, parse_address
 from idnode.codes import OpCode, ResponseCode
@@ -112,11 +113,8 @@ class Mirror:
             self._task = asyncio.create_task(self._run(), name="idnode-mirror")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await stop_task(task)
 
     async def _run(self) -> None:
         while True:

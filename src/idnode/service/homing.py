@@ -11,9 +11,9 @@ would stay unknown here until a restart, so this follows the store's announcemen
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+from idnode.background import stop_task
 from idnode.model import handle_key
 from idnode.names import PrefixSet
 from idnode.store.base import Store
@@ -56,7 +56,5 @@ class HomedFollower:
             self.homed.add(key)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        task, self._task = self._task, None
+        await stop_task(task)

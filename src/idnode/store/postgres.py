@@ -510,14 +510,19 @@ class PostgresStore(Store):
                 if not loaded:
                     await conn.execute(self._sql.load_log_create)
                 loaded = await self._load_batch(conn, batch, overwrite, loaded)
-            if not loaded:
-                return await conn.fetchval(self._sql.serial)
-            last = await conn.fetchval(self._sql.take_serials, loaded)
-            await conn.execute(self._sql.load_log_flush, last - loaded)
-            await conn.execute(self._sql.notify, self.channel, last)
-            return last
+            return await self._finish_load(conn, loaded)
 
         return await self._write(tx, effects=effects)
+
+    async def _finish_load(self, conn: asyncpg.Connection, loaded: int) -> int:
+        """A load's end: its ``loaded`` log rows take their serials (held only now), one
+        NOTIFY announces the last; the serial as it stands when nothing was loaded."""
+        if not loaded:
+            return await conn.fetchval(self._sql.serial)
+        last = await conn.fetchval(self._sql.take_serials, loaded)
+        await conn.execute(self._sql.load_log_flush, last - loaded)
+        await conn.execute(self._sql.notify, self.channel, last)
+        return last
 
     async def load_rows(
         self,
@@ -546,12 +551,7 @@ class PostgresStore(Store):
                     if not loaded:
                         await conn.execute(self._sql.load_log_create)
                     loaded = await self._load_row_batch(conn, layout, chunk, overwrite, loaded)
-            if not loaded:
-                return await conn.fetchval(self._sql.serial)
-            last = await conn.fetchval(self._sql.take_serials, loaded)
-            await conn.execute(self._sql.load_log_flush, last - loaded)
-            await conn.execute(self._sql.notify, self.channel, last)
-            return last
+            return await self._finish_load(conn, loaded)
 
         return await self._write(tx, effects=effects)
 

@@ -14,10 +14,10 @@ the transactions and WAL bytes the replica is behind, for ``/metrics``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from idnode.background import stop_task
 from idnode.store.base import SerialCallback, Store
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,6 @@ class ReadReplica:
         return behind, wal
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        task, self._task = self._task, None
+        await stop_task(task)
         await self.replica.close()
