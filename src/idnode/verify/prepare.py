@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import httpx
 import orjson
 
 from idnode.runtime import Clock
+from idnode.verify.ports import free_port
 
 IDNODE = [sys.executable, "-m", "idnode"]
 MARKER = "bench-seed.json"
@@ -33,21 +33,6 @@ HOST = "127.0.0.1"
 
 class PrepareError(RuntimeError):
     """Seeding or starting the node failed; the message says which command and why."""
-
-
-def free_port() -> int:
-    """A port free for both TCP and UDP on the loopback address."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((HOST, 0))
-            port = s.getsockname()[1]
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                u.bind((HOST, port))
-        except OSError:
-            continue
-        return port
-    raise PrepareError("no free port on the loopback address")
 
 
 def _run(args: list[str]) -> None:
