@@ -10,11 +10,14 @@ when present), on one machine:
    order (keys spread uniformly, every request a different record);
 3. **UDP cached**: the same node with its cache on, asked for 10,000 identifiers after a
    warm-up;
-4. **HTTP store path** and **HTTP cached**: ``wrk -t1 -c64`` cycling over the same
+4. **TCP store path** and **TCP cached**: ``bench/tcpblast.c``, 64 connections with one
+   request in flight each, over the same identifiers;
+5. **HTTP store path** and **HTTP cached**: ``wrk -t1 -c64`` cycling over the same
    identifiers (when ``wrk`` is installed).
 
-The UDP generator is ``bench/udpblast.c`` (built with the system compiler, 64 in flight),
-so it is not what limits the figures. Prints figures and the command; asserts nothing.
+The generators are C (``bench/udpblast.c``, 64 in flight; ``bench/tcpblast.c``), built with
+the system compiler, so they are not what limits the figures. Prints figures and the
+command; asserts nothing.
 
     .venv/bin/python bench/store_path.py [--count 1000000] [--seconds 5] [--node var-bench-store]
 
@@ -78,25 +81,37 @@ def request_file(path: Path, names: list[str]) -> None:
             fh.write(struct.pack("!H", len(r)) + r)
 
 
-def build_blaster(tmp: Path) -> Path:
-    binary = tmp / "udpblast"
+def build(tmp: Path, name: str) -> Path:
+    """One of the C generators beside this file (udpblast, tcpblast), built here."""
+    binary = tmp / name
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
-        raise SystemExit("no C compiler: cannot build bench/udpblast.c")
-    subprocess.run([compiler, "-O2", "-o", str(binary), str(HERE / "udpblast.c")], check=True)
+        raise SystemExit(f"no C compiler: cannot build bench/{name}.c")
+    subprocess.run([compiler, "-O2", "-o", str(binary), str(HERE / f"{name}.c")], check=True)
     return binary
 
 
 def blast(binary: Path, port: int, reqs: Path, seconds: float) -> tuple[float, int, int]:
     """(answers/s, answers, successes) of one closed-loop run, 64 in flight."""
+    fields = generate(binary, port, reqs, seconds)
+    return float(fields["rps"]), int(fields["replies"]), int(fields["ok"])
+
+
+def tcp_blast(binary: Path, port: int, reqs: Path, seconds: float) -> tuple[float, int, int, str]:
+    """``blast`` over TCP, 64 connections with one request in flight each, and the p99."""
+    fields = generate(binary, port, reqs, seconds)
+    p99 = f"{float(fields['p99_us']) / 1000:.2f}ms"
+    return float(fields["rps"]), int(fields["replies"]), int(fields["ok"]), p99
+
+
+def generate(binary: Path, port: int, reqs: Path, seconds: float) -> dict[str, str]:
     out = subprocess.run(
         pinned(CLIENT_CPU, [str(binary), "127.0.0.1", str(port), str(reqs), "64", str(seconds)]),
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    fields = dict(f.split("=") for f in out.split())
-    return float(fields["rps"]), int(fields["replies"]), int(fields["ok"])
+    return dict(f.split("=") for f in out.split())
 
 
 def wrk(port: int, names: list[str], seconds: float, tmp: Path) -> tuple[float, str] | None:
@@ -207,7 +222,7 @@ def main() -> int:
     )
     seeded = time.monotonic() - started
     config = tomllib.loads((node / "idnode.toml").read_text())["server"]
-    udp, http = config["udp_port"], config["http_port"]
+    udp, tcp, http = config["udp_port"], config["tcp_port"], config["http_port"]
     everyone = [f"{PREFIX}/item-{i}" for i in range(args.count)]
     random.Random(16).shuffle(everyone)  # uniform over all keys, in no key order
     hot = [f"{PREFIX}/item-{i}" for i in range(min(HOT, args.count))]
@@ -215,7 +230,7 @@ def main() -> int:
     rows: list[tuple[str, float, str]] = []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        blaster = build_blaster(tmp)
+        blaster, tcp_blaster = build(tmp, "udpblast"), build(tmp, "tcpblast")
         all_reqs, hot_reqs = tmp / "all.bin", tmp / "hot.bin"
         request_file(all_reqs, everyone)
         request_file(hot_reqs, hot)
@@ -237,6 +252,11 @@ def main() -> int:
             )
             name = f"UDP store path, cache off, {args.count:,} ids"
             rows.append((name, rate, f"{per(cpu, got)}, {ok}/{got} ok"))
+            (rate, got, ok, p99), cpu = server.measured(
+                lambda: tcp_blast(tcp_blaster, tcp, all_reqs, args.seconds)
+            )
+            name = "TCP store path, cache off, 64 connections"
+            rows.append((name, rate, f"{per(cpu, got)}, {ok}/{got} ok, p99 {p99}"))
             web, cpu = server.measured(lambda: wrk(http, everyone, args.seconds, tmp))
             if web is not None:
                 name = "HTTP REST store path, cache off, wrk -c64"
@@ -249,6 +269,11 @@ def main() -> int:
                 lambda: blast(blaster, udp, hot_reqs, args.seconds)
             )
             rows.append((f"UDP cached, {len(hot):,} ids", rate, f"{per(cpu, got)}, {ok}/{got} ok"))
+            (rate, got, ok, p99), cpu = server.measured(
+                lambda: tcp_blast(tcp_blaster, tcp, hot_reqs, args.seconds)
+            )
+            name = f"TCP cached, {len(hot):,} ids, 64 connections"
+            rows.append((name, rate, f"{per(cpu, got)}, {ok}/{got} ok, p99 {p99}"))
             wrk(http, hot, 2, tmp)  # warm-up
             web, cpu = server.measured(lambda: wrk(http, hot, args.seconds, tmp))
             if web is not None:

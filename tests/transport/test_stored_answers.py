@@ -72,11 +72,13 @@ class Node:
         return orjson.dumps(body)
 
     async def stored_wire(self, datagram: bytes) -> tuple[bytes | None, bytes | None]:
-        """(the inline datagram path's answer, the frame path's) — None: full path."""
+        """(the inline datagram path's answer, the frame path's) — None: full path. The
+        inline TCP frame path answers as the inline datagram path does."""
         inline = self.handler.answer_datagram_stored(datagram, "127.0.0.1")
-        framed = await self.handler._answer_stored(
-            decode_envelope(datagram[:20]), datagram[20:], "127.0.0.1"
-        )
+        envelope = decode_envelope(datagram[:20])
+        inline_frame = self.handler.answer_frame_stored(envelope, datagram[20:], "127.0.0.1")
+        assert inline_frame == inline
+        framed = await self.handler._answer_stored(envelope, datagram[20:], "127.0.0.1")
         return inline, framed
 
     def stored_rest(self, handle: str) -> bytes | None:

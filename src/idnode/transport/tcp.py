@@ -186,8 +186,11 @@ class HandleTCPProtocol(asyncio.Protocol):
                 and self.queue.empty()
                 and transport is not None
             ):
-                # nothing before it is unanswered: a cached answer can go out now, in order
+                # nothing before it is unanswered: a cached answer, or a stored one read
+                # inline (SQLite), can go out now, in order, without a task
                 hit = handler.answer_frame_cached(frame[0], frame[1], self.host_ip)
+                if hit is None:
+                    hit = handler.answer_frame_stored(frame[0], frame[1], self.host_ip)
                 if hit is not None:
                     transport.write(hit)
                     continue

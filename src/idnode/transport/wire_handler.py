@@ -224,23 +224,50 @@ class WireHandler:
         query = plain_datagram(datagram)
         if query is None:
             return None
-        public_only, limits = query[1], self.limits
+        cache = self.cache
+        key = None if cache is None else cache.datagram_key(datagram)
+        request_id = peek.request_id_bytes(datagram)
+        payload = datagram[ENVELOPE_SIZE:]
+        return self._stored_now(query, datagram[:4], request_id, payload, host, True, key)
+
+    def answer_frame_stored(self, envelope: Envelope, payload: bytes, host: str) -> bytes | None:
+        """``answer_datagram_stored`` for a request already framed (TCP): read inline, so a
+        connection's next request is parsed in the same turn, without a task."""
+        if not self.node.store.inline_answers:
+            return None
+        version = plain_envelope(envelope)
+        query = None if version is None else plain_payload(payload)
+        if query is None:
+            return None
+        key = None if self.cache is None else self.cache.key(envelope, payload)
+        request_id = envelope.request_id.to_bytes(4, "big")
+        return self._stored_now(query, version, request_id, payload, host, False, key)
+
+    def _stored_now(
+        self,
+        query: tuple[str, bool],
+        version: bytes,
+        request_id: bytes,
+        payload: bytes,
+        host: str,
+        udp: bool,
+        cache_key: bytes | None,
+    ) -> bytes | None:
+        handle, public_only = query
+        limits = self.limits
 
         def admit(answer: PublicAnswer) -> bool:
             # the restricted-read rule's last case (restricted values wanted, nobody
             # authenticated) is the full path's: it challenges; so is a client over its limit
-            return (public_only or not answer.restricted) and limits.allow_request(host, udp=True)
+            return (public_only or not answer.restricted) and limits.allow_request(host, udp=udp)
 
-        answer = self.node.resolver.stored_answer_now(query[0], host, admit)
+        answer = self.node.resolver.stored_answer_now(handle, host, admit)
         if answer is None:
             return None
-        request_id = peek.request_id_bytes(datagram)
-        reply = self._stored_reply(datagram[:4], request_id, datagram[ENVELOPE_SIZE:], answer)
+        reply = self._stored_reply(version, request_id, payload, answer)
         cache = self.cache
-        if cache is not None:  # hot identifiers then come from the cache, as before
-            key = cache.datagram_key(datagram)
-            if key is not None:
-                cache.put(key, reply, cache.generation, query[0])
+        if cache is not None and cache_key is not None:  # hot identifiers then hit the cache
+            cache.put(cache_key, reply, cache.generation, handle)
         return reply
 
     def _stored_reply(
