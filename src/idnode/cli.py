@@ -211,24 +211,17 @@ def _install_uvloop() -> None:
 
 async def _site_servers(handle, servers, protocol, send, timeout) -> list[tuple[str, int]]:
     """The servers of the sites ``0.NA/<prefix>`` lists, asked of the first that answers."""
-    from idnode import client
-    from idnode.client.failover import first_answer
-    from idnode.client.sites import site_plan, sites_of
+    from idnode.client.failover import prefix_sites
+    from idnode.client.sites import site_plan
     from idnode.model import NA_PREFIX
     from idnode.names import prefix_part
     from idnode.wire.site import SP_HDL_TCP, SP_HDL_UDP
 
-    record = NA_PREFIX + prefix_part(handle)
-
-    async def ask(host: str, port: int):
-        return await send(host, port, client.resolution_request(record), timeout=timeout)
-
-    reply = await first_answer(servers, ask)
-    found = sites_of(getattr(reply.body, "values", ()))
+    found = await prefix_sites(handle, servers, send, timeout=timeout)
     kind = SP_HDL_UDP if protocol == "udp" else SP_HDL_TCP
     plan = site_plan(found, handle, kind)
     if not plan:
-        fail(f"{record} lists no site serving {protocol}")
+        fail(f"{NA_PREFIX + prefix_part(handle)} lists no site serving {protocol}")
     return plan
 
 
@@ -544,13 +537,22 @@ ValueOpt = Annotated[
 ValuesFileOpt = Annotated[
     Path | None, typer.Option(help="JSON file: a list of values in the REST shape")
 ]
+SitesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--sites",
+        help="read the prefix's HS_SITE values at --server (a mirror will do) and send the "
+        "write to the primary site: the server the handle hashes to, the next when one is "
+        "silent, never a mirror (TCP)",
+    ),
+]
 
 
 class _Connection:
     """The options every ``idnode admin`` command shares, checked once."""
 
     def __init__(
-        self, server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2=""
+        self, server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2="", sites=None
     ) -> None:
         from idnode.auth.identity import Identity
         from idnode.errors import IdnodeError
@@ -579,14 +581,17 @@ class _Connection:
             elif "PBKDF2" not in secret_alg.upper().replace("_", "-"):
                 fail(f"--pbkdf2 needs --secret-alg PBKDF2-HMAC-SHA1, not {secret_alg}", USAGE_ERROR)
         self.timeout = timeout
+        # None: the command takes no --sites (it is for the server named); else whether the
+        # write goes to the prefix's primary site (RFC 3652 §3.3) rather than to --server
+        self.sites: bool | None = sites
 
-    def client(self):
+    def client(self, host: str | None = None, port: int | None = None):
         from idnode.client.admin import AdminClient
 
         return AdminClient(
-            self.host,
-            self.port,
-            self.protocol,
+            host or self.host,
+            port or self.port,
+            "tcp" if host is not None else self.protocol,
             self.identity,
             private_key=self.private_key,
             secret=self.secret,
@@ -595,18 +600,46 @@ class _Connection:
             timeout=self.timeout,
         )
 
-    def run(self, action):
-        """Run ``action(client)`` and turn every failure into one line and exit code 1."""
+    def writer(self, *, session: bool = False):
+        """The ``PrimaryWriter`` of ``--sites``: notes on stderr when a server is silent."""
+        from idnode.client.admin import PrimaryWriter
+
+        def skipped(host: str, port: int, exc: Exception) -> None:
+            err.print(f"note: {host}:{port} did not answer; asking the next primary server")
+
+        return PrimaryWriter(
+            [(self.host, self.port)],
+            self.client,
+            timeout=self.timeout,
+            session=session,
+            on_skip=skipped,
+        )
+
+    def run(self, action, handle: str | None = None):
+        """Run ``action(client)`` and turn every failure into one line and exit code 1; with
+        ``--sites`` on a server of ``handle``'s primary site."""
         from idnode.errors import IdnodeError
 
         async def go():
+            if self.sites and handle is not None:
+                async with self.writer() as w:
+                    return await w.write(handle, action)
             async with self.client() as c:
                 return await action(c)
 
         try:
             return asyncio.run(go())
         except (IdnodeError, OSError) as exc:
-            fail(str(exc))
+            fail(str(exc) + self.hint(exc))
+
+    def hint(self, exc: Exception) -> str:
+        """What to add to a refusal: a mirror's 301 without ``--sites`` names the option."""
+        from idnode.codes import ResponseCode
+
+        refused = getattr(exc, "code", None) == ResponseCode.SERVER_NOT_RESPONSIBLE
+        if self.sites is False and refused:
+            return " (--sites sends writes to the prefix's primary site)"
+        return ""
 
 
 def _parse_pbkdf2(text: str) -> tuple[bytes, int, int]:
@@ -738,13 +771,16 @@ def admin_create(
     secret_alg: SecretAlgOpt = "HMAC-SHA256",
     pbkdf2: Pbkdf2Opt = "",
     timeout: float = 10.0,
+    sites: SitesOpt = False,
 ) -> None:
     """Create a handle (opcode 100); prints the handle created."""
-    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2)
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2, sites)
     values = _parse_values(value, values_file)
     if default_admin:
         values = _with_default_admin(values, conn.identity)
-    created = conn.run(lambda c: c.create_handle(handle, values, overwrite=overwrite, mint=mint))
+    created = conn.run(
+        lambda c: c.create_handle(handle, values, overwrite=overwrite, mint=mint), handle
+    )
     out.print(created, highlight=False)
 
 
@@ -759,10 +795,11 @@ def admin_delete(
     secret_alg: SecretAlgOpt = "HMAC-SHA256",
     pbkdf2: Pbkdf2Opt = "",
     timeout: float = 10.0,
+    sites: SitesOpt = False,
 ) -> None:
     """Delete a handle (opcode 101)."""
-    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2)
-    conn.run(lambda c: c.delete_handle(handle))
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2, sites)
+    conn.run(lambda c: c.delete_handle(handle), handle)
     out.print(f"deleted {handle}", highlight=False)
 
 
@@ -780,13 +817,14 @@ def admin_add_value(
     secret_alg: SecretAlgOpt = "HMAC-SHA256",
     pbkdf2: Pbkdf2Opt = "",
     timeout: float = 10.0,
+    sites: SitesOpt = False,
 ) -> None:
     """Add values to a handle (opcode 102)."""
-    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2)
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2, sites)
     values = _parse_values(value, values_file)
     if not values:
         fail("give at least one --value", USAGE_ERROR)
-    conn.run(lambda c: c.add_values(handle, values, overwrite=overwrite))
+    conn.run(lambda c: c.add_values(handle, values, overwrite=overwrite), handle)
     out.print(f"added {len(values)} value(s) to {handle}", highlight=False)
 
 
@@ -803,13 +841,14 @@ def admin_modify_value(
     secret_alg: SecretAlgOpt = "HMAC-SHA256",
     pbkdf2: Pbkdf2Opt = "",
     timeout: float = 10.0,
+    sites: SitesOpt = False,
 ) -> None:
     """Replace values of a handle by index (opcode 104)."""
-    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2)
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2, sites)
     values = _parse_values(value, values_file)
     if not values:
         fail("give at least one --value", USAGE_ERROR)
-    conn.run(lambda c: c.modify_values(handle, values))
+    conn.run(lambda c: c.modify_values(handle, values), handle)
     out.print(f"modified {len(values)} value(s) of {handle}", highlight=False)
 
 
@@ -825,12 +864,13 @@ def admin_remove_value(
     secret_alg: SecretAlgOpt = "HMAC-SHA256",
     pbkdf2: Pbkdf2Opt = "",
     timeout: float = 10.0,
+    sites: SitesOpt = False,
 ) -> None:
     """Remove values of a handle by index (opcode 103)."""
-    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2)
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2, sites)
     if not index:
         fail("give at least one --index", USAGE_ERROR)
-    conn.run(lambda c: c.remove_values(handle, index))
+    conn.run(lambda c: c.remove_values(handle, index), handle)
     out.print(f"removed {len(index)} value(s) of {handle}", highlight=False)
 
 
@@ -920,35 +960,44 @@ def admin_load(
     secret_alg: SecretAlgOpt = "HMAC-SHA256",
     pbkdf2: Pbkdf2Opt = "",
     timeout: float = 10.0,
+    sites: SitesOpt = False,
 ) -> None:
     """Create every record of a JSON-lines file over the wire, in one authenticated session."""
-    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2)
+    conn = _Connection(server, protocol, id, key, secret_file, secret_alg, timeout, pbkdf2, sites)
     _load_remote(conn, file, overwrite)
 
 
 def _load_remote(conn: _Connection, file: Path, overwrite: bool) -> None:
     """One session, one create per record; stops at the first refusal and says how far."""
+    from functools import partial
+
     from idnode.errors import IdnodeError
 
     records = _read_records(file)
     done = 0
 
-    async def go(c) -> None:
-        nonlocal done
-        await c.open_session()
-        for handle, values in records:
-            await c.create_handle(handle, values, overwrite=overwrite)
-            done += 1
+    async def create(handle, values, c) -> None:
+        await c.create_handle(handle, values, overwrite=overwrite)
 
     async def run() -> None:
+        nonlocal done
+        if conn.sites:  # each record to the primary server it hashes to, one session each
+            async with conn.writer(session=True) as w:
+                for handle, values in records:
+                    await w.write(handle, partial(create, handle, values))
+                    done += 1
+            return
         async with conn.client() as c:
-            await go(c)
+            await c.open_session()
+            for handle, values in records:
+                await create(handle, values, c)
+                done += 1
 
     try:
         asyncio.run(run())
     except (IdnodeError, OSError) as exc:
         where = records[done][0] if done < len(records) else "?"
-        fail(f"loaded {done} of {len(records)} handles; {where}: {exc}")
+        fail(f"loaded {done} of {len(records)} handles; {where}: {exc}{conn.hint(exc)}")
     out.print(f"loaded {done} handles", highlight=False)
 
 

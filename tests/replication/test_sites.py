@@ -166,3 +166,70 @@ async def test_a_promoted_mirror_publishes_itself_as_the_primary_site(site_pair,
         assert primary_site[0].servers[0].interface(SP_HDL_TCP).port == port
     finally:
         await promoted.close()
+
+
+async def test_idnode_admin_sites_sends_the_write_to_the_primary_site(site_pair):
+    """Pointed at the mirror, ``idnode admin create --sites`` reads the prefix's sites there
+    and writes on the primary site's server (the mirror would refuse it with 301)."""
+    primary, mirror, port, _ = site_pair
+    from idnode.cli import app
+
+    handle = f"{PREFIX}/written-via-sites"
+    key = primary.directory / ADMIN_KEY_NAME
+    auth = ["--id", OPERATOR, "--key", str(key)]
+    args = ["admin", "create", handle, "--value", "1:URL:https://example.com/w",
+            "--server", f"127.0.0.1:{port}", "--sites", *auth]  # fmt: skip
+    result = await asyncio.to_thread(CliRunner().invoke, app, args)
+    assert result.exit_code == 0, result.output
+    assert await primary.node.store.get_handle(handle) is not None
+    assert await mirror.store.get_handle(handle) is None  # until the mirror pulls
+    await mirror.mirror.pull_once()
+    assert await mirror.store.get_handle(handle) is not None
+
+
+async def test_a_write_fails_over_to_the_next_server_of_the_primary_site(site_pair):
+    """The primary site lists two servers and the handle hashes to one that is down: the
+    write goes to the site's other server; the mirror site is never asked."""
+    from dataclasses import replace
+
+    from idnode.auth.identity import Identity
+    from idnode.client.admin import AdminClient, PrimaryWriter
+    from idnode.client.sites import server_number
+    from idnode.crypto.keys import load_private_key_pem
+    from idnode.model import HandleValue
+    from idnode.service.node import ADMIN_INDEX
+    from idnode.wire.site import decode_site, encode_site
+
+    primary, mirror, port, _ = site_pair
+    stored = await primary.node.store.get_handle(RECORD)
+    value = next(v for v in stored if v.type == "HS_SITE" and decode_site(v.data).is_primary)
+    site = decode_site(value.data)
+    (server,) = site.servers
+    dead = free_port()
+    silent = replace(
+        server, server_id=2, interfaces=tuple(replace(i, port=dead) for i in server.interfaces)
+    )
+    handle = f"{PREFIX}/failed-over"
+    servers = [server, server]
+    servers[server_number(handle, site.hash_option, 2)] = silent
+    two = replace(site, servers=tuple(servers))
+    operator = Identity(RECORD, ADMIN_INDEX)
+    await primary.node.admin.modify_values(
+        operator, RECORD, [replace(value, data=encode_site(two))]
+    )
+    await mirror.mirror.pull_once()
+
+    key = load_private_key_pem((primary.directory / ADMIN_KEY_NAME).read_bytes())
+    skipped = []
+
+    def connect(host, p):
+        return AdminClient(host, p, "tcp", OPERATOR, key, timeout=1.0)
+
+    url = HandleValue(1, "URL", b"https://example.com/f")
+    async with PrimaryWriter(
+        [("127.0.0.1", port)], connect, timeout=1.0, on_skip=lambda h, p, e: skipped.append(p)
+    ) as writer:
+        assert await writer.plan(handle) == [("127.0.0.1", dead), ("127.0.0.1", primary.port)]
+        await writer.write(handle, lambda c: c.create_handle(handle, [url]))
+    assert skipped == [dead]
+    assert await primary.node.store.get_handle(handle) is not None

@@ -16,32 +16,41 @@ HSJ's resolver picks for them.
 With ``open_session`` the client authenticates once (our session mode 0, see
 ``idnode.transport.wire_auth``) and every later request carries the session id instead of
 being challenged: a bulk load pays one signature, not one per record.
+
+``PrimaryWriter`` sends writes where RFC 3652 §3.3 says they go: it reads the prefix's
+HS_SITE values (at any server holding the prefix record, a mirror included), and asks the
+primary sites' servers (``client.sites.site_plan(..., write=True)``: the server the handle
+hashes to first) in turn, the next when one is silent, never a mirror.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from idnode.auth.answers import make_public_key_answer, make_secret_key_answer
 from idnode.auth.identity import Identity
-from idnode.client.resolve import ClientTimeout, request_udp
+from idnode.client.failover import first_answer, prefix_sites
+from idnode.client.resolve import ClientTimeout, request_tcp, request_udp
+from idnode.client.sites import site_plan
 from idnode.codes import OpCode, OpFlag, ResponseCode
 from idnode.crypto.keys import PrivateKey
 from idnode.errors import IdnodeError
-from idnode.model import HS_PUBKEY, HS_SECKEY, NA_PREFIX, HandleValue
+from idnode.model import HS_PUBKEY, HS_SECKEY, NA_PREFIX, HandleValue, handle_key
+from idnode.names import prefix_part
 from idnode.runtime import ENTROPY, randbits
 from idnode.wire import bodies
 from idnode.wire.envelope import Envelope, reply_version
 from idnode.wire.framing import TcpFramer
 from idnode.wire.header import Header
 from idnode.wire.message import Message, encode_message, request_digest_of
-from idnode.wire.site import ADMIN_OPCODES
+from idnode.wire.site import ADMIN_OPCODES, SP_HDL_TCP, SiteInfo
 
 DEFAULT_TIMEOUT = 10.0
 NO_FLAGS = OpFlag(0)
+T = TypeVar("T")
 
 
 class AdminError(IdnodeError):
@@ -359,6 +368,106 @@ class AdminClient:
         body = bodies.ResolutionRequest(handle, tuple(indexes), ())
         reply = await self.call(OpCode.RESOLUTION, body)
         return list(getattr(reply.body, "values", ()))
+
+
+class NoPrimarySite(IdnodeError):
+    """The prefix record lists no primary site with an admin interface: nowhere to write."""
+
+
+class PrimaryWriter:
+    """Writes sent to a server of the prefix's primary site, whatever server was named.
+
+    ``servers`` are where the prefix record ``0.NA/<prefix>`` is read (the first that
+    answers; a mirror holds the same record). Each write then goes to the primary sites'
+    servers in ``site_plan`` order over TCP (the admin interface; UDP is query-only), the
+    next when one does not answer -- a refusal is an answer and ends there. A mirror site
+    is never asked: it would refuse the write (301), and a client that wrote to the first
+    listed site would hit it whenever the record lists a mirror first.
+
+    ``connect(host, port)`` makes the ``AdminClient`` of one server (same identity each
+    time); with ``session`` each server's client authenticates once and is kept for the
+    next write (a bulk load). A server that was silent is tried last afterwards, so a load
+    does not wait for it on every record; ``on_skip`` hears of a silent server when there is
+    a next one to ask. Use as ``async with PrimaryWriter(...) as w:``.
+    """
+
+    def __init__(
+        self,
+        servers: Sequence[tuple[str, int]],
+        connect: Callable[[str, int], AdminClient],
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        session: bool = False,
+        on_skip: Callable[[str, int, Exception], None] = lambda host, port, exc: None,
+    ) -> None:
+        self.servers = list(servers)
+        self.connect, self.timeout, self.session = connect, timeout, session
+        self.on_skip = on_skip
+        self._sites: dict[str, list[SiteInfo]] = {}
+        self._clients: dict[tuple[str, int], AdminClient] = {}
+        self._silent: set[tuple[str, int]] = set()
+
+    async def __aenter__(self) -> PrimaryWriter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for c in clients:
+            await c.close()
+
+    async def plan(self, handle: str) -> list[tuple[str, int]]:
+        """The primary servers to ask for ``handle``, in turn (sites read once a prefix)."""
+        prefix = handle_key(prefix_part(handle))
+        if prefix not in self._sites:
+            self._sites[prefix] = await prefix_sites(
+                handle, self.servers, request_tcp, timeout=self.timeout
+            )
+        plan = site_plan(self._sites[prefix], handle, SP_HDL_TCP, write=True)
+        if not plan:
+            asked = ", ".join(f"{h}:{p}" for h, p in self.servers)
+            raise NoPrimarySite(
+                f"{NA_PREFIX + prefix_part(handle)} (read at {asked}) lists no primary site "
+                "with an admin interface"
+            )
+        return [a for a in plan if a not in self._silent] + [a for a in plan if a in self._silent]
+
+    async def write(self, handle: str, action: Callable[[AdminClient], Awaitable[T]]) -> T:
+        """``action(client)`` on the first primary server of ``handle`` that answers."""
+        plan = await self.plan(handle)
+
+        async def ask(host: str, port: int) -> T:
+            client = self._clients.get((host, port))
+            try:
+                if client is None:
+                    client = self._clients[(host, port)] = self.connect(host, port)
+                    if self.session:
+                        await client.open_session()
+                result = await action(client)
+            except (ClientTimeout, OSError):
+                self._clients.pop((host, port), None)
+                if client is not None:
+                    client.session_id = 0  # nothing to terminate on a silent server
+                    await client.disconnect()
+                raise
+            self._silent.discard((host, port))
+            return result
+
+        def skipped(host: str, port: int, exc: Exception) -> None:
+            self._silent.add((host, port))
+            if (host, port) != plan[-1]:  # there is a next server to ask
+                self.on_skip(host, port, exc)
+
+        try:
+            return await first_answer(plan, ask, skipped)
+        except ClientTimeout as exc:
+            why = str(exc).removeprefix("no server answered: ")
+            raise ClientTimeout(
+                f"no primary server of {NA_PREFIX + prefix_part(handle)} answered (a mirror "
+                f"takes no writes): {why}"
+            ) from None
 
 
 def _na(prefix: str) -> str:
