@@ -9,6 +9,9 @@ SQLite) and, one after the other, each for ``--seconds``:
 2. **REST**: ``--connections`` HTTP connections, each with its own session
    (``POST /api/sessions``, answered with the operator's key), creating identifiers with
    ``PUT /api/handles/{handle}`` in a closed loop;
+   **rest-new**: the same clients, but each PUT on a new connection, so with
+   ``--workers 2`` the kernel spreads one session's requests over both workers (sessions
+   live in the store: every worker must honour them); refusals are counted, not raised;
 3. **statistics**: every identifier created is resolved once over UDP, then (after the
    workers' flush interval) the node's statistics (``stats_daily``, what
    ``/api/mgmt/stats`` reports) must count exactly the
@@ -19,7 +22,7 @@ Prints creates/s, the server's CPU per create (all its processes, from ``/proc``
 statistics against the requests made. Asserts nothing.
 
     .venv/bin/python bench/writes.py [--workers 1,2] [--connections 8] [--seconds 5]
-        [--paths binary,rest]
+        [--paths binary,rest,rest-new]
 """
 
 from __future__ import annotations
@@ -130,6 +133,37 @@ async def rest_creates(url: str, key, connections: int, seconds: float) -> list[
     return made
 
 
+REFUSED: dict[str, int] = {}  # path -> requests refused (rest-new counts, others raise)
+
+
+async def rest_new_creates(url: str, key, connections: int, seconds: float) -> list[str]:
+    """As ``rest_creates``, each PUT on a new connection (no keep-alive); 401s counted."""
+    made: list[str] = []
+    stop_at = time.monotonic() + seconds
+    REFUSED["rest-new"] = 0
+
+    async def client(c: int) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            auth = await rest_session(http, key)
+        limits = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+            n = 0
+            while time.monotonic() < stop_at:
+                handle = f"{PREFIX}/new-{c}-{n}"
+                record = {"values": [{"index": 1, "type": "URL", "data": f"https://e/{c}/{n}"}]}
+                resp = await http.put(f"/api/handles/{handle}", json=record, headers=auth)
+                n += 1
+                if resp.status_code == 401:
+                    REFUSED["rest-new"] += 1
+                elif resp.status_code != 201:
+                    raise RuntimeError(f"PUT {handle}: {resp.status_code} {resp.text[:200]}")
+                else:
+                    made.append(handle)
+
+    await asyncio.gather(*(client(c) for c in range(connections)))
+    return made
+
+
 async def wrk_session(url: str, key) -> str:
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         return (await rest_session(http, key))["Authorization"]
@@ -220,7 +254,9 @@ def run(workers: int, connections: int, seconds: float, paths: set[str]) -> None
             runs = (
                 ("binary", "binary (TCP, sessions)", binary_creates, port),
                 ("rest", "REST (PUT, sessions)", rest_creates, node.http_url),
-            )
+                ("rest-new", "REST (PUT, sessions, a new connection each)", rest_new_creates,
+                 node.http_url),
+            )  # fmt: skip
             for path, name, creates, where in runs:
                 if path not in paths:
                     continue
@@ -228,9 +264,13 @@ def run(workers: int, connections: int, seconds: float, paths: set[str]) -> None
                 done = asyncio.run(creates(where, key, connections, seconds))
                 took, cpu = time.monotonic() - t0, tree_cpu(node.process.pid) - cpu0
                 made += done
+                per = cpu / max(1, len(done)) * 1e6
                 print(f"  {name}: {len(done):,} creates in {took:.1f} s = "
-                      f"{len(done) / took:,.0f}/s; server CPU {cpu / len(done) * 1e6:,.0f} us "
+                      f"{len(done) / took:,.0f}/s; server CPU {per:,.0f} us "
                       "per create")  # fmt: skip
+                if path in REFUSED:
+                    print(f"    refused with 401: {REFUSED[path]:,} of "
+                          f"{REFUSED[path] + len(done):,} PUTs")  # fmt: skip
             if "wrk" in paths:
                 cpu0, t0 = tree_cpu(node.process.pid), time.monotonic()
                 got = wrk_creates(node.http_url, key, seconds, root / "node.db")
@@ -259,7 +299,7 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--paths", default="binary,rest,wrk", help="of binary, rest, wrk")
+    ap.add_argument("--paths", default="binary,rest,wrk", help="of binary, rest, rest-new, wrk")
     a = ap.parse_args()
     print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f".venv/bin/python bench/writes.py --workers {a.workers} "

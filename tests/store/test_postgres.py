@@ -27,6 +27,7 @@ from idnode.store import postgres_schema
 from idnode.store.governance import (
     QUOTA_TABLES,
     RECURSIVE_CACHE_TABLES,
+    SESSION_TABLES,
     TEMPLATE_SUPERVISION_TABLES,
 )
 from idnode.store.governance import TABLES as GOVERNANCE_TABLES
@@ -88,7 +89,7 @@ async def test_tables_live_in_the_schema_with_byte_order_keys(db, conn, schema) 
     )
     governance = {re.search(r"CREATE TABLE \{s\}\.(\w+)", t)[1]
                   for t in (*GOVERNANCE_TABLES, *QUOTA_TABLES, *RECURSIVE_CACHE_TABLES,
-                            *TEMPLATE_SUPERVISION_TABLES)
+                            *TEMPLATE_SUPERVISION_TABLES, *SESSION_TABLES)
                   if t.startswith("CREATE TABLE")}  # fmt: skip
     assert {r[0] for r in rows} == {*TABLES, *governance, "schema_version", "repl_changes"}
     versions = await conn.fetch(f"SELECT version FROM {schema}.schema_version")

@@ -49,7 +49,7 @@ async def test_refusals_open_no_session_and_their_challenge_still_answers(rest) 
         for _ in range(300):  # anonymous reads of a restricted value: 401 and a challenge
             refused = await client.get(f"/api/handles/{PREFIX}/private?publicOnly=false")
             assert refused.status_code == 401
-        assert len(sessions) == 0
+        assert await sessions.count() == 0
         session_id, nonce = _challenge(refused)
         header = make_rest_session_authorization(
             session_id, OPERATOR, nonce, private_key=rest.operator_key
@@ -58,7 +58,7 @@ async def test_refusals_open_no_session_and_their_challenge_still_answers(rest) 
             f"/api/handles/{H}", json=RECORD, headers={"Authorization": header}
         )
         assert created.status_code == 201, created.text
-        assert len(sessions) == 1
+        assert await sessions.count() == 1
         again = {"Authorization": f'Handle sessionId="{session_id}"'}  # the id alone now
         assert (await client.delete(f"/api/handles/{H}", headers=again)).status_code == 200
         replay = await client.put(
@@ -68,7 +68,7 @@ async def test_refusals_open_no_session_and_their_challenge_still_answers(rest) 
         forged = session_id[:-2] + ("AA" if session_id[-2:] != "AA" else "BB")
         bad = {"Authorization": header.replace(session_id, forged)}
         assert (await client.put(f"/api/handles/{H}", json=RECORD, headers=bad)).status_code == 401
-        assert len(sessions) == 1
+        assert await sessions.count() == 1
 
 
 def test_a_full_table_makes_room_without_scanning_every_session(monkeypatch) -> None:

@@ -13,6 +13,12 @@ One table serves both ways in:
   verifies (``idnode.auth.rest``), and later requests send only the session's ``token`` --
   192 random bits, which is the bearer credential over TLS.
 
+This table lives in one process's memory. A serving node keeps its REST sessions in the
+store instead (``auth.rest_sessions.StoredSessions``), so every worker of
+``idnode serve --workers N`` honours them; the REST methods here (``open_rest``,
+``by_token``) serve ``auth.rest.authenticate_rest_session`` in one process. The native
+protocol's sessions stay here, per worker: their key state changes with every message.
+
 A session ends when ``terminate`` is called, after ``timeout`` seconds without use (a
 native session may ask for less: ``Session.timeout``), or
 ``max_lifetime`` seconds after it began (HSJ's default session limit, 24 hours). At most

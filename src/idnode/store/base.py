@@ -258,6 +258,12 @@ class Store(abc.ABC):
         rows = await self.query(sql, *args)
         return rows[0] if rows else None
 
+    async def query_point(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        """The row of a primary-key read (``query_one``), for reads on a request's path:
+        an engine may run it inline rather than on a worker thread (SQLite, as
+        ``get_handle``), so it must stay one indexed lookup."""
+        return await self.query_one(sql, *args)
+
     async def query_value(self, sql: str, *args: Any) -> Any:
         row = await self.query_one(sql, *args)
         return None if row is None else next(iter(row.values()))

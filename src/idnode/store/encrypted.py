@@ -352,6 +352,9 @@ class EncryptedStore(Store):
     async def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         return await self.inner.query(sql, *args)
 
+    async def query_point(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        return await self.inner.query_point(sql, *args)
+
     async def reseed_ids(self) -> None:
         await self.inner.reseed_ids()
 

@@ -122,6 +122,22 @@ TEMPLATE_SUPERVISION_TABLES: tuple[str, ...] = (
     "CREATE INDEX child_audit_heads_key ON {s}.child_audit_heads (key, id)",
 )
 
+# Migration 9 (both engines): the Handle.Net REST API's sessions (``auth/rest_sessions.py``),
+# so that every worker of a node (``idnode serve --workers N``) and every host on the same
+# database honours a session another opened, and a DELETE or an expiry ends it for all.
+# ``digest``: SHA-256 of the session id (the bearer credential), never the id itself;
+# ``identity``: ``index:handle`` once authenticated; ``nonce``: the challenge waiting for
+# its answer; ``ended``: when a session made from a 401's challenge was deleted (the row
+# stays, so the same challenge cannot open it again). Not replicated to mirrors
+# (``store/capture.py``): a session is this node's.
+SESSION_TABLES: tuple[str, ...] = (
+    """CREATE TABLE {s}.rest_sessions (
+        digest {key} PRIMARY KEY, identity text, nonce {blob},
+        created double precision NOT NULL, last_used double precision NOT NULL,
+        ended double precision)""",
+    "CREATE INDEX rest_sessions_last_used ON {s}.rest_sessions (last_used)",
+)
+
 INSERT_VERSION = (
     "INSERT INTO {s}.versions (key, handle, time, actor, action, record) VALUES (?, ?, ?, ?, ?, ?)"
 )

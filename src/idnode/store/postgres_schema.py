@@ -20,6 +20,7 @@ from idnode.store.capture import postgres_ddl
 from idnode.store.governance import (
     QUOTA_TABLES,
     RECURSIVE_CACHE_TABLES,
+    SESSION_TABLES,
     TABLES,
     TEMPLATE_SUPERVISION_TABLES,
 )
@@ -88,6 +89,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     postgres_ddl(),
     # 8: whether every record has its stored answer (the SQLite engine's migration 8)
     ("CREATE TABLE {s}.public_answers_fill (complete boolean NOT NULL)",),
+    # 9: the REST API's sessions, shared by every worker (auth/rest_sessions.py)
+    tuple(render_ddl(t, postgres_types("{s}")) for t in SESSION_TABLES),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -72,6 +72,7 @@ from idnode.store.effects import NO_EFFECTS, Effects
 from idnode.store.governance import (
     QUOTA_TABLES,
     RECURSIVE_CACHE_TABLES,
+    SESSION_TABLES,
     TABLES,
     TEMPLATE_SUPERVISION_TABLES,
     Op,
@@ -148,6 +149,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             complete INTEGER NOT NULL  -- 1: every record has its stored answer
         )""",
     ),
+    # 9: the REST API's sessions, shared by every worker (auth/rest_sessions.py)
+    tuple(render_ddl(t, SQLITE_TYPES) for t in SESSION_TABLES),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -497,6 +500,11 @@ class SQLiteStore(Store):
     async def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         text = for_sqlite(sql)
         return await self._scan(lambda c: _dicts(c.execute(text, args)))
+
+    async def query_point(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        text = for_sqlite(sql)
+        rows = await self._point(lambda c: _dicts(c.execute(text, args)))
+        return rows[0] if rows else None
 
     # -- announcing writes -----------------------------------------------------------------------
     async def subscribe(self, callback: SerialCallback) -> None:

@@ -48,7 +48,7 @@ from starlette.routing import BaseRoute, Route
 
 from idnode import __version__
 from idnode.auth.identity import Identity
-from idnode.auth.sessions import SessionTable
+from idnode.auth.rest_sessions import StoredSessions
 from idnode.codes import ResponseCode
 from idnode.errors import AuthenticationNeeded, IdnodeError, InvalidValue, ProtocolError
 from idnode.model import HS_ADMIN, HandleValue, handle_key
@@ -218,16 +218,18 @@ class RestApi:
         try:
             caller = await self.auth.caller(request)
         except HttpAuthFailed as exc:
-            return self._unauthorized(request, handle, f"authentication failed: {exc}", exc)
+            return await self._unauthorized(
+                request, handle, f"authentication failed: {exc}", exc
+            )
         try:
             status, body = await work(caller.identity)
         except IdnodeError as exc:
             if exc.code == ResponseCode.AUTHENTICATION_NEEDED:
-                return self._unauthorized(request, handle, exc.message)
+                return await self._unauthorized(request, handle, exc.message)
             return render(request, error_body(handle, exc.code, exc.message), http_status(exc.code))
         return render(request, body, status)
 
-    def _unauthorized(
+    async def _unauthorized(
         self,
         request: Request,
         handle: str | None,
@@ -237,7 +239,7 @@ class RestApi:
         code = ResponseCode.AUTHENTICATION_NEEDED
         response = render(request, error_body(handle, code, message), 401)
         session = failure.session if failure is not None else None
-        for name, value in self.auth.challenge_headers(request, session, message):
+        for name, value in await self.auth.challenge_headers(request, session, message):
             response.headers.append(name, value)
         return response
 
@@ -450,7 +452,7 @@ def build_app(
     ``answers`` keeps anonymous resolutions for the HTTP protocol to answer (http_fast).
     ``streamed``: the features' upload paths and their own body bounds (``HttpLimits``)."""
     clock = node.runtime.clock
-    sessions = SessionTable(clock, node.runtime.random)
+    sessions = StoredSessions(node.store, clock, node.runtime.random)  # every worker's
     auth = HttpAuthenticator(node.store, node.homed, sessions, node.runtime, node.private_key)
     api = RestApi(node, auth, answers)
 

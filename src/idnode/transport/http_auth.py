@@ -20,11 +20,16 @@ challenge (``WWW-Authenticate: Basic realm="handle"`` and ``Handle sessionId, no
 falling back to anonymous: that is HSJ's rule and what pyhandle recognises as
 ``HandleAuthenticationError``. Messages name the identity, never the secret.
 
+Sessions live in the node's store (``auth.rest_sessions``), not in a worker's memory: with
+``idnode serve --workers N`` the next request of a client may land on any worker, and each
+must honour (and, after ``DELETE /api/sessions/this`` or an expiry, refuse) the same session.
+
 A refused request opens no session (``DeferredChallenges``): the challenge of a 401 names a
 session that does not exist yet -- its id carries the nonce, an expiry and a MAC under a key
-of this process -- and the session is made only when a client answers it. Before, every
-anonymous 401 opened one, and a flood of them filled the table (requests fell from 3,010 to
-442 a second past 10,000 sessions).
+derived from the node's private key, the same in every worker -- and the session is made
+(in the store, under that id) only when a client answers it, on whichever worker. Before,
+every anonymous 401 opened one, and a flood of them filled the table (requests fell from
+3,010 to 442 a second past 10,000 sessions).
 
 Where we differ from HSJ: it refuses authentication over plain HTTP (403) and asks the server
 homing a key to verify it; idnode accepts it until TLS arrives, and only verifies keys stored
@@ -36,7 +41,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,11 +58,12 @@ from idnode.auth.headers import (
 )
 from idnode.auth.identity import Identity
 from idnode.auth.rest import verify_rest_session_answer
+from idnode.auth.rest_sessions import RestSession, StoredSessions
 from idnode.auth.secrets import verify_plain_secret
-from idnode.auth.sessions import REST_NONCE_SIZE, Session, SessionTable
+from idnode.auth.sessions import REST_NONCE_SIZE
 from idnode.codes import ResponseCode
-from idnode.crypto.keys import PrivateKey, sign
-from idnode.errors import IdnodeError
+from idnode.crypto.keys import PrivateKey, encode_private_key, sign
+from idnode.errors import IdnodeError, SessionFailed
 from idnode.model import HS_SECKEY, HandleValue
 from idnode.names import PrefixSet
 from idnode.runtime import Runtime
@@ -72,8 +77,7 @@ SERVER_ALG = "SHA256"
 ANSWER_FIELDS = ("id", "type", "cnonce", "alg", "signature", "salt", "iterations", "length")
 MAX_SESSION_ENTITY = 64 * 1024
 DEFERRED_MARK = "~"  # not in the URL-safe base64 of real session tokens
-DEFERRED_TTL = 300  # seconds a 401's challenge may be answered
-MAX_DEFERRED = 100_000  # answered challenges remembered (then the oldest go)
+DEFERRED_TTL = 300  # seconds a 401's challenge may be answered (below the session timeout)
 
 
 class HttpAuthFailed(Exception):
@@ -82,7 +86,7 @@ class HttpAuthFailed(Exception):
     ``session`` is the session the client used, so the 401 can carry its fresh nonce.
     """
 
-    def __init__(self, message: str, session: Session | None = None) -> None:
+    def __init__(self, message: str, session: RestSession | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.session = session
@@ -93,7 +97,7 @@ class Caller:
     """The outcome of authentication: who (None = anonymous) and through which session."""
 
     identity: Identity | None = None
-    session: Session | None = None
+    session: RestSession | None = None
 
 
 class DeferredChallenges:
@@ -101,15 +105,24 @@ class DeferredChallenges:
 
     The session id of such a challenge is ``~`` + base64url(nonce, expiry, MAC): nothing is
     stored when it is issued, so refused requests cost no memory. The first request that
-    answers it (``materialize``) opens the session with that nonce; later requests with the
-    same id find it again through ``aliases`` (bounded, oldest forgotten first)."""
+    answers it opens the session in the store under that id (``StoredSessions.adopt``), on
+    whichever worker it lands; later requests find it there like any other session.
 
-    def __init__(self, runtime: Runtime, ttl: int = DEFERRED_TTL) -> None:
+    The MAC key is derived from ``secret`` (the node's private key), so every worker of the
+    node checks the challenges any of them issued, and nobody without that key can mint
+    one (a challenge chosen by a client could replay an answer it captured). Without a
+    secret (a node built without a key, in tests) the key is this process's own."""
+
+    def __init__(
+        self, runtime: Runtime, ttl: int = DEFERRED_TTL, secret: bytes | None = None
+    ) -> None:
         self.clock = runtime.clock
         self.random = runtime.random
-        self.key = bytes(runtime.random(32))  # per process: a restart voids open challenges
+        if secret:
+            self.key = hashlib.sha256(b"idnode rest challenges\0" + secret).digest()
+        else:
+            self.key = bytes(runtime.random(32))
         self.ttl = ttl
-        self.aliases: OrderedDict[str, int] = OrderedDict()  # challenge id -> session id
 
     def issue(self) -> tuple[str, bytes]:
         """A challenge: (the session id to name in it, its nonce)."""
@@ -121,8 +134,8 @@ class DeferredChallenges:
     def _mac(self, body: bytes) -> bytes:
         return hmac.new(self.key, body, hashlib.sha256).digest()[:16]
 
-    def _nonce(self, token: str) -> bytes | None:
-        """The nonce of a challenge this process issued and that has not expired."""
+    def nonce_of(self, token: str) -> bytes | None:
+        """The nonce of a challenge this node issued and that has not expired."""
         if not token.startswith(DEFERRED_MARK) or len(token) > 80:
             return None
         text = token[1:]
@@ -139,30 +152,6 @@ class DeferredChallenges:
             return None
         return body[:REST_NONCE_SIZE]
 
-    def find(self, token: str, sessions: SessionTable) -> Session | None:
-        """The session a challenge became, if it was answered before."""
-        session_id = self.aliases.get(token)
-        if session_id is None:
-            return None
-        session = sessions.session(session_id)
-        if session is None:
-            del self.aliases[token]
-        return session
-
-    def materialize(self, token: str, sessions: SessionTable) -> Session | None:
-        """The session for a challenge being answered: made now if it was not yet."""
-        found = self.find(token, sessions)
-        if found is not None or token in self.aliases:
-            return found
-        nonce = self._nonce(token)
-        if nonce is None:
-            return None
-        session_id = sessions.create(nonce=nonce)
-        self.aliases[token] = session_id
-        while len(self.aliases) > MAX_DEFERRED:
-            self.aliases.popitem(last=False)
-        return sessions.session(session_id)
-
 
 class HttpAuthenticator:
     """Verifies HTTP credentials against keys in the local store; owns the REST sessions."""
@@ -171,7 +160,7 @@ class HttpAuthenticator:
         self,
         store: Store,
         homed: PrefixSet,
-        sessions: SessionTable,
+        sessions: StoredSessions,
         runtime: Runtime,
         server_key: PrivateKey | None = None,
     ) -> None:
@@ -181,24 +170,33 @@ class HttpAuthenticator:
         self.clock = runtime.clock  # certificate validity
         self.random_bytes = runtime.random
         self.server_key = server_key
-        self.deferred = DeferredChallenges(runtime)
+        secret = encode_private_key(server_key) if server_key is not None else None
+        self.deferred = DeferredChallenges(runtime, secret=secret)
+        # an ended challenge's row is kept until it idles out: longer than it can be answered
+        if self.deferred.ttl >= sessions.timeout:
+            raise ValueError("the session timeout must exceed the challenges' lifetime")
 
-    def session_for(self, token: str, *, answering: bool = False) -> Session | None:
+    async def session_for(self, token: str, *, answering: bool = False) -> RestSession | None:
         """The live session a REST ``sessionId`` names: opened by ``POST /api/sessions``, or
         made from a 401's challenge -- when ``answering`` it, or answered before."""
-        session = self.sessions.by_token(token)
-        if session is not None or not token.startswith(DEFERRED_MARK):
+        session = await self.sessions.by_token(token)
+        if session is not None or not answering or not token.startswith(DEFERRED_MARK):
             return session
-        if answering:
-            return self.deferred.materialize(token, self.sessions)
-        return self.deferred.find(token, self.sessions)
+        nonce = self.deferred.nonce_of(token)
+        if nonce is None:
+            return None
+        try:
+            return await self.sessions.adopt(token, nonce)
+        except SessionFailed:  # the table is full of authenticated sessions
+            return None
 
     # -- per request ---------------------------------------------------------------------
     async def caller(self, request: Request) -> Caller:
         """Who sent ``request``; raises ``HttpAuthFailed`` for credentials that fail."""
         header = request.headers.get("authorization")
         if header is None:
-            session = self.sessions.by_token(request.cookies.get(SESSION_COOKIE, ""))
+            cookie = request.cookies.get(SESSION_COOKIE)
+            session = await self.sessions.by_token(cookie) if cookie else None
             if session is not None and session.identity is not None:
                 return Caller(session.identity, session)
             return Caller(await self._certificate(request), session)
@@ -217,7 +215,7 @@ class HttpAuthenticator:
             if answering:
                 raise HttpAuthFailed("Authorization: Handle answer needs the sessionId")
             return Caller(await self._certificate(request, required=wants_cert))
-        session = self.session_for(token, answering=answering)
+        session = await self.session_for(token, answering=answering)
         if session is None:
             raise HttpAuthFailed("unknown or expired session")
         if answering:
@@ -256,12 +254,14 @@ class HttpAuthenticator:
             raise HttpAuthFailed(f"identity {identity} not verified")
         return identity
 
-    async def answer(self, session: Session, params: Mapping[str, str]) -> Identity:
+    async def answer(self, session: RestSession, params: Mapping[str, str]) -> Identity:
         """Authenticate ``session`` with a challenge answer over its nonce.
 
         A session already bound to the same identity needs no new answer (HSJ's "seen
         before"): its id is the bearer credential. Otherwise the nonce is single use: it is
-        spent by a success and replaced after a failure, so an answer cannot be replayed.
+        spent by a success and replaced after a failure, so an answer cannot be replayed --
+        the store replaces it only if it is still the one answered, so two workers given the
+        same answer at once accept it at most once.
         """
         try:
             identity = handle_identity(dict(params))
@@ -272,7 +272,8 @@ class HttpAuthenticator:
         nonce = session.nonce
         if nonce is None:
             raise HttpAuthFailed("this session's nonce was spent; open a new session", session)
-        session.nonce = bytes(self.random_bytes(REST_NONCE_SIZE))  # single use, whatever comes
+        if not await self.sessions.spend_nonce(session, nonce):  # single use, whatever comes
+            raise HttpAuthFailed("this session's nonce was spent; open a new session", session)
         try:
             ok = verify_rest_session_answer(params, nonce, await self._key_value(identity))
         except IdnodeError as exc:
@@ -280,7 +281,10 @@ class HttpAuthenticator:
             raise HttpAuthFailed(msg, session) from None
         if not ok:
             raise HttpAuthFailed(f"identity {identity} not verified", session)
-        self.sessions.authenticate(session.id, identity)
+        try:
+            await self.sessions.authenticate(session, identity)
+        except IdnodeError:
+            raise HttpAuthFailed("unknown or expired session") from None
         return identity
 
     async def _key_value(self, identity: Identity) -> HandleValue | None:
@@ -291,8 +295,8 @@ class HttpAuthenticator:
         return next((v for v in values if v.index == identity.index), None)
 
     # -- challenges ----------------------------------------------------------------------
-    def challenge_headers(
-        self, request: Request, session: Session | None = None, error: str | None = None
+    async def challenge_headers(
+        self, request: Request, session: RestSession | None = None, error: str | None = None
     ) -> list[tuple[str, str]]:
         """``WWW-Authenticate`` headers of a 401, as HSJ's ``HeaderFixingResponseWrapper``:
         Basic (unless the client chose the Handle scheme or is a script), then a Handle
@@ -307,16 +311,14 @@ class HttpAuthenticator:
         if session is None or session.authenticated:
             token, nonce = self.deferred.issue()  # no session until someone answers it
         else:
-            if session.nonce is None:
-                session.nonce = bytes(self.random_bytes(REST_NONCE_SIZE))
-            token, nonce = session.token, session.nonce
+            token, nonce = session.token, await self.sessions.ensure_nonce(session)
         parts = [f"sessionId={quote_param(token)}", f"nonce={quote_param(_b64(nonce))}"]
         if error:
             parts.append(f"error={quote_param(_header_text(error))}")
         headers.append(("WWW-Authenticate", "Handle " + ", ".join(parts)))
         return headers
 
-    def server_signature(self, session: Session, cnonce: bytes) -> dict[str, str]:
+    def server_signature(self, session: RestSession, cnonce: bytes) -> dict[str, str]:
         """``serverAlg`` / ``serverSignature`` over nonce || cnonce (manual 14.6.8)."""
         if self.server_key is None or session.nonce is None:
             return {}
@@ -339,13 +341,16 @@ def session_routes(auth: HttpAuthenticator) -> list[Route]:
             return _error(400, ResponseCode.PROTOCOL_ERROR, str(exc))
         if "sessionId" in params:
             return _error(400, ResponseCode.PROTOCOL_ERROR, "POST opens a new session")
-        session = auth.sessions.open_rest()
+        try:
+            session = await auth.sessions.open_rest()
+        except IdnodeError as exc:
+            return _error(503, exc.code, exc.message)
         extra = _signature_fields(auth, session, params)
         error = None
         if request.headers.get("authorization", "").lower().startswith("basic"):
             try:
                 identity = await auth.verify_basic(request.headers["authorization"])
-                auth.sessions.authenticate(session.id, identity)
+                await auth.sessions.authenticate(session, identity)
             except HttpAuthFailed as exc:
                 error = exc.message
         response = _session_json(session, 201, extra, error)
@@ -360,11 +365,11 @@ def session_routes(auth: HttpAuthenticator) -> list[Route]:
             return _error(400, ResponseCode.PROTOCOL_ERROR, str(exc))
         token = params.get("sessionId") or request.cookies.get(SESSION_COOKIE)
         answering = any(name in params for name in ANSWER_FIELDS)
-        session = auth.session_for(token, answering=answering) if token else None
+        session = await auth.session_for(token, answering=answering) if token else None
         if request.method == "DELETE":
             if session is None:
                 return _no_session()
-            auth.sessions.terminate(session.id)
+            await auth.sessions.terminate(session, keep_ended=token.startswith(DEFERRED_MARK))
             response = Response(status_code=204)
             response.delete_cookie(SESSION_COOKIE, path="/")
             return response
@@ -378,7 +383,7 @@ def session_routes(auth: HttpAuthenticator) -> list[Route]:
                 await auth.answer(session, params)
             elif request.headers.get("authorization", "").lower().startswith("basic"):
                 identity = await auth.verify_basic(request.headers["authorization"])
-                auth.sessions.authenticate(session.id, identity)
+                await auth.sessions.authenticate(session, identity)
         except HttpAuthFailed as exc:
             return _session_json(session, 401, extra, exc.message)
         return _session_json(session, 200, extra)
@@ -423,7 +428,7 @@ async def _params(request: Request) -> dict[str, str]:
 
 
 def _signature_fields(
-    auth: HttpAuthenticator, session: Session, params: Mapping[str, str]
+    auth: HttpAuthenticator, session: RestSession, params: Mapping[str, str]
 ) -> dict[str, str]:
     """The server's signature when the client sent a cnonce before answering (14.6.8)."""
     if "cnonce" not in params or "signature" in params:
@@ -436,7 +441,7 @@ def _signature_fields(
 
 
 def session_representation(
-    session: Session, extra: Mapping[str, str] | None = None, error: str | None = None
+    session: RestSession, extra: Mapping[str, str] | None = None, error: str | None = None
 ) -> dict[str, Any]:
     """HSJ's session object: sessionId, nonce (while one is open), authenticated and id."""
     out: dict[str, Any] = {"sessionId": session.token}
@@ -454,7 +459,7 @@ def session_representation(
 
 
 def _session_json(
-    session: Session,
+    session: RestSession,
     status: int,
     extra: Mapping[str, str] | None = None,
     error: str | None = None,
@@ -466,7 +471,7 @@ def _session_json(
     return _json(body, status)
 
 
-def _set_cookie(response: Response, session: Session) -> None:
+def _set_cookie(response: Response, session: RestSession) -> None:
     response.set_cookie(SESSION_COOKIE, session.token, path="/", httponly=True, samesite="strict")
 
 
