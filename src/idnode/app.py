@@ -27,6 +27,7 @@ from idnode.names import PrefixSet
 from idnode.replication.setup import (
     build_fence,
     build_mirror,
+    build_pruner,
     pulling_process,
     record_node_prefixes,
     replication_source,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from idnode.registry.service import Registry
     from idnode.replication.fence import FenceWatch
     from idnode.replication.mirror import Mirror
+    from idnode.replication.retention import LogPruner
     from idnode.replication.status import ReplicationMetrics
     from idnode.store.replica import ReadReplica
 
@@ -72,6 +74,7 @@ class NodeApp(Node):
     hierarchy: Hierarchy | None = None
     mirror: Mirror | None = None  # a mirror's pull loop ([replication] role = "mirror")
     fence: FenceWatch | None = None  # a primary with peers: fenced when one is promoted
+    pruner: LogPruner | None = None  # deletes log entries older than keep_log_days
     homing: HomedFollower | None = None  # the homed prefixes other processes change
     replication_metrics: ReplicationMetrics | None = None  # role, epoch, position, lag
     read_replica: ReadReplica | None = None  # resolution from a streaming replica
@@ -91,6 +94,8 @@ class NodeApp(Node):
             self.mirror.start()
         if self.fence is not None:
             self.fence.start()
+        if self.pruner is not None and pulling_process():
+            self.pruner.start()
 
     async def close(self) -> None:
         """Close what ``open_node`` opened, in reverse: the hierarchy's tasks, the registry
@@ -104,6 +109,8 @@ class NodeApp(Node):
                 await self.mirror.close()
             if self.fence is not None:
                 await self.fence.close()
+            if self.pruner is not None:
+                await self.pruner.close()
             if self.hierarchy is not None:
                 await self.hierarchy.close()
             if self.registry is not None:
@@ -185,6 +192,7 @@ async def _build(config: Config, runtime: Runtime, features: Features, store: St
     node.read_replica = replica
     node.mirror = build_mirror(config, node, runtime)
     node.fence = build_fence(config, node)
+    node.pruner = build_pruner(config, node, runtime)
     from idnode.transport.api_docs import OpenApiPart, docs_routes
     from idnode.transport.assets import asset_routes
 

@@ -226,7 +226,9 @@ class ReplicationSection:
     pulls from the one with the newest epoch that serves its log. ``identity`` and ``key``:
     who a mirror authenticates as. ``admins``: identities allowed to pull from this node,
     besides its operators (HSJ's replication admins). ``peers``: servers a primary asks at
-    start for a newer epoch (a promotion), to fence itself."""
+    start for a newer epoch (a promotion), to fence itself. ``keep_log_days``: how long the
+    transaction log and the governance changes are kept for mirrors (0: for ever); a mirror
+    further behind is told to redump."""
 
     role: str = "primary"
     sources: list[str] = field(default_factory=list)
@@ -235,6 +237,7 @@ class ReplicationSection:
     admins: list[str] = field(default_factory=list)
     peers: list[str] = field(default_factory=list)
     interval_ms: int = 200  # a mirror's pause between pulls that found nothing new
+    keep_log_days: int = 30  # replication.retention.DEFAULT_KEEP_DAYS; 0 keeps for ever
 
 
 @dataclass

@@ -185,3 +185,26 @@ async def test_sqlite_file_holds_no_plaintext(tmp_path: Path):
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("node.db*"))
     assert SECRET not in raw and b"hunter2" not in raw
+
+
+async def test_rotation_finds_records_whose_log_rows_were_pruned(make_store, clock, tmp_path):
+    """Retention prunes the transaction log (``replication.retention``): a rotation must
+    still re-seal every record, so it walks the records, not the log."""
+    from idnode.replication.retention import DAY, prune
+
+    path = tmp_path / "keys.json"
+    old = create_key_file(path, random=SeededRandom(0), clock=ManualClock())
+    keyring = load_keyring(path, env={}, clock=ManualClock())
+    enc = EncryptedStore(make_store(), keyring, random=SeededRandom(2))
+    await enc.open()
+    try:
+        for i in range(5):
+            await enc.create_handle(f"20.500/p{i}", values())
+        report = await prune(enc, now=clock.now + 400 * DAY, keep_days=30)
+        assert report is not None and report.transactions == 4  # the newest row stays
+        assert await enc.census() == {old.id.hex(): 10}
+        new = add_active_key(path, random=SeededRandom(1), clock=ManualClock())
+        assert (await enc.reencrypt()).remaining == {}
+        assert await enc.census() == {new.id.hex(): 10}
+    finally:
+        await enc.close()

@@ -9,60 +9,28 @@ A site spreads handles over its servers by the MD5 of the upper-cased prefix, su
 whole handle (the site's hash option). A resolver must pick the same server the site's
 operators loaded the handle on, or it gets "not found" from a healthy site -- so this is
 bit-for-bit HSJ: the last 4 digest bytes as a signed big-endian int, Java ``Math.abs``,
-then Java ``%`` (which keeps the sign of a negative dividend).
+then Java ``%`` (which keeps the sign of a negative dividend). The hash itself lives with the
+site format (``wire.site.server_number``), so a replication source shares a receiving
+site's handles out by the very same rule; it is re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 
-from idnode.errors import IdnodeError, InvalidValue
-from idnode.model import HandleValue, handle_key
-from idnode.names import prefix_part, suffix_part
+from idnode.errors import IdnodeError
+from idnode.model import HandleValue
 from idnode.wire.site import (
-    HASH_BY_ALL,
-    HASH_BY_PREFIX,
-    HASH_BY_SUFFIX,
     SP_HDL_TCP,
     SP_HDL_UDP,
     ServerRecord,
     SiteInfo,
     decode_site,
+    handle_hash,
+    hash_part,
+    server_number,
 )
 from idnode.wire.types import carries_site
-
-_INT_MIN = -(1 << 31)
-
-
-def hash_part(handle: str, hash_option: int) -> bytes:
-    """The upper-cased part of ``handle`` that the hash option selects (HSJ's parts: no slash
-    means the whole handle is both the prefix and the suffix)."""
-    if hash_option == HASH_BY_PREFIX:
-        part = prefix_part(handle)
-    elif hash_option == HASH_BY_SUFFIX:
-        part = suffix_part(handle) if "/" in handle else handle
-    elif hash_option == HASH_BY_ALL:
-        part = handle
-    else:
-        raise InvalidValue(f"unknown site hash option {hash_option}")
-    return handle_key(part).encode("utf-8")
-
-
-def handle_hash(handle: str, hash_option: int) -> int:
-    """HSJ ``getHandleHash``: ``Math.abs(readInt(md5, 12))`` (Integer.MIN_VALUE stays negative)."""
-    digest = hashlib.md5(hash_part(handle, hash_option)).digest()
-    value = int.from_bytes(digest[-4:], "big", signed=True)
-    return value if value == _INT_MIN else abs(value)
-
-
-def server_number(handle: str, hash_option: int, count: int) -> int:
-    """HSJ ``determineServerNum``: the hash modulo the server count, Java semantics."""
-    if count <= 0:
-        raise InvalidValue("a site without servers answers nothing")
-    h = handle_hash(handle, hash_option)
-    rem = abs(h) % count
-    return -rem if h < 0 else rem
 
 
 def query_servers(site: SiteInfo) -> list[ServerRecord]:
@@ -121,3 +89,14 @@ def site_plan(
             if address not in out:
                 out.append(address)
     return out
+
+
+__all__ = [
+    "handle_hash",
+    "hash_part",
+    "query_servers",
+    "server_number",
+    "servers_for",
+    "site_plan",
+    "sites_of",
+]

@@ -123,6 +123,55 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
         out.print(f"published the site of {server} in {', '.join(changed)}", highlight=False)
 
+    @app.command("prune-log")
+    def prune_log(
+        directory: Annotated[Path, typer.Argument(help="node directory (may be serving)")],
+        keep_days: Annotated[
+            int | None,
+            typer.Option(help="days to keep (default: [replication] keep_log_days; 0: all)"),
+        ] = None,
+    ) -> None:
+        """Delete transaction-log entries and governance changes older than the retention,
+        in short batches (a serving node does it every hour); a mirror further behind is
+        told to redump."""
+        from idnode.errors import IdnodeError
+        from idnode.replication.retention import prune
+        from idnode.replication.setup import keep_log_days
+        from idnode.store.encrypted import configured_store
+
+        cfg = node_config(directory)
+        if keep_days is not None:
+            cfg.replication.keep_log_days = keep_days
+        try:
+            days = keep_log_days(cfg)
+        except ValueError as exc:
+            fail(str(exc), USAGE_ERROR)
+        if not days:
+            out.print(f"{directory} keeps its logs for ever (keep_log_days = 0)", highlight=False)
+            return
+
+        async def run():
+            store = configured_store(cfg, RUNTIME)  # the store alone: no node, no site
+            await store.open()
+            try:
+                clock = RUNTIME.clock
+                return await prune(store, now=clock(), keep_days=days, monotonic=clock.monotonic)
+            finally:
+                await store.close()
+
+        try:
+            report = asyncio.run(run())
+        except IdnodeError as exc:
+            fail(str(exc))
+        assert report is not None
+        out.print(
+            f"deleted {report.transactions} transactions and {report.changes} governance "
+            f"changes older than {days} days from {directory} in {report.batches} batches "
+            f"(longest {report.longest_batch * 1000:.1f} ms); the log is kept after serial "
+            f"{report.log_horizon}",
+            highlight=False,
+        )
+
     @app.command("backup")
     def backup_cmd(
         directory: Annotated[Path, typer.Argument(help="node directory (may be serving)")],

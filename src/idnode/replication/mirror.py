@@ -50,6 +50,7 @@ from idnode.store.base import Store
 from idnode.store.effects import Effects
 from idnode.wire import bodies
 from idnode.wire import replication as rw
+from idnode.wire.site import HASH_BY_ALL
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class MirrorStats:
     applied: int = 0  # transactions applied since start
     dumps: int = 0
     governance_pages: int = 0  # pages of governance rows applied since start
+    governance_copies: int = 0  # full copies (new, or behind the source's pruned changes)
     source: str = ""  # the source of the last successful pull
     source_next: int = 0  # its next txn id then
     last_error: str = ""
@@ -89,6 +91,9 @@ class Mirror:
     timeout: float = 3.0
     governance_every: float = 1.0  # seconds between governance pulls while the log is busy
     now_ms: Callable[[], int] = lambda: 0
+    # our place in our own site, sent with every 1001/1002 (HSJ ``rcvrHashType``,
+    # ``numServers``, ``serverNum``): the source sends only the handles that hash to us
+    share: tuple[int, int, int] = (HASH_BY_ALL, 1, 0)
     stats: MirrorStats = field(default_factory=MirrorStats)
     _keys: dict[str, PublicKey] = field(default_factory=dict)
     _clients: dict[str, ReplicationClient] = field(default_factory=dict)
@@ -182,7 +187,7 @@ class Mirror:
             with contextlib.suppress(IdnodeError, OSError):
                 await client.open_session()  # else each pull answers a challenge
         position = await position_of(self.store)
-        request = bodies.RetrieveTxnRequest(position, self._last_date)
+        request = bodies.RetrieveTxnRequest(position, self._last_date, *self.share)
         parser = rw.StreamParser(dump=False, verify=self._verifier(key))
         redump, applied = False, 0
         async for chunk in self.client(address).stream(OpCode.RETRIEVE_TXN_LOG, request):
@@ -269,6 +274,7 @@ class Mirror:
         if not parser.done:
             raise IdnodeError(f"{address} ended the governance stream early")
         self.stats.governance_pages += pages
+        self.stats.governance_copies += full
         if full:
             log.info("mirror: copied the governance tables of %s (%d pages)", address, pages)
         return pages
@@ -283,7 +289,7 @@ class Mirror:
         batch: list[tuple[str, tuple[HandleValue, ...]]] = []
         resume = 0
         async for chunk in self.client(address).stream(
-            OpCode.DUMP_HANDLES, bodies.DumpHandlesRequest()
+            OpCode.DUMP_HANDLES, bodies.DumpHandlesRequest(*self.share)
         ):
             for event in parser.feed(chunk):
                 if isinstance(event, rw.DumpInfo):

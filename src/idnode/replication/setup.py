@@ -6,15 +6,24 @@ import os
 
 from idnode.auth.identity import Identity
 from idnode.config import Config, ConfigError
-from idnode.crypto.keys import PrivateKey, private_key_from_pem
+from idnode.crypto.keys import (
+    PrivateKey,
+    PublicKey,
+    decode_public_key,
+    encode_public_key,
+    private_key_from_pem,
+)
+from idnode.errors import IdnodeError
 from idnode.replication.fence import FenceWatch
 from idnode.replication.mirror import Mirror
+from idnode.replication.retention import LogPruner
 from idnode.runtime import Runtime
 from idnode.service.admin import AdminService
 from idnode.service.node import Node
 from idnode.service.replication import FENCE_KEY, ReplicationSource, read_meta, set_meta
 from idnode.store.base import Store
 from idnode.store.effects import Effects
+from idnode.wire.site import decode_site
 
 NODE_PREFIXES_KEY = "node.prefixes"  # meta: the primary's own prefixes, replicated to mirrors
 
@@ -104,7 +113,39 @@ def build_mirror(config: Config, node: Node, runtime: Runtime) -> Mirror | None:
         key,
         interval=settings.interval_ms / 1000,
         now_ms=lambda: int(clock() * 1000),
+        share=site_share(node.site, node.private_key.public_key()),
     )
+
+
+def site_share(site_data: bytes, public_key: PublicKey) -> tuple[int, int, int]:
+    """(hash option, server count, our server number) of our own site, as a mirror sends
+    them with 1001/1002 so a source sends it only the handles it holds. The site is what
+    ``service.site.build_site`` builds and ``idnode publish-mirror`` publishes: one server
+    (multi-server sites are not configurable), so today (its hash option, 1, 0)."""
+    site = decode_site(site_data)
+    ours = encode_public_key(public_key)
+    for number, server in enumerate(site.servers):
+        try:
+            if encode_public_key(decode_public_key(server.public_key)) == ours:
+                return site.hash_option, len(site.servers), number
+        except IdnodeError:
+            continue
+    return site.hash_option, 1, 0  # not in the site (no key): ask for everything
+
+
+def keep_log_days(config: Config) -> int:
+    days = config.replication.keep_log_days
+    if days < 0:
+        raise ConfigError(
+            f"[replication] keep_log_days must be 0 (keep for ever) or more, not {days}"
+        )
+    return days
+
+
+def build_pruner(config: Config, node: Node, runtime: Runtime) -> LogPruner | None:
+    """The hourly prune of the logs (``replication.retention``), unless they are kept for ever."""
+    days = keep_log_days(config)
+    return LogPruner(node.store, days, runtime.clock) if days else None
 
 
 def build_fence(config: Config, node: Node) -> FenceWatch | None:

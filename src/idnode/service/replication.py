@@ -17,7 +17,17 @@ NEED_TO_REDUMP). What a node knows about replication lives in its store's ``meta
 * ``replication.fenced``: why a primary takes no writes (a newer epoch seen at a peer).
 
 * ``replication.governance``: on a mirror, the id of the last governance change it
-  applied (``(epoch << 40) | change id``), written with the rows it brought.
+  applied (``(epoch << 40) | change id``), written with the rows it brought;
+* ``replication.pruned`` and ``replication.pruned_changes``: the last transaction-log serial
+  and the last governance change id that retention deleted (``replication.retention``),
+  written in the transaction that deleted them. A receiver whose position is behind either
+  is too far behind for the log and is told to redump (HSJ does the same when a mirror asks
+  for a transaction older than the log it keeps).
+
+A receiver names its place in its own site (HSJ ``rcvrHashType``, ``numServers``,
+``serverNum``): a server of an N-server mirror site is sent only the handles that hash to
+it (``wire.site.server_number``, the rule every client uses to pick the server), and every
+homed prefix. Governance (1100) is not shared out: each server of a site gets it all.
 
 Identifiers and homed prefixes travel in HSJ's streams (1001/1002). Governance rows travel
 in an idnode extension (OC_RETRIEVE_GOVERNANCE, 1100; ``store.capture`` records which rows
@@ -34,7 +44,7 @@ from dataclasses import dataclass
 
 from idnode.auth.identity import Identity
 from idnode.crypto.keys import PrivateKey, sign
-from idnode.errors import AuthenticationNeeded, NotAuthorized
+from idnode.errors import AuthenticationNeeded, MalformedMessage, NotAuthorized
 from idnode.model import NA_PREFIX
 from idnode.store import capture
 from idnode.store.base import Store, Transaction
@@ -46,6 +56,7 @@ from idnode.wire.bodies import (
     RetrieveGovernanceRequest,
     RetrieveTxnRequest,
 )
+from idnode.wire.site import HASH_BY_ALL, HASH_BY_PREFIX, HASH_BY_SUFFIX, server_number
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +65,8 @@ POSITION_KEY = "replication.position"
 FENCE_KEY = "replication.fenced"
 GOVERNANCE_KEY = capture.POSITION_KEY
 SOURCE_KEY = "replication.source"  # a mirror's source at its last pull: "<next txn id> <address>"
+PRUNED_LOG_KEY = "replication.pruned"  # the last log serial retention deleted
+PRUNED_CHANGES_KEY = "replication.pruned_changes"  # the last governance change id it deleted
 PAGE = 1000  # log rows and handles read per query while streaming
 
 # our log's actions -> HSJ Transaction.ACTION_* (values follow for create and update)
@@ -98,6 +111,38 @@ async def position_of(store: Store) -> int:
 
 async def governance_position_of(store: Store) -> int:
     return int(await read_meta(store, GOVERNANCE_KEY) or 0)
+
+
+async def pruned_log_of(store: Store) -> int:
+    return int(await read_meta(store, PRUNED_LOG_KEY) or 0)
+
+
+async def pruned_changes_of(store: Store) -> int:
+    return int(await read_meta(store, PRUNED_CHANGES_KEY) or 0)
+
+
+Share = Callable[[str], bool]  # whether a handle belongs to the receiving server
+
+
+def receiver_share(hash_type: int, num_servers: int, server_num: int) -> Share | None:
+    """Which handles the receiving server holds (HSJ ``rcvrHashType``, ``numServers``,
+    ``serverNum``): None when it holds them all (a site of one server). A place that is no
+    place in a site is refused rather than answered with nothing, which a misconfigured
+    mirror would take for an empty source."""
+    if num_servers <= 1:
+        return None
+    if hash_type not in (HASH_BY_PREFIX, HASH_BY_SUFFIX, HASH_BY_ALL):
+        raise MalformedMessage(
+            f"unknown hash option {hash_type} of the receiving server's site", field="hash_type"
+        )
+    if not 0 <= server_num < num_servers:
+        why = f"server number {server_num} is not one of the receiver's {num_servers} servers"
+        raise MalformedMessage(why, field="server_num")
+    return lambda handle: server_number(handle, hash_type, num_servers) == server_num
+
+
+def share_of(request: RetrieveTxnRequest | DumpHandlesRequest) -> Share | None:
+    return receiver_share(request.hash_type, request.num_servers, request.server_num)
 
 
 def position_effects(position: int) -> Effects:
@@ -150,14 +195,21 @@ class ReplicationSource:
 
     async def transactions(self, request: RetrieveTxnRequest) -> AsyncIterator[bytes]:
         """The stream answering ``request``: every change after its last id, or a redump."""
+        ours = share_of(request)
         w = self._writer()
         yield w.head()
         epoch, last_serial = await epoch_of(self.store), await self.store.serial()
+        pruned = await pruned_log_of(self.store)
         their_epoch, their_serial = rw.split_txn_id(max(request.last_txn_id, 0))
-        if request.last_txn_id <= 0 or their_epoch != epoch or their_serial > last_serial:
+        if (
+            request.last_txn_id <= 0
+            or their_epoch != epoch
+            or their_serial > last_serial
+            or their_serial < pruned  # what they need next was pruned: too far behind
+        ):
             log.info(
-                "replication: redump needed (their last %d, our epoch %d serial %d)",
-                request.last_txn_id, epoch, last_serial,
+                "replication: redump needed (their last %d, our epoch %d serial %d, log kept"
+                " after %d)", request.last_txn_id, epoch, last_serial, pruned,
             )  # fmt: skip
             yield w.txn_head(rw.NEED_TO_REDUMP)
             yield w.txn_end(request.last_query_date)
@@ -166,11 +218,16 @@ class ReplicationSource:
         since = their_serial
         while since < last_serial:
             page = await self.store.transactions(since, min(PAGE, last_serial - since))
+            if await pruned_log_of(self.store) > since:
+                # retention deleted rows after ``since`` while we streamed: end the stream
+                # unfinished; the receiver asks again from its position and is told to redump
+                log.warning("replication: the log was pruned past %d while streaming", since)
+                return
             if not page:
                 break
             chunk = []
             for txn in page:
-                record = await self._record_of(epoch, txn)
+                record = await self._record_of(epoch, txn, ours)
                 if record is not None:
                     chunk.append(w.txn(record))
             since = page[-1].serial
@@ -178,16 +235,21 @@ class ReplicationSource:
                 yield b"".join(chunk)
         yield w.txn_end(self._now_ms())
 
-    async def _record_of(self, epoch: int, txn: Transaction) -> rw.TxnRecord | None:
+    async def _record_of(
+        self, epoch: int, txn: Transaction, ours: Share | None = None
+    ) -> rw.TxnRecord | None:
         """The record of one log row, with the handle's current values (HSJ
-        ``forwardTransactions``); None for a row no receiver needs (governance, or a change a
-        later row undoes)."""
+        ``forwardTransactions``); None for a row no receiver needs (governance, a change a
+        later row undoes, a handle another server of the receiver's site holds). Homing
+        goes to every server of the site: each answers for the prefix's handles it holds."""
         kind, handle = _ACTIONS.get(txn.action), txn.handle
         if kind is None:
             return None
         ident, date = rw.txn_id(epoch, txn.serial), txn.timestamp * 1000
         if kind in (rw.ACTION_HOME_NA, rw.ACTION_UNHOME_NA):
             return rw.TxnRecord(ident, na_handle(handle), kind, date)
+        if ours is not None and not ours(handle):
+            return None
         values = await self.store.get_handle(handle)
         if kind == rw.ACTION_DELETE:
             return None if values is not None else rw.TxnRecord(ident, handle, kind, date)
@@ -198,7 +260,9 @@ class ReplicationSource:
     async def dump(self, request: DumpHandlesRequest) -> AsyncIterator[bytes]:
         """Everything we hold (HSJ ``DumpHandlesResponse``): where to resume the log, every
         handle, every homed prefix. Changes landing meanwhile may be in the dump and are
-        sent again from the log: applying them twice is harmless."""
+        sent again from the log: applying them twice is harmless. A server of a
+        several-server site gets the handles that hash to it, and every prefix."""
+        ours = share_of(request)
         w = self._writer()
         yield w.head() + w.dump_head()
         epoch, serial = await epoch_of(self.store), await self.store.serial()
@@ -210,6 +274,8 @@ class ReplicationSource:
                 names = await self.store.list_handles(scope, offset=offset, limit=PAGE)
                 chunk = []
                 for name in names:
+                    if ours is not None and not ours(name):
+                        continue
                     values = await self.store.get_handle(name)
                     if values is not None:
                         chunk.append(w.dump_handle(name, values))
@@ -227,8 +293,10 @@ class ReplicationSource:
         yield w.head()
         epoch = await epoch_of(self.store)
         last = int(await self.store.query_value(capture.LAST_CHANGE) or 0)
+        pruned = await pruned_changes_of(self.store)
+        last = max(last, pruned)  # retention keeps the newest change; this is belt and braces
         their_epoch, since = rw.split_txn_id(max(request.last_change, 0))
-        if request.last_change <= 0 or their_epoch != epoch or since > last:
+        if request.last_change <= 0 or their_epoch != epoch or since > last or since < pruned:
             yield w.gov_head(True)
             async for page in self._all_rows():
                 yield w.gov_page(0, page)
@@ -237,6 +305,9 @@ class ReplicationSource:
         yield w.gov_head(False)
         while since < last:
             rows = await self.store.query(capture.SELECT_CHANGES, since, last, PAGE)
+            if await pruned_changes_of(self.store) > since:  # pruned while we streamed
+                log.warning("replication: changes were pruned past %d while streaming", since)
+                return
             if not rows:
                 break
             changes = await self._current_rows(rows)

@@ -65,6 +65,9 @@ HEADER_BYTES = len(MAGIC) + 4 + NONCE_BYTES
 _AAD_LABEL = b"idnode/value/1\0"
 
 
+_HANDLES_AFTER = "SELECT key, handle FROM {s}.handles WHERE key > ? ORDER BY key LIMIT ?"
+
+
 def configured_store(
     config, runtime: Runtime, answers: AnswerEncoder | None = None, url: str | None = None
 ) -> Store:
@@ -391,19 +394,18 @@ class EncryptedStore(Store):
 
     # -- rotation ---------------------------------------------------------------------------------
     async def all_handles(self, page: int = 1000) -> AsyncIterator[str]:
-        """Every handle that may exist: each distinct name in the transaction log, in order."""
-        seen: set[str] = set()
-        since = 0
+        """Every handle the store holds, in key order, a page at a time. Read from the
+        handles themselves, not the transaction log: retention prunes the log
+        (``replication.retention``), and a record whose log rows are gone still holds
+        sealed values that a rotation must re-seal."""
+        after = ""
         while True:
-            batch = await self.inner.transactions(since, page)
-            if not batch:
+            rows = await self.inner.query(_HANDLES_AFTER, after, page)
+            for row in rows:
+                yield row["handle"]
+            if len(rows) < page:
                 return
-            for tx in batch:
-                key = handle_key(tx.handle)
-                if tx.handle and key not in seen:
-                    seen.add(key)
-                    yield tx.handle
-            since = batch[-1].serial
+            after = rows[-1]["key"]
 
     async def census(self) -> dict[str, int]:
         """Non-public values per key id (hex), ``clear`` for unsealed ones (``keys status``)."""

@@ -35,7 +35,7 @@ from idnode.errors import (
 )
 from idnode.model import NA_PREFIX, PublicAnswer, handle_key
 from idnode.service.node import Node
-from idnode.service.replication import ReplicationSource
+from idnode.service.replication import ReplicationSource, share_of
 from idnode.service.resolve import NeedsAuth, Referral, ResolutionQuery, Values
 from idnode.transport.idis import AUTO, IdisDialect, StreamSession
 from idnode.transport.limits import Limits
@@ -590,6 +590,8 @@ class WireHandler:
         if refusal is not None:  # before authentication, as HSJ answers on a mirror
             raise NotPrimary(refusal)
         source.authorize(who)  # a challenge first when anonymous (``dispatch``)
+        if isinstance(body, bodies.RetrieveTxnRequest | bodies.DumpHandlesRequest):
+            share_of(body)  # a receiver's place that is no place in a site: refused here
         if isinstance(body, bodies.RetrieveTxnRequest):
             response = self._respond(request, bodies.RetrieveTxnResponse())
             response.stream = source.transactions(body)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ from idnode.crypto.keys import (
 )
 from idnode.encoding import Reader, Writer
 from idnode.errors import IdnodeError, InvalidValue
+from idnode.model import handle_key
+from idnode.names import prefix_part, suffix_part
 from idnode.wire.admin import json_int
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -497,7 +500,44 @@ def _protocol_version(raw: object, field: str) -> tuple[int, int]:
     return json_int(major, field, 0, 0xFF), json_int(minor, field, 0, 0xFF)
 
 
+# -- which server of a site holds a handle (RFC 3652 §3.4; HSJ ``SiteInfo``) ----------------
+_INT_MIN = -(1 << 31)
+
+
+def hash_part(handle: str, hash_option: int) -> bytes:
+    """The upper-cased part of ``handle`` that the hash option selects (HSJ's parts: no slash
+    means the whole handle is both the prefix and the suffix)."""
+    if hash_option == HASH_BY_PREFIX:
+        part = prefix_part(handle)
+    elif hash_option == HASH_BY_SUFFIX:
+        part = suffix_part(handle) if "/" in handle else handle
+    elif hash_option == HASH_BY_ALL:
+        part = handle
+    else:
+        raise InvalidValue(f"unknown site hash option {hash_option}")
+    return handle_key(part).encode("utf-8")
+
+
+def handle_hash(handle: str, hash_option: int) -> int:
+    """HSJ ``getHandleHash``: ``Math.abs(readInt(md5, 12))`` (Integer.MIN_VALUE stays negative)."""
+    digest = hashlib.md5(hash_part(handle, hash_option)).digest()
+    value = int.from_bytes(digest[-4:], "big", signed=True)
+    return value if value == _INT_MIN else abs(value)
+
+
+def server_number(handle: str, hash_option: int, count: int) -> int:
+    """HSJ ``determineServerNum``: the hash modulo the server count, Java semantics."""
+    if count <= 0:
+        raise InvalidValue("a site without servers answers nothing")
+    h = handle_hash(handle, hash_option)
+    rem = abs(h) % count
+    return -rem if h < 0 else rem
+
+
 __all__ = [
+    "handle_hash",
+    "hash_part",
+    "server_number",
     "HASH_BY_ALL",
     "HASH_BY_PREFIX",
     "HASH_BY_SUFFIX",
