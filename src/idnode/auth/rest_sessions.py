@@ -43,7 +43,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from idnode.auth.identity import Identity
-from idnode.auth.sessions import DEFAULT_MAX_LIFETIME, DEFAULT_TIMEOUT, REST_NONCE_SIZE
+from idnode.auth.sessions import (
+    DEFAULT_MAX_LIFETIME,
+    DEFAULT_TIMEOUT,
+    REST_NONCE_SIZE,
+    check_session_limits,
+)
 from idnode.errors import SessionFailed
 from idnode.store.effects import EffectRefused, Effects, Statement
 
@@ -121,10 +126,7 @@ class StoredSessions:
         max_sessions: int = 10000,
         max_lifetime: float = DEFAULT_MAX_LIFETIME,
     ) -> None:
-        if timeout <= 0 or max_lifetime <= 0:
-            raise ValueError("timeouts must be positive")
-        if max_sessions < 1:
-            raise ValueError("max_sessions must be at least 1")
+        check_session_limits(timeout, max_sessions, max_lifetime)
         self.store = store
         self._clock = clock
         self._random = random_bytes

@@ -65,6 +65,14 @@ class Session:
         return self.identity is not None
 
 
+def check_session_limits(timeout: float, max_sessions: int, max_lifetime: float) -> None:
+    """The bounds every session table (in memory or in the store) refuses to start without."""
+    if timeout <= 0 or max_lifetime <= 0:
+        raise ValueError("timeouts must be positive")
+    if max_sessions < 1:
+        raise ValueError("max_sessions must be at least 1")
+
+
 class SessionTable:
     """Live sessions by id (and by REST token); time and randomness passed in."""
 
@@ -76,10 +84,7 @@ class SessionTable:
         max_sessions: int = 10000,
         max_lifetime: float = DEFAULT_MAX_LIFETIME,
     ) -> None:
-        if timeout <= 0 or max_lifetime <= 0:
-            raise ValueError("timeouts must be positive")
-        if max_sessions < 1:
-            raise ValueError("max_sessions must be at least 1")
+        check_session_limits(timeout, max_sessions, max_lifetime)
         self._clock = clock
         self._random = random_bytes
         self.timeout = float(timeout)

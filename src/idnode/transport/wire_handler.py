@@ -13,6 +13,7 @@ answer finds it again and how sessions spare a bulk client one challenge per req
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import assert_never
 
@@ -224,11 +225,12 @@ class WireHandler:
         query = plain_datagram(datagram)
         if query is None:
             return None
-        cache = self.cache
-        key = None if cache is None else cache.datagram_key(datagram)
         request_id = peek.request_id_bytes(datagram)
         payload = datagram[ENVELOPE_SIZE:]
-        return self._stored_now(query, datagram[:4], request_id, payload, host, True, key)
+        return self._stored_now(
+            query, datagram[:4], request_id, payload, host, True,
+            lambda cache: cache.datagram_key(datagram),
+        )
 
     def answer_frame_stored(self, envelope: Envelope, payload: bytes, host: str) -> bytes | None:
         """``answer_datagram_stored`` for a request already framed (TCP): read inline, so a
@@ -239,9 +241,11 @@ class WireHandler:
         query = None if version is None else plain_payload(payload)
         if query is None:
             return None
-        key = None if self.cache is None else self.cache.key(envelope, payload)
         request_id = envelope.request_id.to_bytes(4, "big")
-        return self._stored_now(query, version, request_id, payload, host, False, key)
+        return self._stored_now(
+            query, version, request_id, payload, host, False,
+            lambda cache: cache.key(envelope, payload),
+        )
 
     def _stored_now(
         self,
@@ -251,8 +255,9 @@ class WireHandler:
         payload: bytes,
         host: str,
         udp: bool,
-        cache_key: bytes | None,
+        cache_key: Callable[[ResponseCache], bytes | None],
     ) -> bytes | None:
+        """The stored answer read now; ``cache_key`` is only worked out for an answer."""
         handle, public_only = query
         limits = self.limits
 
@@ -266,8 +271,10 @@ class WireHandler:
             return None
         reply = self._stored_reply(version, request_id, payload, answer)
         cache = self.cache
-        if cache is not None and cache_key is not None:  # hot identifiers then hit the cache
-            cache.put(cache_key, reply, cache.generation, handle)
+        if cache is not None:  # hot identifiers then come from the cache
+            key = cache_key(cache)
+            if key is not None:
+                cache.put(key, reply, cache.generation, handle)
         return reply
 
     def _stored_reply(
