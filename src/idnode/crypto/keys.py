@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import warnings
 from collections.abc import Callable
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -60,12 +61,19 @@ from cryptography.hazmat.primitives.asymmetric import dh, dsa, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+from cryptography.utils import CryptographyDeprecationWarning
 
 from idnode.crypto import sm2
 from idnode.crypto.sm2 import SM2PrivateKey, SM2PublicKey
 from idnode.encoding import Reader, Writer
 from idnode.errors import IdnodeError, InvalidValue, MalformedMessage
 from idnode.runtime import ENTROPY, Random
+
+# DSA stays on purpose: HANDLE.NET made DSA keys by default for years, and identifiers and
+# admins still carry them (HS_PUBKEY, HS_SITE). cryptography 51 deprecates DSA and warns on
+# every use, which would land in every CLI's one-line error output; its removal will need
+# a decision (refuse DSA values with a clear message), not a warning in operators' logs.
+warnings.filterwarnings("ignore", "DSA is deprecated", CryptographyDeprecationWarning)
 
 PublicKey = rsa.RSAPublicKey | dsa.DSAPublicKey | SM2PublicKey | ed25519.Ed25519PublicKey
 PrivateKey = rsa.RSAPrivateKey | dsa.DSAPrivateKey | SM2PrivateKey | ed25519.Ed25519PrivateKey
