@@ -20,6 +20,7 @@ the system compiler, so they are not what limits the figures. Prints figures and
 command; asserts nothing.
 
     .venv/bin/python bench/store_path.py [--count 1000000] [--seconds 5] [--node var-bench-store]
+        [--store postgresql://postgres@127.0.0.1:5432/test?schema=bench_store]
 
 The node directory is seeded once by ``idnode bench prepare`` (``idnode load``, the
 documented path) and reused while its prefix and count match.
@@ -211,14 +212,20 @@ def main() -> int:
     parser.add_argument("--node", type=Path, default=Path("var-bench-store"))
     parser.add_argument("--server-src", type=Path, default=None)
     parser.add_argument("--settle", type=float, default=5.0, help="seconds after a start")
+    parser.add_argument(
+        "--store", default=None, help="store URL of a new node (default: SQLite in --node)"
+    )
     args = parser.parse_args()
     env = dict(os.environ)
     if args.server_src is not None:
         env["PYTHONPATH"] = str(args.server_src.resolve())
     node = args.node.resolve()
     started = time.monotonic()
+    store = ["--store", args.store] if args.store else []
     subprocess.run(
-        [*IDNODE, "bench", "prepare", str(node), "--count", str(args.count)], check=True, env=env
+        [*IDNODE, "bench", "prepare", str(node), "--count", str(args.count), *store],
+        check=True,
+        env=env,
     )
     seeded = time.monotonic() - started
     config = tomllib.loads((node / "idnode.toml").read_text())["server"]
@@ -286,6 +293,7 @@ def main() -> int:
     for name, rate, note in rows:
         print(f"{name:<52} {rate:>10,.0f} {rate / floor:>8.0%}  {note}")
     src = f" --server-src {args.server_src}" if args.server_src else ""
+    src += f" --store '{args.store}'" if args.store else ""
     print(
         f"reproduce: .venv/bin/python bench/store_path.py --count {args.count} "
         f"--seconds {args.seconds:g} --node {args.node}{src}"

@@ -39,3 +39,24 @@ async def test_the_remembered_pairs_are_bounded(env) -> None:
     for i in range(gate.memory + 100):
         gate(HANDLE, f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}")
     assert len(gate._seen) <= gate.memory
+
+
+async def test_each_pair_counts_again_when_its_own_window_ends(env) -> None:
+    """Windows that started at different times end at different times (the gate forgets
+    its pairs oldest first, looking only when the oldest window may have ended)."""
+    gate = env.reg.gate
+    gate.take()
+    gate(HANDLE, "192.0.2.1")
+    env.clock.advance(COUNT_WINDOW / 2)
+    gate(HANDLE, "192.0.2.2")
+    gate(HANDLE, "192.0.2.1")  # within its window
+    assert gate.take() == {"88.123.4567": 2}
+    env.clock.advance(COUNT_WINDOW / 2 + 1)  # the first pair's window has ended, not the second's
+    gate(HANDLE, "192.0.2.1")
+    gate(HANDLE, "192.0.2.2")
+    assert gate.take() == {"88.123.4567": 1}
+    env.clock.advance(COUNT_WINDOW / 2)
+    gate(HANDLE, "192.0.2.2")
+    gate(HANDLE, "192.0.2.1")  # counted anew a half window ago: still within
+    assert gate.take() == {"88.123.4567": 1}
+    assert len(gate._seen) == 2

@@ -108,6 +108,11 @@ class Flood:
         self.sent = sum(c.value for c in self._counts)
 
 
+# HANDLE.NET's resolver (HSJ ``HandleResolver.udpRetryScheme``): three tries over UDP,
+# waiting 0.5 s, then 1 s, then 1.5 s for an answer
+HSJ_UDP_WAITS = (0.5, 1.0, 1.5)
+
+
 def light_client(
     target: tuple[str, int],
     source: str,
@@ -115,17 +120,19 @@ def light_client(
     count: int,
     wait: float = 0.5,
     tries: int = 1,
+    waits: tuple[float, ...] | None = None,
 ) -> tuple[int, int]:
     """``count`` requests one at a time from ``source``, each sent up to ``tries`` times
-    (``wait`` seconds apart, as a resolver retries); (answered, of them successfully)."""
+    (``wait`` seconds apart), or once per entry of ``waits`` (waiting that long each time,
+    as a resolver retries); (answered, of them successfully)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((source, 0))
-    sock.settimeout(wait)
     answered = ok = 0
     try:
         for n in range(count):
             request_id = 100_000 + n
-            code = _ask(sock, target, resolution(handle, request_id), request_id, tries)
+            request = resolution(handle, request_id)
+            code = _ask(sock, target, request, request_id, waits or (wait,) * tries)
             if code is not None:
                 answered += 1
                 ok += code == 1
@@ -135,10 +142,15 @@ def light_client(
 
 
 def _ask(
-    sock: socket.socket, target: tuple[str, int], request: bytes, request_id: int, tries: int
+    sock: socket.socket,
+    target: tuple[str, int],
+    request: bytes,
+    request_id: int,
+    waits: tuple[float, ...],
 ) -> int | None:
-    """The response code of the answer to ``request``, or None after ``tries`` timeouts."""
-    for _ in range(tries):
+    """The response code of the answer to ``request``, or None after every wait ran out."""
+    for wait in waits:
+        sock.settimeout(wait)
         sock.sendto(request, target)
         while True:
             try:

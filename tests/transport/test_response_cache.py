@@ -10,7 +10,7 @@ from idnode.config import load_config
 from idnode.runtime import system
 from idnode.transport.response_cache import ResponseCache, requested_handle
 from idnode.transport.wire_handler import WireHandler
-from idnode.wire.envelope import ENVELOPE_SIZE, Envelope, decode_envelope
+from idnode.wire.envelope import ENVELOPE_SIZE, Envelope, decode_envelope, encode_envelope
 from idnode.wire.header import Header, decode_header
 from idnode.wire.message import encode_message
 
@@ -141,8 +141,11 @@ async def test_lifecycle_changes_and_negative_answers_through_a_real_node(tmp_pa
         await close_node(node)
 
 
-def test_datagram_key_is_the_key_of_the_decoded_request():
-    """The UDP hot path keys raw bytes; the full path keys the decoded envelope: the same."""
+def test_a_key_spells_the_request_it_was_made_of():
+    """The full path keys the decoded request encoded again; the UDP hot path looks raw
+    bytes up: for a request spelt as we encode it, the same key. A client that suggests
+    no version (two zero bits) spells it otherwise: another key, never another request's."""
+    keys = set()
     for version, suggest in (((2, 1), (0, 0)), ((2, 1), (2, 11)), ((2, 10), (2, 10))):
         for msg in (
             resolution_request("20.500.1/x", request_id=5),
@@ -155,15 +158,38 @@ def test_datagram_key_is_the_key_of_the_decoded_request():
             raw[3] = suggest[1]
             raw = bytes(raw)
             decoded = decode_envelope(raw[:ENVELOPE_SIZE])
-            assert ResponseCache.datagram_key(raw) == ResponseCache.key(decoded, raw[20:])
-            assert ResponseCache.datagram_key(raw) is not None
+            key = ResponseCache.key(decoded, raw[20:])
+            again = encode_envelope(decoded) + raw[20:]
+            assert key == ResponseCache.datagram_key(again)
+            assert decode_envelope(again) == decoded  # the key's bytes are the same request
+            assert (key == ResponseCache.datagram_key(raw)) == (suggest != (0, 0))
+            keys.add(key)
+    assert len(keys) == 9  # nine requests, nine keys
 
 
-def test_datagram_key_refuses_what_is_not_a_whole_plain_request():
-    raw = encode_message(resolution_request("20.500.1/x"))
-    with_session = raw[:4] + b"\x00\x00\x00\x07" + raw[8:]
-    second_piece = raw[:12] + b"\x00\x00\x00\x01" + raw[16:]
-    truncated = raw[:2] + bytes([raw[2] | 0x20]) + raw[3:]
-    for bad in (with_session, second_piece, truncated, raw[:-1], raw + b"\x00", raw[:30]):
-        assert ResponseCache.datagram_key(bad) is None
-    assert ResponseCache.datagram_key(encode_message(siteinfo_request())) is None
+async def test_what_is_not_shareable_finds_no_cached_answer(tmp_path):
+    """The hot path looks a datagram up unchecked: a request that differs from the cached
+    one in its session, a piece number, a flag, its length or its credential finds nothing,
+    and the full path answers it."""
+    config = await init_node(
+        tmp_path / "n", name="n", prefixes=["20.500.123"], demo=True, runtime=system()
+    )
+    node = await open_node(load_config(config.directory, env={}), runtime=system())
+    handler = WireHandler(node, cache=ResponseCache())
+    try:
+        raw = encode_message(resolution_request("20.500.123/demo-1"))
+        env = decode_envelope(raw[:ENVELOPE_SIZE])
+        key = ResponseCache.datagram_key(raw)
+        assert await handler.answer(env, raw[ENVELOPE_SIZE:], "127.0.0.1:1", datagram_key=key)
+        assert handler.answer_datagram_cached(raw, "127.0.0.1") is not None  # now cached
+        with_session = raw[:4] + b"\x00\x00\x00\x07" + raw[8:]
+        second_piece = raw[:12] + b"\x00\x00\x00\x01" + raw[16:]
+        truncated = raw[:2] + bytes([raw[2] | 0x20]) + raw[3:]
+        encrypted = raw[:2] + bytes([raw[2] | 0x40]) + raw[3:]
+        credential = raw[:-4] + b"\x00\x00\x00\x09" + b"x" * 9
+        for bad in (with_session, second_piece, truncated, encrypted, credential,
+                    raw[:-1], raw + b"\x00", raw[:30]):  # fmt: skip
+            assert handler.answer_datagram_cached(bad, "127.0.0.1") is None
+        assert handler.answer_datagram_cached(encode_message(siteinfo_request()), "h") is None
+    finally:
+        await close_node(node)

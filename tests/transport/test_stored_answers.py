@@ -10,6 +10,7 @@ path (``WireHandler._answer_message``, ``Resolver.resolve``) answers the same re
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator
 
@@ -20,11 +21,13 @@ from idnode.app import open_node
 from idnode.bootstrap import init_node
 from idnode.codes import OpCode, OpFlag, Permission, ResponseCode
 from idnode.config import load_config
+from idnode.errors import IdnodeError
 from idnode.model import URL, HandleValue, handle_key
 from idnode.runtime import ManualClock, Runtime, SystemRandom, system
 from idnode.service.resolve import ResolutionQuery
 from idnode.store.base import RowGroup
 from idnode.store.effects import Effects, Statement
+from idnode.store.postgres import PostgresStore
 from idnode.transport.http import answer_json
 from idnode.transport.http_fast import CachedRestAnswers
 from idnode.transport.limits import Limits
@@ -33,7 +36,7 @@ from idnode.wire import bodies
 from idnode.wire.envelope import Envelope, decode_envelope
 from idnode.wire.header import Header
 from idnode.wire.message import Message, decode_message_bytes, encode_message
-from tests.store.conftest import drop_pg_schema, pg_schema_for
+from tests.store.conftest import drop_pg_schema, pg_connect, pg_schema_for
 
 PREFIX = "20.500.16"
 H = f"{PREFIX}/pump-1"
@@ -294,3 +297,39 @@ async def test_a_filled_store_starts_without_walking_its_handles(node: Node) -> 
     await fill(store)  # the interrupted fill left no mark: this one walks (lost is back)
     for name in (kept, lost, f"{PREFIX}/filled-meanwhile"):
         await node.check(name)
+
+
+async def test_reads_asked_together_are_answered_alike_and_together(node: Node) -> None:
+    """Many store-path reads at once (PostgreSQL sends those of one turn as one query,
+    ``store.batched_reads``): each caller gets its own record's answer, a missing or
+    repeated name included, exactly as one read alone gives it."""
+    admin, op = node.app.admin, node.operator
+    names = [f"{PREFIX}/batch-{n}" for n in range(40)]
+    for n, name in enumerate(names):
+        await admin.create_handle(op, name, [url(1, f"https://e.com/{n}")])
+    asked = [*names, f"{PREFIX}/never-made", names[3], names[3], "20.500.16/nul\x00"]
+    store = node.app.store
+    alone = [await store.public_answer(name) for name in asked]
+    engine = getattr(store, "inner", store)
+    postgres = isinstance(engine, PostgresStore)
+    sent = engine._answer_reads.queries if postgres else 0
+    together = await asyncio.gather(*(store.public_answer(name) for name in asked))
+    assert list(together) == alone
+    assert [a is None for a in alone[-4:]] == [True, False, False, True]
+    assert b"https://e.com/3" in together[3].wire and together[3] == together[41]
+    if postgres:  # one query for the whole turn, and a failed one fails every caller
+        assert engine._answer_reads.queries - sent == 1
+        conn = await pg_connect()
+        table = f"{engine.schema}.public_answers"
+        try:
+            await conn.execute(f"ALTER TABLE {table} RENAME TO hidden_answers")
+            failed = await asyncio.gather(
+                *(store.public_answer(name) for name in names), return_exceptions=True
+            )
+        finally:
+            await conn.execute(
+                f"ALTER TABLE {engine.schema}.hidden_answers RENAME TO public_answers"
+            )
+            await conn.close()
+        assert all(isinstance(f, IdnodeError) and "public_answers" in str(f) for f in failed)
+        assert await store.public_answer(names[0]) == alone[0]  # and the next batch works

@@ -18,6 +18,7 @@ anything under a suspended or revoked prefix, are refused on every path.
 from __future__ import annotations
 
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -175,6 +176,7 @@ class ResolutionGate:
         self.window = window
         self.memory = memory
         self._seen: OrderedDict[str, float] = OrderedDict()  # "client identifier" -> until
+        self._oldest_until = math.inf  # when the oldest pair's window ends: nothing before
 
     def __call__(self, handle: str, client: str = "") -> None:
         if not client or self.clock is None or self._first(client, handle):
@@ -186,17 +188,22 @@ class ResolutionGate:
         """Whether ``client`` has not resolved ``handle`` within the window (and note it)."""
         now = self.clock()  # type: ignore[misc]
         seen = self._seen
-        while seen:  # forget pairs whose window has ended (they are in time order)
-            key, until = next(iter(seen.items()))
-            if until > now:
-                break
-            del seen[key]
+        if now >= self._oldest_until:  # forget pairs whose window has ended (in time order)
+            while seen:
+                key, until = next(iter(seen.items()))
+                if until > now:
+                    break
+                del seen[key]
+            self._oldest_until = next(iter(seen.values())) if seen else math.inf
         key = client + " " + handle_key(handle)
         if key in seen:
             return False
-        seen[key] = now + self.window
+        until = seen[key] = now + self.window
         if len(seen) > self.memory:
             seen.popitem(last=False)
+            self._oldest_until = next(iter(seen.values()))
+        elif until < self._oldest_until:
+            self._oldest_until = until  # (the first pair since seen was empty)
         return True
 
     def take(self) -> dict[str, int]:

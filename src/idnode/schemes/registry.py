@@ -32,11 +32,20 @@ class SchemeRegistry:
 
     schemes: tuple[Scheme, ...] = ()
 
+    def __post_init__(self) -> None:
+        # every built-in form has a colon (``urn:oid:``, ``ecode:``, ``gs1:``, ``https://``):
+        # with only those, a name without one is a Handle name, known without asking each
+        builtin = tuple(BUILTIN.values())
+        only_builtin = all(type(s) in builtin for s in self.schemes)
+        object.__setattr__(self, "_colon_forms_only", only_builtin)
+
     def get(self, name: str) -> Scheme | None:
         return next((s for s in self.schemes if s.name == name), None)
 
     def to_handle(self, name: str) -> str:
         """The Handle name ``name`` stands for: a scheme's mapping, or ``name`` itself."""
+        if self._colon_forms_only and ":" not in name:  # type: ignore[attr-defined]
+            return name
         for scheme in self.schemes:
             if scheme.recognises(name):
                 return scheme.to_handle(name)

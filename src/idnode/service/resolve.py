@@ -227,16 +227,35 @@ class Resolver:
         self.gate = gate
         self.stages = stages
         self.on_error = on_error
+        # what each stage says of a handle it may leave to the store (``_local_name``);
+        # None: a stage that cannot say, so every request goes through ``resolve``
+        checks = [getattr(stage, "answers_locally", None) for stage in stages]
+        self._local_checks = None if None in checks else tuple(checks)
 
     def admits(self, handle: str, client: str = "") -> bool:
         """The gate, for an answer served from a response cache: counts the resolution and
         says False when the identifier's state now refuses it (the full path then answers)."""
-        if self.gate is None or not handle:
+        mapped = self.gate_name(handle)
+        return mapped is not None and self.admits_mapped(mapped, client)
+
+    def gate_name(self, name: str) -> str | None:
+        """The name the gate speaks of for a request of ``name`` (its scheme's mapping);
+        None when it does not map (the full path refuses it). A cache keeps this with an
+        answer, so that a hit costs no mapping (``admits_mapped``)."""
+        if self.names is None:
+            return name
+        try:
+            return self.names(name)
+        except IdnodeError:
+            return None
+
+    def admits_mapped(self, handle: str, client: str = "") -> bool:
+        """``admits`` of a name ``gate_name`` has mapped already."""
+        gate = self.gate
+        if gate is None or not handle:
             return True
         try:
-            if self.names is not None:  # the gate speaks of the mapped identifier
-                handle = self.names(handle)
-            self.gate(handle, client)
+            gate(handle, client)
         except IdnodeError:
             return False
         return True
@@ -278,11 +297,11 @@ class Resolver:
             handle = check_handle(self.names(name) if self.names is not None else name)
         except IdnodeError:
             return None
-        if not self.homed.responsible_for(handle):
+        checks = self._local_checks
+        if checks is None or not self.homed.responsible_for(handle):
             return None
-        for stage in self.stages:
-            local = getattr(stage, "answers_locally", None)
-            if local is None or not local(handle):
+        for answers_locally in checks:
+            if not answers_locally(handle):
                 return None
         return handle
 

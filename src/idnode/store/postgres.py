@@ -62,6 +62,7 @@ from idnode.store.base import (
     check_values,
     layout_answers,
 )
+from idnode.store.batched_reads import MAX_INFLIGHT, BatchedReads
 from idnode.store.capture import NUMBERED_TABLES
 from idnode.store.effects import NO_EFFECTS, Effects
 from idnode.store.governance import Op, apply_effects
@@ -130,6 +131,10 @@ class PostgresStore(Store):
         self._answers = answers
         self._pool: asyncpg.Pool | None = None
         self._listener: SerialListener | None = None
+        # the store path's keyed reads, sent together when they arrive together
+        self._answer_reads: BatchedReads[str, PublicAnswer] = BatchedReads(
+            self._public_answers, max_inflight=max(1, min(MAX_INFLIGHT, max_size // 2))
+        )
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> PostgresStore:
@@ -306,10 +311,13 @@ class PostgresStore(Store):
         key = handle_key(handle)
         if "\x00" in key:
             return None
-        row = await self._read(lambda c: c.fetchrow(self._sql.get_answer, key))
-        if row is None or not row[0]:  # none, or NOT_SERVED
-            return None
-        return PublicAnswer(row[0], row[1], row[2])
+        return await self._answer_reads.get(key)  # with the others asked meanwhile
+
+    async def _public_answers(self, keys: list[str]) -> dict[str, PublicAnswer]:
+        """One query for a batch of ``public_answer`` reads (``batched_reads``)."""
+        rows = await self._read(lambda c: c.fetch(self._sql.get_answers, keys))
+        # a row without wire bytes is NOT_SERVED: the full path's
+        return {row[0]: PublicAnswer(row[1], row[2], row[3]) for row in rows if row[1]}
 
     async def fill_public_answers(self, after: str = "", batch: int = 1000) -> str | None:
         encode = self._answers

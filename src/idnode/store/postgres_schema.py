@@ -168,7 +168,9 @@ class Statements:
             f"SELECT handle FROM {s}.handles WHERE prefix = $1 ORDER BY key LIMIT $2 OFFSET $3"
         )
         self.count = f"SELECT count(*) FROM {s}.handles WHERE prefix = $1"
-        self.get_answer = f"SELECT wire, json, restricted FROM {s}.public_answers WHERE key = $1"
+        self.get_answers = (
+            f"SELECT key, wire, json, restricted FROM {s}.public_answers WHERE key = ANY($1)"
+        )
         self.put_answer = (
             f"INSERT INTO {s}.public_answers VALUES ($1, $2, $3, $4) ON CONFLICT (key)"
             " DO UPDATE SET wire = EXCLUDED.wire, json = EXCLUDED.json,"

@@ -7,11 +7,12 @@ An authoritative server answers the same hot identifiers again and again (Knot a
 answer from precomputed data for the same reason). A cached answer costs one dict lookup
 and a request-id patch instead of decode, store read, permission filter and encode.
 
-The key is the request exactly as it arrived, minus its request id: the envelope's version
-bytes and the header and body bytes (which carry the handle, the index and type lists and
-every flag), so two requests share an entry only when the server would answer them alike.
-Only anonymous requests are cached (no session, no credential, no certified flag), as only
-their answer is the same for everyone.
+The key is the request exactly as it arrived, minus its request id: envelope, header and
+body bytes (which carry the version, the handle, the index and type lists and every flag),
+so two requests share an entry only when the server would answer them alike. Only
+anonymous requests are put (no session, no credential, no certified flag), as only their
+answer is the same for everyone; a datagram is then looked up by its raw bytes without
+being checked, since a request that is not shareable differs from every key put.
 
 Consistency: any committed write clears the whole cache (the store announces every serial,
 from this process and from others). A lookup that started before the write cannot put its
@@ -26,28 +27,19 @@ from dataclasses import dataclass
 
 from idnode.codes import OpFlag
 from idnode.wire import peek
-from idnode.wire.envelope import (
-    ENVELOPE_SIZE,
-    FLAG_COMPRESSED,
-    FLAG_ENCRYPTED,
-    FLAG_TRUNCATED,
-    Envelope,
-)
+from idnode.wire.envelope import ENVELOPE_SIZE, Envelope, encode_envelope
 from idnode.wire.header import HEADER_SIZE
 from idnode.wire.message import patch_request_id
 
 _UNCACHEABLE_FLAGS = int(OpFlag.CT | OpFlag.ENC | OpFlag.REC | OpFlag.AT)  # int: no enum math
-_NOT_PLAIN = FLAG_COMPRESSED | FLAG_ENCRYPTED | FLAG_TRUNCATED
-_SUGGEST_MAJOR = 0x03
 
 
-def _resolution_key(version: bytes, payload: bytes) -> bytes | None:
-    """``version`` + ``payload`` for an anonymous resolution that may be shared, else None."""
+def _shareable(payload: bytes) -> bool:
+    """Whether ``payload`` is an anonymous resolution whose answer may be shared."""
     if len(payload) < HEADER_SIZE or not peek.is_resolution(payload):
-        return None
-    if peek.op_flags(payload) & _UNCACHEABLE_FLAGS or peek.has_credential(payload):
-        return None  # signed, encrypted, recursive or authoritative; or not anonymous
-    return version + payload
+        return False
+    # signed, encrypted, recursive or authoritative; or not anonymous
+    return not (peek.op_flags(payload) & _UNCACHEABLE_FLAGS or peek.has_credential(payload))
 
 
 requested_handle = peek.resolution_handle  # what the resolver's gate is asked about
@@ -80,32 +72,34 @@ class ResponseCache:
 
     @staticmethod
     def key(envelope: Envelope, payload: bytes) -> bytes | None:
-        """The cache key of a request, or None when its answer must not be shared."""
+        """The cache key of a decoded request, or None when its answer must not be shared:
+        ``datagram_key`` of the request encoded again (so a key always spells a request)."""
         if envelope.session_id or envelope.encrypted or envelope.compressed:
             return None  # personal, or not what it looks like in clear
-        version = bytes(
-            (envelope.major, envelope.minor, envelope.suggest_major, envelope.suggest_minor)
-        )
-        return _resolution_key(version, payload)
+        if not _shareable(payload):
+            return None
+        raw = encode_envelope(envelope)
+        return raw[:8] + raw[12:] + payload
 
     @staticmethod
-    def datagram_key(datagram: bytes) -> bytes | None:
-        """``key`` of a request that arrived whole in one datagram, read from its raw bytes
-        (the UDP hot path decodes no envelope); None for anything else, which then takes
-        the full path and ``key``."""
-        if len(datagram) < ENVELOPE_SIZE + HEADER_SIZE:
-            return None
-        flags = peek.envelope_flags(datagram)
-        if flags & _NOT_PLAIN or not peek.is_single_plain_request(datagram):
-            return None  # compressed, encrypted, a session, or one piece of several
-        suggest_major = flags & _SUGGEST_MAJOR
-        if suggest_major:
-            version = peek.version_pair(datagram) + bytes(
-                (suggest_major, peek.suggested_minor(datagram))
-            )
-        else:  # no suggestion: the same version (decode_envelope)
-            version = peek.version_pair(datagram) * 2
-        return _resolution_key(version, datagram[ENVELOPE_SIZE:])
+    def datagram_key(datagram: bytes) -> bytes:
+        """The key to look a one-datagram request up by: its bytes minus the request id.
+
+        Nothing is checked here (the UDP hot path decodes nothing): every entry was put
+        under the key of a request found shareable (``key``, ``plain_datagram``), so a
+        request that is not (a session, a credential, encrypted, one piece of several)
+        differs from every key in some byte and finds nothing. Put it only for a request
+        ``key`` accepted."""
+        return datagram[:8] + datagram[12:]
+
+    def hit(self, key: bytes) -> tuple[bytes, str] | None:
+        """``peek`` for the hot paths: a hit is counted, a miss is not (the path that then
+        answers counts it)."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            self.stats.hits += 1
+        return entry
 
     def contains(self, key: bytes) -> bool:
         return key in self._entries

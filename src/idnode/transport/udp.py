@@ -118,17 +118,29 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
             return
         if frame is not None:
             size = max(len(data), ENVELOPE_SIZE + len(frame[1]))
-            self._spawn(frame[0], frame[1], addr, size)
+            whole = size == len(data)  # the request came in this one datagram
+            key = whole and self.handler.cache is not None
+            self._spawn(frame[0], frame[1], addr, size, data if key else None)
 
-    def _spawn(self, envelope, payload: bytes, addr, request_size: int) -> None:
-        answer = self._answer(envelope, payload, addr, request_size)
+    def _spawn(
+        self, envelope, payload: bytes, addr, request_size: int, datagram: bytes | None = None
+    ) -> None:
+        """Answer in a task; ``datagram``: the whole request, when it came in one, so that
+        its answer is cached where the hot path (``answer_datagram_cached``) looks."""
+        answer = self._answer(envelope, payload, addr, request_size, datagram)
         task = asyncio.get_running_loop().create_task(answer)
         self.inflight.add(task)
         task.add_done_callback(self._done)
 
-    async def _answer(self, envelope, payload: bytes, addr, request_size: int) -> None:
+    async def _answer(
+        self, envelope, payload: bytes, addr, request_size: int, datagram: bytes | None
+    ) -> None:
         peer = f"{addr[0]}:{addr[1]}"
-        response = await self.handler.answer(envelope, payload, peer=peer, udp=True)
+        cache = self.handler.cache
+        key = None if datagram is None or cache is None else cache.datagram_key(datagram)
+        response = await self.handler.answer(
+            envelope, payload, peer=peer, udp=True, datagram_key=key
+        )
         if response is None or self.transport is None or self.transport.is_closing():
             return
         self._send(response, envelope, addr, request_size)

@@ -56,8 +56,17 @@ class FairQueue:
     def take(self, n: int) -> list[Any]:
         """Up to ``n`` items, the oldest of each source in turn; a source served goes to the
         back of the order, so no source is favoured across calls."""
-        out: list[Any] = []
         queues = self._queues
+        if len(queues) == 1:  # one source (the common flood): its oldest, in order
+            source, queue = next(iter(queues.items()))
+            if len(queue) <= n:
+                del queues[source]
+                out = list(queue)
+            else:
+                out = [queue.popleft() for _ in range(n)]
+            self.queued -= len(out)
+            return out
+        out = []
         while queues and len(out) < n:
             for source in list(queues):
                 queue = queues.pop(source)

@@ -162,6 +162,7 @@ class WireHandler:
         *,
         udp: bool = False,
         conn: StreamSession | None = None,
+        datagram_key: bytes | None = None,
     ) -> bytes | None:
         """The encoded response to one request frame, or None when nothing should be sent.
 
@@ -169,15 +170,19 @@ class WireHandler:
         transports may use ``answer_messages`` to stream it in HSJ's 50-handle pieces.
         ``udp``: the peer address is only claimed (spoofable): its budgets are UDP's own.
         ``conn``: the stream connection's own session state (``transport.idis``), for TCP.
+        ``datagram_key``: ``ResponseCache.datagram_key`` of the request when it came whole in
+        one datagram, so that its answer is kept where the next such datagram looks.
         """
         busy = self._over_limit(payload, peer_host(peer), udp)
         key = None if busy or self.cache is None else self.cache.key(envelope, payload)
         if key is not None:
+            if datagram_key is not None:
+                key = datagram_key  # (the same request: key accepted it)
             hit = self.cache.get(key, envelope.request_id)
             if (
                 hit is not None
                 and self._fresh(hit[0])
-                and self.node.resolver.admits(hit[1], peer_host(peer))
+                and self.node.resolver.admits_mapped(hit[1], peer_host(peer))
             ):
                 return hit[0]
             generation = self.cache.generation
@@ -186,7 +191,7 @@ class WireHandler:
             stored = await self._answer_stored(envelope, payload, peer_host(peer))
             if stored is not None:
                 if key is not None:
-                    self.cache.put(key, stored, generation, requested_handle(payload))
+                    self._keep(key, stored, generation, requested_handle(payload))
                 return stored
         response = await self._answer_message(
             envelope, payload, peer, busy=busy, udp=udp, conn=conn
@@ -195,8 +200,17 @@ class WireHandler:
             return None
         encoded = self._encode(response, conn)
         if key is not None and response.header.response_code in _CACHEABLE_CODES:
-            self.cache.put(key, encoded, generation, requested_handle(payload))
+            self._keep(key, encoded, generation, requested_handle(payload))
         return encoded
+
+    def _keep(self, key: bytes, answer: bytes, generation: int, name: str) -> None:
+        """Put ``answer`` in the cache with the name the resolver's gate speaks of, mapped
+        once here rather than on every hit; a name that does not map is not kept (the full
+        path answers it each time, as it must)."""
+        assert self.cache is not None
+        handle = self.node.resolver.gate_name(name)
+        if handle is not None:
+            self.cache.put(key, answer, generation, handle)
 
     # -- the store path: a stored public answer and an envelope (wire.public_answer) ----------
     async def _answer_stored(self, envelope: Envelope, payload: bytes, host: str) -> bytes | None:
@@ -229,7 +243,7 @@ class WireHandler:
         payload = datagram[ENVELOPE_SIZE:]
         return self._stored_now(
             query, datagram[:4], request_id, payload, host, True,
-            lambda cache: cache.datagram_key(datagram),
+            lambda cache: cache.datagram_key(datagram),  # plain_datagram accepted it
         )
 
     def answer_frame_stored(self, envelope: Envelope, payload: bytes, host: str) -> bytes | None:
@@ -274,7 +288,7 @@ class WireHandler:
         if cache is not None:  # hot identifiers then come from the cache
             key = cache_key(cache)
             if key is not None:
-                cache.put(key, reply, cache.generation, handle)
+                self._keep(key, reply, cache.generation, handle)
         return reply
 
     def _stored_reply(
@@ -295,7 +309,7 @@ class WireHandler:
         if cache is None:
             return None
         key = cache.key(envelope, payload)
-        if key is None or not cache.contains(key):
+        if key is None:
             return None
         request_id = envelope.request_id.to_bytes(4, "big")
         return self._cached_answer(cache, key, request_id, host, udp=False)
@@ -303,26 +317,26 @@ class WireHandler:
     def answer_datagram_cached(self, datagram: bytes, host: str) -> bytes | None:
         """The cached answer to a request that arrived whole in one datagram, or None.
 
-        The UDP hot path: no envelope decoded, no task, no store. The client is charged its
+        The UDP hot path: no envelope decoded, no task, no store; one dict lookup of the
+        datagram's bytes (``ResponseCache.datagram_key``). The client is charged its
         rate-limit token only when the answer comes from here (otherwise ``answer`` does).
         """
         cache = self.cache
         if cache is None:
             return None
-        key = cache.datagram_key(datagram)
-        if key is None or not cache.contains(key):
-            return None
-        return self._cached_answer(cache, key, peek.request_id_bytes(datagram), host, udp=True)
+        return self._cached_answer(
+            cache, cache.datagram_key(datagram), datagram[8:12], host, udp=True
+        )
 
     def _cached_answer(
         self, cache: ResponseCache, key: bytes, request_id: bytes, host: str, *, udp: bool
     ) -> bytes | None:
-        if not self.limits.allow_request(host, udp=udp):
-            return None  # the full path answers SERVER_BUSY
-        hit = cache.peek(key)
-        if hit is None or not self._fresh(hit[0]) or not self.node.resolver.admits(hit[1], host):
-            return None
+        hit = cache.hit(key)
+        if hit is None or not self.limits.allow_request(host, udp=udp):
+            return None  # a miss; or over the limit: the full path answers SERVER_BUSY
         answer = hit[0]
+        if not self._fresh(answer) or not self.node.resolver.admits_mapped(hit[1], host):
+            return None
         return answer[:8] + request_id + answer[12:]  # the request id, as in the request
 
     async def answer_messages(

@@ -250,12 +250,17 @@ def prepare_cmd(
     directory: Annotated[Path, typer.Argument(help="node directory to create")],
     prefix: Annotated[str, typer.Option(help="prefix of the identifiers")] = DEFAULT_PREFIX,
     count: Annotated[int, typer.Option(help="identifiers PREFIX/item-0..N-1")] = DEFAULT_COUNT,
+    store: Annotated[
+        str | None,
+        typer.Option(help="store URL for idnode init (default: SQLite in the directory)"),
+    ] = None,
 ) -> None:
-    """Seed a node directory for ``run --seed-node`` (reused while prefix and count match)."""
+    """Seed a node directory for ``run --seed-node`` (reused while prefix, count and store
+    match)."""
     if count <= 0:
         raise _usage("--count must be positive")
     try:
-        fresh = prep.seed(directory, prefix, count)
+        fresh = prep.seed(directory, prefix, count, store=store)
     except prep.PrepareError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None

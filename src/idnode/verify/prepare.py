@@ -58,13 +58,17 @@ def record_line(prefix: str, i: int) -> bytes:
     )
 
 
-def seed(directory: Path, prefix: str, count: int) -> bool:
-    """Make ``directory`` a node homing ``prefix`` with ``count`` identifiers.
+def seed(directory: Path, prefix: str, count: int, *, store: str | None = None) -> bool:
+    """Make ``directory`` a node homing ``prefix`` with ``count`` identifiers, in ``store``
+    (a store URL for ``idnode init``; None: its SQLite default).
 
-    Returns False when it already was one (same prefix and count), True when seeded now.
+    Returns False when it already was one (same prefix, count and store), True when seeded
+    now.
     """
     marker = directory / MARKER
-    want = {"prefix": prefix, "count": count}
+    want: dict[str, object] = {"prefix": prefix, "count": count}
+    if store is not None:
+        want["store"] = store
     if marker.exists():
         have = json.loads(marker.read_text())
         if have == want:
@@ -90,6 +94,7 @@ def seed(directory: Path, prefix: str, count: int) -> bool:
             str(port),
             "--http-port",
             str(free_port()),
+            *(["--store", store] if store is not None else []),
         ]
     )
     records = directory / "bench-records.jsonl"
