@@ -88,6 +88,24 @@ class Node:
         answer = self.rest.answer(f"/api/handles/{handle}".encode(), [], "127.0.0.1", None)
         return None if answer is None else answer.partition(b"\r\n\r\n")[2]
 
+    async def stored_rest_later(self, handle: str) -> bytes | None:
+        """The REST store path of a store whose read waits (PostgreSQL): the answer its ASGI
+        app (``StoredLater``) sends, or None when it hands the request to the full path."""
+        target = f"/api/handles/{handle}".encode()
+        app = self.rest.answer_later(target, [], "127.0.0.1", _full_path)
+        if app is None:
+            return None
+        sent: list[dict] = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await app({"type": "http"}, None, send)
+        if sent[0].get("full path"):
+            return None
+        assert sent[0]["status"] == 200
+        return sent[1]["body"]
+
     async def check(self, handle: str, *, served: bool = True) -> None:
         """The store path answers exactly as the full path does (or leaves it the request)."""
         datagram = request(handle)
@@ -98,14 +116,23 @@ class Node:
             assert inline is None  # (PostgreSQL: read in the request's task, not inline)
         if not served:
             assert framed is None and self.stored_rest(handle) is None
+            assert self.inline or await self.stored_rest_later(handle) is None
             return
         assert framed == await self.full_wire(datagram)
         if self.inline:
             assert self.stored_rest(handle) == await self.full_rest(handle)
+        else:
+            assert self.stored_rest(handle) is None  # (read later, in a task)
+            assert await self.stored_rest_later(handle) == await self.full_rest(handle)
 
     @property
     def inline(self) -> bool:
         return self.app.store.inline_answers
+
+
+async def _full_path(scope: dict, receive, send) -> None:
+    """Stands for the node's ASGI app: says it was asked."""
+    await send({"full path": True})
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -29,6 +29,9 @@ percent-decode, from an anonymous client, is answered from the record's stored p
 (``Resolver.stored_answer_now``, ``wire.public_answer.rest_body``) when the store reads it
 inline (SQLite): one keyed read and a JSON envelope, still inside the HTTP protocol. It is
 the full path's answer (an anonymous caller gets the public values), and the cache keeps it.
+When the read waits (PostgreSQL), the protocol starts a small ASGI app instead of the
+node's (``answer_later``, ``StoredLater``): the same read awaited in uvicorn's cycle, the
+same bytes, and the node's app only when there is no stored answer to give.
 """
 
 from __future__ import annotations
@@ -149,29 +152,53 @@ class CachedRestAnswers:
         default_headers: list[tuple[bytes, bytes]] | None,
     ) -> bytes | None:
         """The store path of a REST resolution (the module docstring), or None."""
-        name = target[len(REST_RESOLUTION) :]
-        if not name or not name.isascii():
+        handle = _plain_resolution(target, headers)
+        if handle is None:
             return None
-        if b"?" in name or b"%" in name or b"#" in name:
-            return None  # parameters, or a name the full path decodes first
-        for header, _ in headers:
-            if header in _PERSONAL_HEADERS:
-                return None
         generation = 0 if self.cache is None else self.cache.generation
-        handle = name.decode("ascii")
         limits = self.limits  # spent only when the answer comes from here (the full path: 429)
         stored = self.resolver.stored_answer_now(
             handle, client_host, lambda _: limits.allow_request(client_host)
         )
         if stored is None:
             return None
-        body = rest_body(handle, stored.json)
-        answer = _KEPT_STATUS[200] + b"content-length: %d\r\n" % len(body) + _JSON_HEAD + body
-        if self.cache is not None:
-            self.cache.put(key, answer, generation, handle)
+        answer = self._kept_answer(key, handle, stored.json, generation)
         if default_headers is None:
             return answer
         return self.with_server_headers(answer, default_headers)
+
+    def _kept_answer(self, key: bytes, handle: str, values_json: bytes, generation: int) -> bytes:
+        body = rest_body(handle, values_json)
+        answer = _KEPT_STATUS[200] + b"content-length: %d\r\n" % len(body) + _JSON_HEAD + body
+        if self.cache is not None:
+            self.cache.put(key, answer, generation, handle)
+        return answer
+
+    def answer_later(
+        self, target: bytes, headers: list[tuple[bytes, bytes]], client_host: str, app: Any
+    ) -> Any:
+        """For a store whose read waits (PostgreSQL): an ASGI app that answers a plain REST
+        resolution from its stored answer (``Resolver.stored_answer``) and hands anything
+        else to ``app``, the full path; None when the request is not such a resolution or
+        the store reads inline (``answer`` tried it). It runs in uvicorn's cycle, without
+        Starlette's routing, middleware and JSON rendering."""
+        if self.resolver.store.inline_answers or not target.startswith(REST_RESOLUTION):
+            return None
+        handle = _plain_resolution(target, headers)
+        if handle is None:
+            return None
+        return StoredLater(self, cache_key(target, headers), handle, client_host, app)
+
+    async def stored_later(self, key: bytes, handle: str, client_host: str) -> bytes | None:
+        """``_stored`` with a read that waits: the answer without the server's headers."""
+        generation = 0 if self.cache is None else self.cache.generation
+        limits = self.limits
+        stored = await self.resolver.stored_answer(
+            handle, client_host, lambda _: limits.allow_request(client_host)
+        )
+        if stored is None:
+            return None
+        return self._kept_answer(key, handle, stored.json, generation)
 
     def with_server_headers(
         self, answer: bytes, default_headers: list[tuple[bytes, bytes]]
@@ -186,6 +213,39 @@ class CachedRestAnswers:
             self._dated = b"".join(n + b": " + v + b"\r\n" for n, v in default_headers)
             self._dated_for = default_headers
         return self._dated
+
+
+def _plain_resolution(target: bytes, headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The handle of ``GET /api/handles/{handle}`` that the store path may answer: no
+    parameters, nothing to percent-decode, nothing that makes the answer personal."""
+    name = target[len(REST_RESOLUTION) :]
+    if not name or not name.isascii():
+        return None
+    if b"?" in name or b"%" in name or b"#" in name:
+        return None  # parameters, or a name the full path decodes first
+    for header, _ in headers:
+        if header in _PERSONAL_HEADERS:
+            return None
+    return name.decode("ascii")
+
+
+class StoredLater:
+    """The ASGI app ``CachedRestAnswers.answer_later`` gives: the stored answer, or the
+    full path's app when there is none (no record, restricted values, a tombstone, a client
+    over its limit)."""
+
+    def __init__(
+        self, answers: CachedRestAnswers, key: bytes, handle: str, client_host: str, app: Any
+    ) -> None:
+        self.answers, self.key, self.handle = answers, key, handle
+        self.client_host, self.app = client_host, app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        answer = await self.answers.stored_later(self.key, self.handle, self.client_host)
+        if answer is None:
+            await self.app(scope, receive, send)
+        else:
+            await Replay(answer)(scope, receive, send)
 
 
 class Replay:
@@ -268,7 +328,13 @@ def cached_answers_protocol(answers: CachedRestAnswers, base: type | None = None
                 self.server_state.default_headers if idle else None,
             )
             if response is None:
-                super().on_headers_complete()
+                later = answers.answer_later(
+                    self.url, self.headers, client[0] if client else "?", self.app
+                )
+                if later is None:
+                    super().on_headers_complete()
+                else:
+                    self._queue_behind(later)  # started now, or after the answers before it
             elif idle:
                 self._answered_here = True
                 corked = self._corked
