@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from idnode.config import ConfigError, SchemesSection
 from idnode.schemes.base import Scheme
@@ -31,20 +31,21 @@ class SchemeRegistry:
     """The node's schemes, asked in order; the first that recognises a name maps it."""
 
     schemes: tuple[Scheme, ...] = ()
+    # every built-in form has a colon (``urn:oid:``, ``ecode:``, ``gs1:``, ``https://``):
+    # with only those, a name without one is a Handle name, known without asking each
+    colon_forms_only: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # every built-in form has a colon (``urn:oid:``, ``ecode:``, ``gs1:``, ``https://``):
-        # with only those, a name without one is a Handle name, known without asking each
         builtin = tuple(BUILTIN.values())
         only_builtin = all(type(s) in builtin for s in self.schemes)
-        object.__setattr__(self, "_colon_forms_only", only_builtin)
+        object.__setattr__(self, "colon_forms_only", only_builtin)  # (frozen)
 
     def get(self, name: str) -> Scheme | None:
         return next((s for s in self.schemes if s.name == name), None)
 
     def to_handle(self, name: str) -> str:
         """The Handle name ``name`` stands for: a scheme's mapping, or ``name`` itself."""
-        if self._colon_forms_only and ":" not in name:  # type: ignore[attr-defined]
+        if self.colon_forms_only and ":" not in name:
             return name
         for scheme in self.schemes:
             if scheme.recognises(name):

@@ -43,8 +43,7 @@ class BatchedReads(Generic[K, V]):
         self._waiting: dict[K, list[asyncio.Future[V | None]]] = {}
         self._scheduled = False
         self._inflight = 0
-        self.queries = 0  # sent so far (tests and benchmarks read it)
-        self.keys = 0
+        self.queries = 0  # sent so far (tests read it)
 
     async def get(self, key: K) -> V | None:
         loop = asyncio.get_running_loop()
@@ -74,7 +73,6 @@ class BatchedReads(Generic[K, V]):
             batch = {key: waiting.pop(key) for key in keys}
         self._inflight += 1
         self.queries += 1
-        self.keys += len(batch)
         loop = asyncio.get_running_loop()
         loop.create_task(self._run(batch))
         if self._waiting:

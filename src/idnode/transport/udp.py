@@ -119,8 +119,7 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
         if frame is not None:
             size = max(len(data), ENVELOPE_SIZE + len(frame[1]))
             whole = size == len(data)  # the request came in this one datagram
-            key = whole and self.handler.cache is not None
-            self._spawn(frame[0], frame[1], addr, size, data if key else None)
+            self._spawn(frame[0], frame[1], addr, size, data if whole else None)
 
     def _spawn(
         self, envelope, payload: bytes, addr, request_size: int, datagram: bytes | None = None
