@@ -159,11 +159,15 @@ def wait_udp(port: int, probe: bytes, timeout: float = 60.0) -> None:
     raise SystemExit(f"nothing answers on UDP port {port}")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` and its threads so far (/proc), so each
-    path's cost per answer can be stated apart from how busy the machine was."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of process ``pid`` and its threads so far (/proc), so each
+    path's cost per answer can be stated apart from how busy the machine was. The system
+    part is the kernel's: on loopback a reply's ``sendmsg`` also delivers it and wakes the
+    generator (``sock_def_readable``), which costs the slower server more (its generator
+    sleeps between replies; the floor's seldom does)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 class Server:
@@ -188,11 +192,12 @@ class Server:
             self.process.wait()
 
     def measured(self, run):
-        """``run()``'s result, and the server's CPU µs during it."""
+        """``run()``'s result, and the server's (user, system) CPU µs during it."""
         pid = self.process.pid
-        before = cpu_seconds(pid)
+        user, system = cpu_seconds(pid)
         result = run()
-        return result, (cpu_seconds(pid) - before) * 1e6
+        after = cpu_seconds(pid)
+        return result, ((after[0] - user) * 1e6, (after[1] - system) * 1e6)
 
     def __enter__(self) -> Server:
         return self
@@ -201,8 +206,12 @@ class Server:
         self.stop()
 
 
-def per(cpu_us: float, answers: float) -> str:
-    return f"{cpu_us / answers:.0f} µs CPU/answer" if answers else "no answers"
+def per(cpu_us: tuple[float, float], answers: float) -> str:
+    """Server CPU per answer, and the kernel's part of it."""
+    if not answers:
+        return "no answers"
+    user, system = cpu_us
+    return f"{(user + system) / answers:.0f} µs CPU/answer ({system / answers:.0f} kernel)"
 
 
 def main() -> int:

@@ -203,3 +203,45 @@ async def test_concurrent_writes_commit_together_each_all_or_nothing(db: SQLiteS
     assert await db.get_handle("20.500.1/taken") == [v(1)]
     log = await db.transactions(0)
     assert [t.handle for t in log][-6:] == names
+
+
+async def test_inline_reads_of_one_turn_share_one_snapshot(tmp_path: Path) -> None:
+    """The inline reads of one turn of the loop read one state (one read transaction: its
+    begin and end cost more than the read, issue 16); the next turn reads the newest."""
+    path = tmp_path / "node.db"
+    async with SQLiteStore(str(path), clock=ManualClock()) as s:
+        await s.create_handle("20.500.1/a", [v(1, b"old")])
+        other = sqlite3.connect(path, isolation_level=None)  # another process's write
+        try:
+            assert await s.get_handle("20.500.1/a") == [v(1, b"old")]  # the turn's snapshot
+            other.execute("UPDATE handle_values SET data = ? WHERE key = ?", (b"new", "20.500.1/A"))
+            assert await s.get_handle("20.500.1/a") == [v(1, b"old")]  # (no await suspended)
+            await asyncio.sleep(0)  # the next turn
+            assert await s.get_handle("20.500.1/a") == [v(1, b"new")]
+        finally:
+            other.close()
+
+
+async def test_own_writes_are_seen_by_the_next_inline_read(tmp_path: Path) -> None:
+    """A snapshot taken before this store's write ends before the writer hears back."""
+    async with SQLiteStore(str(tmp_path / "node.db"), clock=ManualClock()) as s:
+        for n in range(1, 30):
+            assert await s.get_handle(f"20.500.1/h{n}") is None  # a snapshot in this turn
+            writing = asyncio.ensure_future(s.create_handle(f"20.500.1/h{n}", [v(1)]))
+            assert await s.get_handle(f"20.500.1/h{n - 1}") in (None, [v(1)])
+            await writing
+            assert await s.get_handle(f"20.500.1/h{n}") == [v(1)]
+
+
+def test_an_inline_read_without_a_loop_reads_on_its_own(tmp_path: Path) -> None:
+    async def filled() -> SQLiteStore:
+        store = SQLiteStore(str(tmp_path / "node.db"), clock=ManualClock())
+        await store.open()
+        await store.create_handle("20.500.1/a", [v(1)])
+        return store
+
+    store = asyncio.run(filled())
+    assert store._rconn is not None
+    assert store.public_answer_now("20.500.1/a") is None  # no encoder: no stored answer
+    assert not store._rconn.in_transaction
+    asyncio.run(store.close())

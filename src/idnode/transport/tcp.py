@@ -24,6 +24,7 @@ from idnode.errors import MalformedMessage
 from idnode.transport.connections import ConnectionBudget, Ticket, shut
 from idnode.transport.idis import StreamSession
 from idnode.transport.wire_handler import WireHandler
+from idnode.wire.envelope import ENVELOPE_SIZE
 from idnode.wire.framing import TcpFramer
 
 log = logging.getLogger("idnode.tcp")
@@ -152,8 +153,39 @@ class HandleTCPProtocol(asyncio.Protocol):
 
     # -- input ---------------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
+        if not self.backlog and self._answered_whole(data):
+            return
         self.backlog = self.backlog + data if self.backlog else data
         self._pump()
+
+    def _answered_whole(self, data: bytes) -> bool:
+        """Answer a read that holds exactly one whole request, with nothing before it
+        unanswered, from the response cache or the store inline by its bytes, as a datagram
+        is (``answer_datagram_cached``, ``answer_datagram_stored``): no framing, no envelope
+        decoded. False: the framer and ``_take`` see it as usual."""
+        transport = self.transport
+        if (
+            transport is None
+            or self.answering
+            or self.write_paused
+            or self.framer.buffered
+            or not self.queue.empty()
+            or len(data) < ENVELOPE_SIZE
+            or int.from_bytes(data[16:20], "big") != len(data) - ENVELOPE_SIZE
+        ):
+            return False
+        handler = self.handler
+        answer = handler.answer_datagram_cached(data, self.host_ip, udp=False)
+        if answer is None:
+            answer = handler.answer_datagram_stored(data, self.host_ip, udp=False)
+        if answer is None:
+            return False
+        transport.write(answer)
+        self.last_request = asyncio.get_running_loop().time()
+        if self.budget is not None:
+            self.budget.active(self.ticket)
+        self._arm_read_deadline(restart=True)
+        return True
 
     def _pump(self) -> None:
         """Parse the input held back, a slice at a time, while output and queue allow."""

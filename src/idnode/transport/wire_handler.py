@@ -230,10 +230,13 @@ class WireHandler:
         request_id = envelope.request_id.to_bytes(4, "big")
         return self._stored_reply(version, request_id, payload, answer)
 
-    def answer_datagram_stored(self, datagram: bytes, host: str) -> bytes | None:
+    def answer_datagram_stored(
+        self, datagram: bytes, host: str, *, udp: bool = True
+    ) -> bytes | None:
         """``_answer_stored`` of a one-datagram request, without a task, when the store reads
         inline (SQLite); None for the full path. The client's rate-limit token is spent only
-        when the answer comes from here (as for a cached answer)."""
+        when the answer comes from here (as for a cached answer). ``udp=False``: a whole
+        message that came in one TCP read, answered by its bytes alike."""
         if not self.node.store.inline_answers:
             return None
         query = plain_datagram(datagram)
@@ -242,7 +245,12 @@ class WireHandler:
         request_id = peek.request_id_bytes(datagram)
         payload = datagram[ENVELOPE_SIZE:]
         return self._stored_now(
-            query, datagram[:4], request_id, payload, host, True,
+            query,
+            datagram[:4],
+            request_id,
+            payload,
+            host,
+            udp,
             lambda cache: cache.datagram_key(datagram),  # plain_datagram accepted it
         )
 
@@ -257,7 +265,12 @@ class WireHandler:
             return None
         request_id = envelope.request_id.to_bytes(4, "big")
         return self._stored_now(
-            query, version, request_id, payload, host, False,
+            query,
+            version,
+            request_id,
+            payload,
+            host,
+            False,
             lambda cache: cache.key(envelope, payload),
         )
 
@@ -314,7 +327,9 @@ class WireHandler:
         request_id = envelope.request_id.to_bytes(4, "big")
         return self._cached_answer(cache, key, request_id, host, udp=False)
 
-    def answer_datagram_cached(self, datagram: bytes, host: str) -> bytes | None:
+    def answer_datagram_cached(
+        self, datagram: bytes, host: str, *, udp: bool = True
+    ) -> bytes | None:
         """The cached answer to a request that arrived whole in one datagram, or None.
 
         The UDP hot path: no envelope decoded, no task, no store; one dict lookup of the
@@ -325,7 +340,7 @@ class WireHandler:
         if cache is None:
             return None
         return self._cached_answer(
-            cache, cache.datagram_key(datagram), datagram[8:12], host, udp=True
+            cache, cache.datagram_key(datagram), datagram[8:12], host, udp=udp
         )
 
     def _cached_answer(
