@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -178,9 +179,9 @@ async def test_concurrent_writes_commit_together_each_all_or_nothing(db: SQLiteS
     groups: list[int] = []
     run_group = db._run_group
 
-    def counting(group):
+    def counting(group, **kwargs):
         groups.append(len(group))
-        return run_group(group)
+        return run_group(group, **kwargs)
 
     db._run_group = counting  # type: ignore[method-assign]
     heard: list[int] = []
@@ -203,6 +204,70 @@ async def test_concurrent_writes_commit_together_each_all_or_nothing(db: SQLiteS
     assert await db.get_handle("20.500.1/taken") == [v(1)]
     log = await db.transactions(0)
     assert [t.handle for t in log][-6:] == names
+
+
+async def test_a_group_commit_runs_on_the_loop_thread(db: SQLiteStore) -> None:
+    """Issue 16, writes: a hop to the writer thread and back (futex waits, the GIL handed
+    over twice) cost about a sixth of a create's server time, so a group commits inline."""
+    threads: list[threading.Thread] = []
+    run_group = db._run_group
+
+    def recording(group, **kwargs):
+        threads.append(threading.current_thread())
+        return run_group(group, **kwargs)
+
+    db._run_group = recording  # type: ignore[method-assign]
+    await asyncio.gather(*(db.create_handle(f"20.500.1/t{n}", [v(1)]) for n in range(3)))
+    await db.create_handle("20.500.1/alone", [v(1)])
+    assert threads == [threading.main_thread()] * len(threads) and threads
+    assert db._wconn.execute("PRAGMA temp_store").fetchone()[0] == 2  # journals in memory
+    assert await db.get_handle("20.500.1/t2") == [v(1)]
+
+
+async def test_a_write_waits_for_another_process_off_the_loop(tmp_path: Path) -> None:
+    """While another process holds the file's write lock (say ``idnode import``), a write
+    waits on the writer thread: the loop, and resolution with it, goes on meanwhile."""
+    path = tmp_path / "node.db"
+    async with SQLiteStore(str(path), clock=ManualClock()) as s:
+        await s.create_handle("20.500.1/a", [v(1)])
+        other = sqlite3.connect(path, isolation_level=None, timeout=5)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            writing = asyncio.ensure_future(s.create_handle("20.500.1/b", [v(1)]))
+            for _ in range(5):
+                await asyncio.sleep(0.01)  # the loop turns
+                assert await s.get_handle("20.500.1/a") == [v(1)]
+            assert not writing.done()
+            other.execute("COMMIT")
+            await writing
+        finally:
+            other.close()
+        assert await s.get_handle("20.500.1/b") == [v(1)]
+
+
+async def test_checkpoints_run_between_writes_off_the_loop(tmp_path: Path) -> None:
+    """No COMMIT on the loop copies the WAL into the database (fsyncs: milliseconds); the
+    writer thread does, every few commits, between two transactions, so the main file
+    catches up and the WAL is written over from its start instead of growing."""
+    path = tmp_path / "node.db"
+    async with SQLiteStore(str(path), clock=ManualClock()) as s:
+        assert s._wconn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        for n in range(engine._CHECKPOINT_EVERY):
+            await s.create_handle(f"20.500.1/c{n}", [v(1)])
+        await s._committer  # (the checkpoint follows the callers' answers)
+        main_only = sqlite3.connect(f"file:{path}?immutable=1", uri=True)  # ignores the WAL
+        try:
+            rows = main_only.execute("SELECT count(*) FROM handles").fetchone()[0]
+        finally:
+            main_only.close()
+        assert rows == engine._CHECKPOINT_EVERY
+        wal, sizes = Path(f"{path}-wal"), []
+        for phase in range(3):  # alike phases: a WAL written over stays the size of one
+            for n in range(2 * engine._CHECKPOINT_EVERY):
+                names = [f"20.500.1/w{phase}-{n}-{m}" for m in range(10)]
+                await asyncio.gather(*(s.create_handle(x, [v(1, b"y" * 500)]) for x in names))
+            sizes.append(wal.stat().st_size)
+        assert sizes[2] < 1.5 * sizes[0], sizes
 
 
 async def test_inline_reads_of_one_turn_share_one_snapshot(tmp_path: Path) -> None:

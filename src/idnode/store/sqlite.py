@@ -2,18 +2,25 @@
 
 Threads, and why:
 
-* **Writes** run on one dedicated worker thread that owns the only writing connection. A
-  single thread serialises concurrent async writers for free, keeps every transaction on one
-  connection (``BEGIN IMMEDIATE`` ... ``COMMIT``/``ROLLBACK``) and never blocks the event loop.
+* **Writes** use one writing connection, one transaction at a time (an ``asyncio.Lock``).
+  The usual write (a create, an update) joins a group commit that runs inline on the loop
+  thread: a hop to a worker thread and back, futex waits and the GIL handed over twice, cost
+  about a sixth of a create's server time (docs/performance.md, round 6). It never waits
+  there: if another process (``idnode import``) holds the file's write lock, the group goes
+  to the dedicated writer thread and waits on it. Governance transactions (``atomic``),
+  bulk loads and migrations run on that writer thread too.
 * **Point reads** (``get_handle``, ``serial``, ``homed_prefixes``) run inline on the event-loop
   thread on their own read-only connection. A primary-key lookup costs ~17 us, while a hop
   to a worker thread and back costs ~100 us (aiosqlite ~220 us): resolution is the hot path,
   so the hop would cost more than the work. WAL readers never wait for the writer.
 * **Scans** (``list_handles``, ``count_handles``, ``transactions``) run on a second worker
   thread with its own connection, because they grow with the data and must not stall the loop.
-* **Checkpoints** after a bulk load (``load_rows``) run on a third thread, started by the
-  first such load, so copying the WAL into the database overlaps the next batch instead of
-  lengthening its COMMIT. Every other write leaves them to SQLite's autocheckpoint.
+* **Checkpoints** (copying the WAL into the database, fsyncs included: milliseconds) never
+  run in a COMMIT (the writing connection's autocheckpoint is off), so never on the loop:
+  after every ``_CHECKPOINT_EVERY`` commits the writer thread runs one between two
+  transactions, so it completes and the next write starts the WAL over instead of growing
+  it. After a bulk load (``load_rows``) a third thread, started by the first such load,
+  runs them beside the next batch.
 
 Each statement in autocommit mode is its own read transaction, so every read sees a committed
 snapshot; a write's effect is visible to reads as soon as its ``await`` returns.
@@ -187,7 +194,7 @@ _UPDATE_VALUE = (
 
 # Enum members built once: constructing IntFlag values per row is measurable on the hot path.
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
-_AUTOCHECKPOINT = 1000  # pages: SQLite's default, restored after a bulk load turns it off
+_CHECKPOINT_EVERY = 32  # commits between checkpoint passes (a create group: ~10-40 pages)
 
 
 class SQLiteStore(Store):
@@ -231,6 +238,7 @@ class SQLiteStore(Store):
         self._poller: asyncio.Task | None = None
         self.poll_interval = 0.05  # seconds between checks for other processes' writes
         self._checkpointer: _Checkpointer | None = None  # bulk loads only (see load_rows)
+        self._commits = 0  # since the last checkpoint
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -256,6 +264,10 @@ class SQLiteStore(Store):
             if mode.lower() != "wal":
                 raise IdnodeError(f"sqlite store: cannot use WAL mode (got {mode})")
             migrate(conn)
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # see _checkpoint
+            # a group's savepoints keep statement journals: in memory, not a temporary file
+            # created, unlinked and mapped for each group (strace of a create burst)
+            conn.execute("PRAGMA temp_store = MEMORY")
         except sqlite3.Error as exc:
             conn.close()
             raise _translate(exc) from exc
@@ -351,21 +363,22 @@ class SQLiteStore(Store):
         self,
         fn: Callable[..., int],
         *args: Any,
+        alone: bool = False,
         foreign_keys: bool = True,
-        autocheckpoint: bool = True,
         effects: Effects = NO_EFFECTS,
     ) -> int:
-        """Run ``fn(conn, *args)`` and then ``effects`` as one transaction on the writer
-        thread; return its serial.
+        """Run ``fn(conn, *args)`` and then ``effects`` all or nothing; return its serial.
 
-        ``foreign_keys=False`` skips SQLite's foreign-key checks for this transaction only
-        (the pragma cannot change inside one): for writes that keep the keys consistent by
-        construction and need no cascade. ``autocheckpoint=False``: its COMMIT does not
-        copy the WAL into the database; the caller sees to it (``_Checkpointer``).
+        The usual write joins the next group commit (``_commit_pending``), on the loop
+        thread. ``alone=True``: a transaction of its own on the writer thread, for a write
+        whose work grows with its input (a load, the answer fill), which must not hold the
+        loop. ``foreign_keys=False`` (alone only) skips SQLite's foreign-key checks for this
+        transaction (the pragma cannot change inside one): for writes that keep the keys
+        consistent by construction and need no cascade.
         """
         if self._writer is None or self._wconn is None:
             raise RuntimeError("store is not open")
-        if foreign_keys and autocheckpoint:  # the usual write: committed with its neighbours
+        if not alone:  # committed with its neighbours
             loop = asyncio.get_running_loop()
             done: asyncio.Future[int] = loop.create_future()
             self._pending.append(_Pending(fn, args, effects, done))
@@ -378,8 +391,6 @@ class SQLiteStore(Store):
             try:
                 if not foreign_keys:
                     conn.execute("PRAGMA foreign_keys = OFF")
-                if not autocheckpoint:
-                    conn.execute("PRAGMA wal_autocheckpoint = 0")
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                     try:
@@ -394,14 +405,14 @@ class SQLiteStore(Store):
                 finally:
                     if not foreign_keys:
                         conn.execute("PRAGMA foreign_keys = ON")
-                    if not autocheckpoint:
-                        conn.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT:d}")
             except sqlite3.Error as exc:
                 raise _translate(exc) from exc
             return serial
 
         async with self._lock():
             serial = await asyncio.get_running_loop().run_in_executor(self._writer, run)
+            if self._count_commit():
+                await self._checkpoint()
         self._announce(serial)
         return serial
 
@@ -415,13 +426,21 @@ class SQLiteStore(Store):
         of them to the WAL and took a turn on the writer thread. Writes arriving together
         (concurrent clients) now share those pages, that COMMIT and that turn
         (docs/performance.md: writes). A write arriving alone commits alone, at once.
+
+        The group runs inline (no thread hop; the writes are small), unless another process
+        holds the file's write lock: then it waits for it on the writer thread, not the loop.
         """
         loop = asyncio.get_running_loop()
         while self._pending:
             async with self._lock():  # (released between groups: ``atomic`` gets its turn)
                 group, self._pending = self._pending, []
                 try:
-                    outcomes = await loop.run_in_executor(self._writer, self._run_group, group)
+                    outcomes = self._run_group(group, wait=False)
+                    if outcomes is None:  # the file is busy: wait off the loop
+                        outcomes = await loop.run_in_executor(
+                            self._writer, functools.partial(self._run_group, group, wait=True)
+                        )
+                    assert outcomes is not None
                 except BaseException as exc:  # BEGIN or COMMIT failed: none of them was written
                     for pending in group:
                         if pending.done.done():
@@ -433,6 +452,7 @@ class SQLiteStore(Store):
                     if not isinstance(exc, Exception):
                         raise
                     continue
+            checkpoint = self._count_commit()
             serials = [o for o in outcomes if isinstance(o, int)]
             if serials:
                 self._announce(max(serials))  # before any caller resumes
@@ -443,14 +463,30 @@ class SQLiteStore(Store):
                     pending.done.set_exception(outcome)
                 else:
                     pending.done.set_result(outcome)
+            if checkpoint:
+                async with self._lock():
+                    await self._checkpoint()
 
-    def _run_group(self, group: list[_Pending]) -> list[int | BaseException]:
-        """On the writer thread: the group's writes in one transaction, a savepoint each."""
+    def _run_group(self, group: list[_Pending], *, wait: bool) -> list[int | BaseException] | None:
+        """The group's writes in one transaction, a savepoint each. ``wait=False``: None at
+        once, nothing done, if another connection holds the write lock (``busy_timeout`` 0
+        for the ``BEGIN``; SQLite waits for no lock after it in WAL mode)."""
         conn = self._wconn
         assert conn is not None
         outcomes: list[int | BaseException] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            if wait:
+                conn.execute("BEGIN IMMEDIATE")
+            else:
+                conn.execute("PRAGMA busy_timeout = 0")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    if getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_BUSY:
+                        return None
+                    raise
+                finally:
+                    conn.execute(f"PRAGMA busy_timeout = {self._busy_ms:d}")
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
         try:
@@ -478,6 +514,36 @@ class SQLiteStore(Store):
                 raise _translate(exc) from exc
             raise
         return outcomes
+
+    def _count_commit(self) -> bool:
+        """Count a commit: True after every ``_CHECKPOINT_EVERY``, time for ``_checkpoint``."""
+        self._commits += 1
+        if self._commits < _CHECKPOINT_EVERY:
+            return False
+        self._commits = 0
+        return True
+
+    async def _checkpoint(self) -> None:
+        """Copy the WAL into the database on the writer thread. Call it holding ``_lock()``.
+
+        Why here: a checkpoint in the COMMIT (SQLite's autocheckpoint) would now run on the
+        loop; one on a thread of its own, beside the next writes, is never complete when a
+        write begins, and only a write beginning on a completely copied WAL starts it over:
+        it grew by every write, a gigabyte in a minute of creates. Between two transactions,
+        with the writes waiting for the lock (not the loop), it completes unless a reader
+        still needs the old frames, and the next write reuses the file from its start.
+        """
+        conn = self._wconn
+        if conn is None:
+            return
+
+        def checkpoint() -> None:
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:  # a busy file (another process): the next one
+                log.debug("sqlite checkpoint: %s", exc)
+
+        await asyncio.get_running_loop().run_in_executor(self._writer, checkpoint)
 
     def _lock(self) -> asyncio.Lock:
         """Writes wait while a governance transaction (``atomic``) holds the connection."""
@@ -532,6 +598,8 @@ class SQLiteStore(Store):
                 await run(lambda: conn.execute("ROLLBACK"))
                 raise
             await run(lambda: conn.execute("COMMIT"))
+            if self._count_commit():
+                await self._checkpoint()
         self._announce(serial)
 
     async def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
@@ -632,7 +700,7 @@ class SQLiteStore(Store):
                 last.extend(keys[-1:])
             return _last_serial(conn)  # nothing logged: no answer changes
 
-        await self._write(tx)  # (the writer thread: one transaction among the writes)
+        await self._write(tx, alone=True)
         return last[0] if last else None
 
     def _refresh_answer(self, conn: sqlite3.Connection, key: str) -> None:
@@ -806,7 +874,7 @@ class SQLiteStore(Store):
                 self._load_batch(conn, batch, overwrite)
             return _last_serial(conn)
 
-        return await self._write(tx, effects=effects)
+        return await self._write(tx, alone=True, effects=effects)
 
     def _load_batch(
         self,
@@ -878,11 +946,9 @@ class SQLiteStore(Store):
         # is a handle row inserted just before it, in the same transaction. An overwrite
         # needs them (its DELETE cascades to the old values), so it keeps them.
         # Checkpoints (copying the WAL into the database, fsyncs included) cost ~35% of a
-        # load's time when its COMMIT runs them; a thread of their own runs them beside the
+        # load's time when its COMMIT ran them; the checkpoint thread runs them beside the
         # next batch instead, with SQLite's own passive checkpoint (no writer is blocked).
-        serial = await self._write(
-            tx, foreign_keys=overwrite, autocheckpoint=False, effects=effects
-        )
+        serial = await self._write(tx, alone=True, foreign_keys=overwrite, effects=effects)
         if self._checkpointer is None:
             self._checkpointer = _Checkpointer(self.path, self._busy_ms)
         self._checkpointer.request()
@@ -963,8 +1029,8 @@ class _Checkpointer:
 
     Requests coalesce: one asked for while a pass runs makes one more pass after it, so the
     frames of the last commit are always copied. A passive checkpoint never blocks writers
-    or readers; a busy file (another process checkpointing) is left to the next pass or to
-    SQLite's autocheckpoint of the next ordinary write.
+    or readers; a busy file (another process checkpointing) is left to the next pass or
+    to the checkpoints between ordinary writes (``SQLiteStore._checkpoint``).
     """
 
     def __init__(self, path: str, busy_ms: int) -> None:
