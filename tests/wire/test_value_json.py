@@ -200,3 +200,14 @@ def test_admin_survives_describe_and_back(handle: str, index: int, perms: int) -
     out = to_json(HandleValue(100, "HS_ADMIN", data))
     assert out["format"] == "admin"
     assert from_json("HS_ADMIN", out) == data
+
+
+@given(st.integers(min_value=0, max_value=0xFFFFFFFF))
+def test_iso_timestamp_is_utc_to_the_second(seconds: int) -> None:
+    """Every 32-bit stamp (a value's timestamp, an absolute TTL) reads as its UTC time."""
+    from datetime import UTC, datetime
+
+    from idnode.wire.json import iso_timestamp
+
+    expected = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert iso_timestamp(seconds) == expected

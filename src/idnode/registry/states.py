@@ -76,8 +76,12 @@ class GovernanceStates:
         self.changed()
 
     async def refresh(self, store: Store) -> bool:
-        """Reload if another process changed a state since the last load; whether it did."""
-        if await store.query_value(GET_META, STATE_VERSION_KEY) == self.version:
+        """Reload if another process changed a state since the last load; whether it did.
+
+        Runs after every commit (``Registry.start``), so the check is a point read, inline
+        on SQLite: on the scan thread its hop cost a seventh of a REST create (issue 16)."""
+        row = await store.query_point(GET_META, STATE_VERSION_KEY)
+        if (None if row is None else row["value"]) == self.version:
             return False
         await self.load(store)
         return True
