@@ -224,6 +224,32 @@ async def test_a_group_commit_runs_on_the_loop_thread(db: SQLiteStore) -> None:
     assert await db.get_handle("20.500.1/t2") == [v(1)]
 
 
+async def test_a_burst_commits_in_bounded_groups_and_the_loop_turns_between(
+    db: SQLiteStore,
+) -> None:
+    """An inline group holds the loop while it runs: a burst is cut into groups of at most
+    ``_GROUP_MAX``, and the first group's callers have their answers before the next
+    group starts."""
+    groups: list[int] = []
+    answered_before: list[int] = []
+    run_group = db._run_group
+
+    def recording(group, **kwargs):
+        groups.append(len(group))
+        answered_before.append(sum(t.done() for t in tasks))
+        return run_group(group, **kwargs)
+
+    db._run_group = recording  # type: ignore[method-assign]
+    burst = 3 * engine._GROUP_MAX + 5
+    tasks = [
+        asyncio.ensure_future(db.create_handle(f"20.500.1/b{n}", [v(1)])) for n in range(burst)
+    ]
+    serials = await asyncio.gather(*tasks)
+    assert sum(groups) == burst and max(groups) <= engine._GROUP_MAX and len(groups) >= 4
+    assert answered_before[1] >= groups[0]
+    assert serials == sorted(serials) and len(set(serials)) == burst
+
+
 async def test_a_write_waits_for_another_process_off_the_loop(tmp_path: Path) -> None:
     """While another process holds the file's write lock (say ``idnode import``), a write
     waits on the writer thread: the loop, and resolution with it, goes on meanwhile."""

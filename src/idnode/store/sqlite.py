@@ -195,6 +195,7 @@ _UPDATE_VALUE = (
 # Enum members built once: constructing IntFlag values per row is measurable on the hot path.
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 _CHECKPOINT_EVERY = 32  # commits between checkpoint passes (a create group: ~10-40 pages)
+_GROUP_MAX = 32  # writes in one group commit (inline, it holds the loop while it runs)
 
 
 class SQLiteStore(Store):
@@ -429,11 +430,15 @@ class SQLiteStore(Store):
 
         The group runs inline (no thread hop; the writes are small), unless another process
         holds the file's write lock: then it waits for it on the writer thread, not the loop.
+        Inline, a group holds the loop while it runs, so it takes at most ``_GROUP_MAX``
+        writes, and the loop turns between groups: a burst (an MQTT backlog, a thousand
+        clients) delays a resolution by one group's run, not the burst's.
         """
         loop = asyncio.get_running_loop()
         while self._pending:
             async with self._lock():  # (released between groups: ``atomic`` gets its turn)
-                group, self._pending = self._pending, []
+                group = self._pending[:_GROUP_MAX]
+                del self._pending[:_GROUP_MAX]
                 try:
                     outcomes = self._run_group(group, wait=False)
                     if outcomes is None:  # the file is busy: wait off the loop
@@ -466,6 +471,8 @@ class SQLiteStore(Store):
             if checkpoint:
                 async with self._lock():
                     await self._checkpoint()
+            elif self._pending:
+                await asyncio.sleep(0)  # callers resume, other work runs, then the next group
 
     def _run_group(self, group: list[_Pending], *, wait: bool) -> list[int | BaseException] | None:
         """The group's writes in one transaction, a savepoint each. ``wait=False``: None at
