@@ -271,6 +271,31 @@ async def test_a_write_waits_for_another_process_off_the_loop(tmp_path: Path) ->
         assert await s.get_handle("20.500.1/b") == [v(1)]
 
 
+async def test_two_stores_on_one_file_write_in_turns(tmp_path: Path) -> None:
+    """Two serving processes (``--workers 2``) on one file: each group that finds the other
+    holding the write lock waits on its writer thread, and every write of both lands once,
+    with a serial of its own."""
+    path = str(tmp_path / "node.db")
+    async with (
+        SQLiteStore(path, clock=ManualClock()) as one,
+        SQLiteStore(path, clock=ManualClock()) as two,
+    ):
+        writes = [
+            store.create_handle(f"20.500.1/{name}{n}", [v(1)])
+            for n in range(60)
+            for store, name in ((one, "a"), (two, "b"))
+        ]
+        async with two.atomic("registry"):  # holds the file's write lock across awaits
+            landing = asyncio.gather(*writes)
+            await asyncio.sleep(0.05)
+            assert not landing.done()  # one's groups wait (on its writer thread) ...
+            assert await one.get_handle("20.500.1/a0") is None  # ... and the loop goes on
+        serials = await landing
+        assert len(set(serials)) == len(writes)
+        assert await one.count_handles("20.500.1") == len(writes)
+        assert await two.get_handle("20.500.1/a59") == [v(1)]
+
+
 async def test_checkpoints_run_between_writes_off_the_loop(tmp_path: Path) -> None:
     """No COMMIT on the loop copies the WAL into the database (fsyncs: milliseconds); the
     writer thread does, every few commits, between two transactions, so the main file
