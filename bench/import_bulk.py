@@ -22,24 +22,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import multiprocessing
 import os
-import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.conftest helpers
 
 from tests.conftest import free_port, serve_node, stop_node  # noqa: E402
+from udp_probe import Prober  # noqa: E402
 
 from idnode.app import open_node
 from idnode.bootstrap import init_node
 from idnode.runtime import system
-
-PROBE_RATE = 200.0  # resolutions a second while importing: a light, steady load
 
 
 def write_csv(path: Path, rows: int) -> None:
@@ -51,38 +47,6 @@ def write_csv(path: Path, rows: int) -> None:
             w.writerow([f"BP{i:08d}", f"BP-{i % 977:04d}", "Brake pad", "BP-X1",
                         f"B2026{i // 5000:04d}", f"S{i:09d}", "2026-11-02",
                         "Fujian Auto Parts"])  # fmt: skip
-
-
-def probe(port: int, names: list[str], rate: float, stop: Any, out: Any) -> None:
-    """Body of the resolver process: anonymous UDP resolutions of ``names`` round robin,
-    paced at ``rate`` a second, one at a time, until ``stop`` is set; sends back each
-    request's latency in seconds (None: no answer within a second)."""
-    from idnode.codes import OpCode
-    from idnode.wire import bodies
-    from idnode.wire.envelope import Envelope
-    from idnode.wire.header import Header
-    from idnode.wire.message import Message, encode_message
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.settimeout(1.0)
-    latencies: list[float | None] = []
-    n, start = 0, time.monotonic()
-    while not stop.is_set():
-        body = bodies.ResolutionRequest(names[n % len(names)])
-        msg = Message(Header(opcode=OpCode.RESOLUTION), body, Envelope(request_id=n + 1))
-        sent = time.monotonic()
-        sock.sendto(encode_message(msg), ("127.0.0.1", port))
-        try:
-            while int.from_bytes(sock.recv(65536)[8:12], "big") != n + 1:
-                pass  # a late answer to an earlier request
-            latencies.append(time.monotonic() - sent)
-        except TimeoutError:
-            latencies.append(None)
-        n += 1
-        ahead = start + n / rate - time.monotonic()
-        if ahead > 0:
-            time.sleep(ahead)
-    out.put(latencies)
 
 
 async def main(rows: int, batch: int, workdir: Path, store: str, serve: bool) -> None:
@@ -136,10 +100,8 @@ async def _import(node, rows: int, batch: int, workdir: Path, ports: dict[str, i
     served = prober = None
     if ports:  # the node serves meanwhile, and a resolver measures its answers
         served = serve_node(workdir / "node", ports["udp_port"], ports["http_port"], "88.123")
-        ctx = multiprocessing.get_context("spawn")
-        stop, out = ctx.Event(), ctx.Queue()
         names = [f"88.123.4567/BP{i:08d}" for i in range(0, rows, max(1, rows // 1000))]
-        prober = ctx.Process(target=probe, args=(ports["udp_port"], names, PROBE_RATE, stop, out))
+        prober = Prober(ports["udp_port"], names)
         prober.start()
     t0, cpu0 = time.perf_counter(), os.times()
     try:
@@ -147,19 +109,11 @@ async def _import(node, rows: int, batch: int, workdir: Path, ports: dict[str, i
         took, cpu1 = time.perf_counter() - t0, os.times()
     finally:
         if prober is not None:
-            stop.set()
-            latencies = out.get(timeout=30)
-            prober.join()
+            latencies = prober.stop()
         if served is not None:
             stop_node(served)
     if prober is not None:
-        answered = sorted(x for x in latencies if x is not None)
-        lost = len(latencies) - len(answered)
-        if answered:
-            p50, p99 = answered[len(answered) // 2], answered[int(len(answered) * 0.99)]
-            print(f"served meanwhile (idnode serve --workers 1): {len(latencies):,} resolutions"
-                  f" at {PROBE_RATE:g}/s, p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms,"
-                  f" {lost} unanswered within 1 s")  # fmt: skip
+        print(f"served meanwhile (idnode serve --workers 1): {prober.summary(latencies)}")
     assert job["state"] == "done", job
     print(f"imported {job['imported']} identifiers (rejected {job['rejected']}) in {took:.1f} s:"
           f" {job['imported'] / took:,.0f} identifiers/s (batch {batch})")  # fmt: skip

@@ -22,7 +22,10 @@ Prints creates/s, the server's CPU per create (all its processes, from ``/proc``
 statistics against the requests made. Asserts nothing.
 
     .venv/bin/python bench/writes.py [--workers 1,2] [--connections 8] [--seconds 5]
-        [--paths binary,rest,rest-new]
+        [--paths binary,rest,rest-new,wrk] [--probe]
+
+``--probe``: during each run another process resolves over UDP at 200/s, one at a time, and
+the latencies (p50, p99, max) are printed: how long the writes keep resolution waiting.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.conftest helpers
 
 from tests.conftest import IDNODE, free_port, serve_node, stop_node  # noqa: E402
+from udp_probe import Prober  # noqa: E402
 
 from idnode.auth.identity import Identity  # noqa: E402
 from idnode.auth.rest import make_rest_session_authorization  # noqa: E402
@@ -237,7 +241,7 @@ def counted(db: Path) -> tuple[int, int]:
     return int(row[0] or 0), int(row[1] or 0)
 
 
-def run(workers: int, connections: int, seconds: float, paths: set[str]) -> None:
+def run(workers: int, connections: int, seconds: float, paths: set[str], probe: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "node"
         port, http_port = free_port(), free_port()
@@ -260,9 +264,11 @@ def run(workers: int, connections: int, seconds: float, paths: set[str]) -> None
             for path, name, creates, where in runs:
                 if path not in paths:
                     continue
+                prober = start_probe(port) if probe else None
                 cpu0, t0 = tree_cpu(node.process.pid), time.monotonic()
                 done = asyncio.run(creates(where, key, connections, seconds))
                 took, cpu = time.monotonic() - t0, tree_cpu(node.process.pid) - cpu0
+                latencies = prober.stop() if prober else None
                 made += done
                 per = cpu / max(1, len(done)) * 1e6
                 print(f"  {name}: {len(done):,} creates in {took:.1f} s = "
@@ -271,10 +277,14 @@ def run(workers: int, connections: int, seconds: float, paths: set[str]) -> None
                 if path in REFUSED:
                     print(f"    refused with 401: {REFUSED[path]:,} of "
                           f"{REFUSED[path] + len(done):,} PUTs")  # fmt: skip
+                if prober is not None:
+                    print(f"    resolved meanwhile: {prober.summary(latencies)}")
             if "wrk" in paths:
+                prober = start_probe(port) if probe else None
                 cpu0, t0 = tree_cpu(node.process.pid), time.monotonic()
                 got = wrk_creates(node.http_url, key, seconds, root / "node.db")
                 took, cpu = time.monotonic() - t0, tree_cpu(node.process.pid) - cpu0
+                latencies = prober.stop() if prober else None
                 if got is None:
                     print("  REST with wrk: wrk is not installed")
                 else:
@@ -283,6 +293,8 @@ def run(workers: int, connections: int, seconds: float, paths: set[str]) -> None
                     print(f"  REST (PUT, wrk -t1 -c64, one session): {len(done):,} creates in "
                           f"{seconds:g} s = {len(done) / seconds:,.0f}/s, p99 {p99}; server CPU "
                           f"{cpu / max(1, len(done)) * 1e6:,.0f} us per create")  # fmt: skip
+                if prober is not None:
+                    print(f"    resolved meanwhile: {prober.summary(latencies)}")
             answered = asyncio.run(resolve_all(port, made))
             time.sleep(FLUSH_WAIT)
             registrations, resolutions = counted(root / "node.db")
@@ -294,18 +306,30 @@ def run(workers: int, connections: int, seconds: float, paths: set[str]) -> None
             stop_node(node)
 
 
+def start_probe(port: int) -> Prober:
+    """Resolutions at a light, steady rate during a write run (``--probe``) of the
+    prefix's own handle: answered at once when the loop is free, so their latency shows
+    how long the writes hold it. (Not a name under the prefix: that would be counted in
+    the statistics the bench checks.)"""
+    prober = Prober(port, [f"0.NA/{PREFIX}"])
+    prober.start()
+    return prober
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--paths", default="binary,rest,wrk", help="of binary, rest, rest-new, wrk")
+    ap.add_argument("--probe", action="store_true", help="resolution latency during each run")
     a = ap.parse_args()
     print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f".venv/bin/python bench/writes.py --workers {a.workers} "
-          f"--connections {a.connections} --seconds {a.seconds:g} --paths {a.paths}")  # fmt: skip
+          f"--connections {a.connections} --seconds {a.seconds:g} --paths {a.paths}"
+          f"{' --probe' if a.probe else ''}")  # fmt: skip
     for w in (int(x) for x in a.workers.split(",")):
-        run(w, a.connections, a.seconds, set(a.paths.split(",")))
+        run(w, a.connections, a.seconds, set(a.paths.split(",")), a.probe)
 
 
 if __name__ == "__main__":

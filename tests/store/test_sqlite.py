@@ -177,13 +177,13 @@ async def test_concurrent_writes_commit_together_each_all_or_nothing(db: SQLiteS
     the subscribers hear the last one before any caller resumes."""
     await db.create_handle("20.500.1/taken", [v(1)])
     groups: list[int] = []
-    run_group = db._run_group
+    steps = db._group_steps
 
-    def counting(group, **kwargs):
+    def counting(conn, group, outcomes):
         groups.append(len(group))
-        return run_group(group, **kwargs)
+        return steps(conn, group, outcomes)
 
-    db._run_group = counting  # type: ignore[method-assign]
+    db._group_steps = counting  # type: ignore[method-assign]
     heard: list[int] = []
     await db.subscribe(heard.append)
     names = [f"20.500.1/g{n}" for n in range(6)]
@@ -210,13 +210,13 @@ async def test_a_group_commit_runs_on_the_loop_thread(db: SQLiteStore) -> None:
     """Issue 16, writes: a hop to the writer thread and back (futex waits, the GIL handed
     over twice) cost about a sixth of a create's server time, so a group commits inline."""
     threads: list[threading.Thread] = []
-    run_group = db._run_group
+    steps = db._group_steps
 
-    def recording(group, **kwargs):
+    def recording(conn, group, outcomes):
         threads.append(threading.current_thread())
-        return run_group(group, **kwargs)
+        return steps(conn, group, outcomes)
 
-    db._run_group = recording  # type: ignore[method-assign]
+    db._group_steps = recording  # type: ignore[method-assign]
     await asyncio.gather(*(db.create_handle(f"20.500.1/t{n}", [v(1)]) for n in range(3)))
     await db.create_handle("20.500.1/alone", [v(1)])
     assert threads == [threading.main_thread()] * len(threads) and threads
@@ -232,14 +232,14 @@ async def test_a_burst_commits_in_bounded_groups_and_the_loop_turns_between(
     group starts."""
     groups: list[int] = []
     answered_before: list[int] = []
-    run_group = db._run_group
+    steps = db._group_steps
 
-    def recording(group, **kwargs):
+    def recording(conn, group, outcomes):
         groups.append(len(group))
         answered_before.append(sum(t.done() for t in tasks))
-        return run_group(group, **kwargs)
+        return steps(conn, group, outcomes)
 
-    db._run_group = recording  # type: ignore[method-assign]
+    db._group_steps = recording  # type: ignore[method-assign]
     burst = 3 * engine._GROUP_MAX + 5
     tasks = [
         asyncio.ensure_future(db.create_handle(f"20.500.1/b{n}", [v(1)])) for n in range(burst)
@@ -248,6 +248,49 @@ async def test_a_burst_commits_in_bounded_groups_and_the_loop_turns_between(
     assert sum(groups) == burst and max(groups) <= engine._GROUP_MAX and len(groups) >= 4
     assert answered_before[1] >= groups[0]
     assert serials == sorted(serials) and len(set(serials)) == burst
+
+
+async def test_the_loop_turns_between_two_writes_of_a_group(db: SQLiteStore) -> None:
+    """A resolution arriving during a group waits for one write, not for the group: other
+    work runs between two writes of one transaction (``bench/writes.py --probe``)."""
+    events: list[str] = []
+    steps = db._group_steps
+
+    def recording(conn, group, outcomes):
+        for _ in steps(conn, group, outcomes):
+            events.append("write")
+            yield
+
+    db._group_steps = recording  # type: ignore[method-assign]
+
+    async def ticking() -> None:
+        while True:
+            events.append("tick")
+            await asyncio.sleep(0)
+
+    ticker = asyncio.ensure_future(ticking())
+    try:
+        await asyncio.gather(*(db.create_handle(f"20.500.1/i{n}", [v(1)]) for n in range(4)))
+    finally:
+        ticker.cancel()
+    between = events[events.index("write") : len(events) - events[::-1].index("write")]
+    assert between.count("write") == 3 and "tick" in between  # one group, the loop turned
+    assert await db.get_handle("20.500.1/i3") == [v(1)]
+
+
+async def test_a_group_cancelled_between_writes_leaves_nothing(db: SQLiteStore) -> None:
+    """The store closing (its committer cancelled) between two writes of a group rolls the
+    whole group back: none of it was answered, none of it is written."""
+    writes = [asyncio.ensure_future(db.create_handle(f"20.500.1/k{n}", [v(1)])) for n in range(3)]
+    await asyncio.sleep(0)  # the writes queue and the committer starts
+    await asyncio.sleep(0)  # the first write ran; the group waits for its next turn
+    db._committer.cancel()
+    await asyncio.gather(*writes, return_exceptions=True)
+    assert all(w.cancelled() for w in writes)
+    assert not db._wconn.in_transaction
+    for n in range(3):
+        assert await db.get_handle(f"20.500.1/k{n}") is None
+    assert await db.create_handle("20.500.1/k0", [v(1)]) > 0  # the store goes on
 
 
 async def test_a_write_waits_for_another_process_off_the_loop(tmp_path: Path) -> None:

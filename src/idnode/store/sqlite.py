@@ -4,11 +4,12 @@ Threads, and why:
 
 * **Writes** use one writing connection, one transaction at a time (an ``asyncio.Lock``).
   The usual write (a create, an update) joins a group commit that runs inline on the loop
-  thread: a hop to a worker thread and back, futex waits and the GIL handed over twice, cost
-  about a sixth of a create's server time (docs/performance.md, round 6). It never waits
-  there: if another process (``idnode import``) holds the file's write lock, the group goes
-  to the dedicated writer thread and waits on it. Governance transactions (``atomic``),
-  bulk loads and migrations run on that writer thread too.
+  thread, the loop turning between two of its writes: a hop to a worker thread and back
+  (futex waits, the GIL handed over twice) cost about a sixth of a create's server time
+  (docs/performance.md, round 6). It never waits there: if another process (``idnode
+  import``) holds the file's write lock, the group goes to the dedicated writer thread and
+  waits on it. Governance transactions (``atomic``), bulk loads and migrations run on that
+  writer thread too.
 * **Point reads** (``get_handle``, ``serial``, ``homed_prefixes``) run inline on the event-loop
   thread on their own read-only connection. A primary-key lookup costs ~17 us, while a hop
   to a worker thread and back costs ~100 us (aiosqlite ~220 us): resolution is the hot path,
@@ -41,7 +42,7 @@ import functools
 import logging
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -195,7 +196,7 @@ _UPDATE_VALUE = (
 # Enum members built once: constructing IntFlag values per row is measurable on the hot path.
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 _CHECKPOINT_EVERY = 32  # commits between checkpoint passes (a create group: ~10-40 pages)
-_GROUP_MAX = 32  # writes in one group commit (inline, it holds the loop while it runs)
+_GROUP_MAX = 32  # writes in one group commit (each of its callers waits for its COMMIT)
 
 
 class SQLiteStore(Store):
@@ -430,9 +431,10 @@ class SQLiteStore(Store):
 
         The group runs inline (no thread hop; the writes are small), unless another process
         holds the file's write lock: then it waits for it on the writer thread, not the loop.
-        Inline, a group holds the loop while it runs, so it takes at most ``_GROUP_MAX``
-        writes, and the loop turns between groups: a burst (an MQTT backlog, a thousand
-        clients) delays a resolution by one group's run, not the burst's.
+        Inline, the loop turns between two writes of a group, so a resolution waits for one
+        write, not a group (a group of eight held it ~2 ms: ``bench/writes.py --probe``); a
+        group takes at most ``_GROUP_MAX`` writes, so its callers wait for at most that many
+        others, and the loop turns between groups too.
         """
         loop = asyncio.get_running_loop()
         while self._pending:
@@ -440,12 +442,9 @@ class SQLiteStore(Store):
                 group = self._pending[:_GROUP_MAX]
                 del self._pending[:_GROUP_MAX]
                 try:
-                    outcomes = self._run_group(group, wait=False)
+                    outcomes = await self._run_group_inline(group)
                     if outcomes is None:  # the file is busy: wait off the loop
-                        outcomes = await loop.run_in_executor(
-                            self._writer, functools.partial(self._run_group, group, wait=True)
-                        )
-                    assert outcomes is not None
+                        outcomes = await loop.run_in_executor(self._writer, self._run_group, group)
                 except BaseException as exc:  # BEGIN or COMMIT failed: none of them was written
                     for pending in group:
                         if pending.done.done():
@@ -474,30 +473,57 @@ class SQLiteStore(Store):
             elif self._pending:
                 await asyncio.sleep(0)  # callers resume, other work runs, then the next group
 
-    def _run_group(self, group: list[_Pending], *, wait: bool) -> list[int | BaseException] | None:
-        """The group's writes in one transaction, a savepoint each. ``wait=False``: None at
-        once, nothing done, if another connection holds the write lock (``busy_timeout`` 0
-        for the ``BEGIN``; SQLite waits for no lock after it in WAL mode)."""
+    async def _run_group_inline(self, group: list[_Pending]) -> list[int | BaseException] | None:
+        """``_group_steps`` on the loop thread, the loop turning between two writes (a
+        resolution waits for one write, not for the group); None at once, nothing done, if
+        another connection holds the write lock (``busy_timeout`` 0 for the ``BEGIN``;
+        SQLite waits for no lock after it in WAL mode)."""
         conn = self._wconn
         assert conn is not None
-        outcomes: list[int | BaseException] = []
         try:
-            if wait:
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
                 conn.execute("BEGIN IMMEDIATE")
-            else:
-                conn.execute("PRAGMA busy_timeout = 0")
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                except sqlite3.OperationalError as exc:
-                    if getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_BUSY:
-                        return None
-                    raise
-                finally:
-                    conn.execute(f"PRAGMA busy_timeout = {self._busy_ms:d}")
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_BUSY:
+                    return None
+                raise
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {self._busy_ms:d}")
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
+        outcomes: list[int | BaseException] = []
+        steps = self._group_steps(conn, group, outcomes)
         try:
-            for pending in group:
+            for _ in steps:
+                await asyncio.sleep(0)
+        finally:
+            steps.close()  # cancelled between two writes: the generator rolls back
+        return outcomes
+
+    def _run_group(self, group: list[_Pending]) -> list[int | BaseException]:
+        """``_group_steps`` on the writer thread, its ``BEGIN`` waiting for the lock."""
+        conn = self._wconn
+        assert conn is not None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        outcomes: list[int | BaseException] = []
+        for _ in self._group_steps(conn, group, outcomes):
+            pass
+        return outcomes
+
+    def _group_steps(
+        self, conn: sqlite3.Connection, group: list[_Pending], outcomes: list[int | BaseException]
+    ) -> Iterator[None]:
+        """In the transaction just begun: the group's writes, a savepoint each (its serial
+        or its error into ``outcomes``), then COMMIT; ROLLBACK if anything escapes, closing
+        the generator included. Yields between two writes."""
+        try:
+            for n, pending in enumerate(group):
+                if n:
+                    yield
                 conn.execute("SAVEPOINT write")
                 try:
                     serial = pending.fn(conn, *pending.args)
@@ -508,8 +534,7 @@ class SQLiteStore(Store):
                         raise
                     conn.execute("ROLLBACK TO write")
                     conn.execute("RELEASE write")
-                    error = _translate(exc) if isinstance(exc, sqlite3.Error) else exc
-                    outcomes.append(error)
+                    outcomes.append(_translate(exc) if isinstance(exc, sqlite3.Error) else exc)
                 else:
                     conn.execute("RELEASE write")
                     outcomes.append(serial)
@@ -520,7 +545,6 @@ class SQLiteStore(Store):
             if isinstance(exc, sqlite3.Error):
                 raise _translate(exc) from exc
             raise
-        return outcomes
 
     def _count_commit(self) -> bool:
         """Count a commit: True after every ``_CHECKPOINT_EVERY``, time for ``_checkpoint``."""
