@@ -65,8 +65,7 @@ async def test_the_state_check_after_each_write_is_a_point_read(tmp_path):
 
         scanning = asyncio.ensure_future(engine._scan(long_scan))
         try:
-            while not busy.is_set():
-                await asyncio.sleep(0.01)
+            assert await asyncio.to_thread(busy.wait, 60)
             async with asyncio.timeout(30):  # (a guard against hanging, not a measure)
                 assert await node.registry.states.refresh(node.store) is False
         finally:

@@ -293,18 +293,34 @@ async def test_a_group_cancelled_between_writes_leaves_nothing(db: SQLiteStore) 
     assert await db.create_handle("20.500.1/k0", [v(1)]) > 0  # the store goes on
 
 
+def waits_on_the_writer_thread(store: SQLiteStore) -> threading.Event:
+    """An event set when a group of ``store`` goes to the writer thread to wait for the
+    file's write lock (``_run_group``, the busy path)."""
+    started = threading.Event()
+    run_group = store._run_group
+
+    def waiting(group):
+        started.set()
+        return run_group(group)
+
+    store._run_group = waiting  # type: ignore[method-assign]
+    return started
+
+
 async def test_a_write_waits_for_another_process_off_the_loop(tmp_path: Path) -> None:
     """While another process holds the file's write lock (say ``idnode import``), a write
     waits on the writer thread: the loop, and resolution with it, goes on meanwhile."""
     path = tmp_path / "node.db"
-    async with SQLiteStore(str(path), clock=ManualClock()) as s:
+    async with SQLiteStore(str(path), clock=ManualClock(), busy_timeout=120) as s:
         await s.create_handle("20.500.1/a", [v(1)])
+        waiting = waits_on_the_writer_thread(s)
         other = sqlite3.connect(path, isolation_level=None, timeout=5)
         try:
             other.execute("BEGIN IMMEDIATE")
             writing = asyncio.ensure_future(s.create_handle("20.500.1/b", [v(1)]))
+            assert await asyncio.to_thread(waiting.wait, 60)  # the group went there
             for _ in range(5):
-                await asyncio.sleep(0.01)  # the loop turns
+                await asyncio.sleep(0)  # the loop turns
                 assert await s.get_handle("20.500.1/a") == [v(1)]
             assert not writing.done()
             other.execute("COMMIT")
@@ -320,9 +336,10 @@ async def test_two_stores_on_one_file_write_in_turns(tmp_path: Path) -> None:
     with a serial of its own."""
     path = str(tmp_path / "node.db")
     async with (
-        SQLiteStore(path, clock=ManualClock()) as one,
-        SQLiteStore(path, clock=ManualClock()) as two,
+        SQLiteStore(path, clock=ManualClock(), busy_timeout=120) as one,
+        SQLiteStore(path, clock=ManualClock(), busy_timeout=120) as two,
     ):
+        waiting = waits_on_the_writer_thread(one)
         writes = [
             store.create_handle(f"20.500.1/{name}{n}", [v(1)])
             for n in range(60)
@@ -330,7 +347,7 @@ async def test_two_stores_on_one_file_write_in_turns(tmp_path: Path) -> None:
         ]
         async with two.atomic("registry"):  # holds the file's write lock across awaits
             landing = asyncio.gather(*writes)
-            await asyncio.sleep(0.05)
+            assert await asyncio.to_thread(waiting.wait, 60)
             assert not landing.done()  # one's groups wait (on its writer thread) ...
             assert await one.get_handle("20.500.1/a0") is None  # ... and the loop goes on
         serials = await landing

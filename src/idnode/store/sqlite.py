@@ -413,8 +413,7 @@ class SQLiteStore(Store):
 
         async with self._lock():
             serial = await asyncio.get_running_loop().run_in_executor(self._writer, run)
-            if self._count_commit():
-                await self._checkpoint()
+            await self._checkpoint_if_due()
         self._announce(serial)
         return serial
 
@@ -554,6 +553,13 @@ class SQLiteStore(Store):
         self._commits = 0
         return True
 
+    async def _checkpoint_if_due(self) -> None:
+        """After a transaction of the writer thread, holding ``_lock()``: count its commit
+        and checkpoint when due. (A group's is counted, and its checkpoint run, after its
+        callers have their answers: ``_commit_pending``.)"""
+        if self._count_commit():
+            await self._checkpoint()
+
     async def _checkpoint(self) -> None:
         """Copy the WAL into the database on the writer thread. Call it holding ``_lock()``.
 
@@ -565,16 +571,10 @@ class SQLiteStore(Store):
         still needs the old frames, and the next write reuses the file from its start.
         """
         conn = self._wconn
-        if conn is None:
-            return
-
-        def checkpoint() -> None:
-            try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error as exc:  # a busy file (another process): the next one
-                log.debug("sqlite checkpoint: %s", exc)
-
-        await asyncio.get_running_loop().run_in_executor(self._writer, checkpoint)
+        if conn is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                self._writer, _passive_checkpoint, conn
+            )
 
     def _lock(self) -> asyncio.Lock:
         """Writes wait while a governance transaction (``atomic``) holds the connection."""
@@ -629,8 +629,7 @@ class SQLiteStore(Store):
                 await run(lambda: conn.execute("ROLLBACK"))
                 raise
             await run(lambda: conn.execute("COMMIT"))
-            if self._count_commit():
-                await self._checkpoint()
+            await self._checkpoint_if_due()
         self._announce(serial)
 
     async def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
@@ -1089,9 +1088,10 @@ class _Checkpointer:
             try:
                 if self._conn is None:
                     self._conn = _connect(self._path, self._busy_ms, readonly=False)
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             except sqlite3.Error as exc:
                 log.debug("sqlite checkpoint: %s", exc)
+                continue
+            _passive_checkpoint(self._conn)
 
     def close(self) -> None:
         """Wait for the pass under way, then close (blocking: call it off the loop)."""
@@ -1191,6 +1191,15 @@ def _translate(exc: sqlite3.Error) -> IdnodeError:
     if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
         return ServerBusy(f"sqlite store busy: {exc}")
     return IdnodeError(f"sqlite store: {exc}")
+
+
+def _passive_checkpoint(conn: sqlite3.Connection) -> None:
+    """Copy what the WAL holds into the database, as far as readers allow; a busy file
+    (another process checkpointing) is left to the next pass."""
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    except sqlite3.Error as exc:
+        log.debug("sqlite checkpoint: %s", exc)
 
 
 def _data_version(conn: sqlite3.Connection) -> int:
