@@ -11,6 +11,7 @@ import termios
 from dataclasses import replace
 
 from idnode.errors import IdnodeError, MalformedMessage
+from idnode.transport.udp_batch import DatagramBatcher
 from idnode.transport.udp_fair import FairQueue
 from idnode.transport.wire_handler import WireHandler
 from idnode.wire import peek
@@ -45,9 +46,11 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
         self.fair = FairQueue() if handler.limits.udp_fair_share else None
         self._draining = False
         self._fd = -1  # the socket, for FIONREAD (fair queueing only)
+        self.out: DatagramBatcher | None = None  # answers leave together at a turn's end
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.out = DatagramBatcher(transport, asyncio.get_running_loop())
         sock = transport.get_extra_info("socket")
         if sock is not None and self.fair is not None:
             try:
@@ -74,6 +77,8 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
                 self._handle(data, addr)
             except Exception:  # one bad datagram must not stall the queue behind it
                 log.exception("UDP datagram from %s", addr[0])
+        if self.out is not None:
+            self.out.flush()  # this batch's answers, in one system call
         if len(self.fair) and len(self.inflight) < FAIR_INFLIGHT:
             asyncio.get_running_loop().call_soon(self._drain)
         else:
@@ -153,7 +158,8 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
         budget = self.handler.limits.udp_answer_budget(addr[0], len(request), False)
         if budget is not None and len(answer) > budget:
             answer = truncated_answer(answer)  # no amplification: ask again over TCP
-        self.transport.sendto(answer, addr)
+        assert self.out is not None
+        self.out.send(answer, addr)
 
     def _send(self, response: bytes, envelope, addr, request_size: int) -> None:
         """Send an encoded answer in datagrams, within the client's amplification budget."""
@@ -168,8 +174,9 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
         )
         if budget is not None and sum(map(len, datagrams)) > budget:
             datagrams = [truncated_answer(response)]  # no amplification: ask again over TCP
+        assert self.out is not None
         for datagram in datagrams:
-            self.transport.sendto(datagram, addr)
+            self.out.send(datagram, addr)
 
     def _verified(self, session_id: int, addr) -> bool:
         """A client holding a live session from its own address did not spoof that address."""
