@@ -4,13 +4,14 @@ Why: on loopback and in virtual machines, a datagram sent to a client that sleep
 ``recv`` wakes it up from inside our ``sendto`` (an inter-processor interrupt; under
 `perf` 15 % of the node's samples on the store path). Sent one by one, every answer pays
 that wake-up; sent together, the first answer wakes the client and the others find it
-awake. Measured with a uvloop server doing 20 µs of work a datagram: 31,000 answers/s
-one by one, 37,000/s in batches (docs/performance.md, round 7).
+awake (docs/performance.md, round 7).
 
 Python's ``socket`` module has no ``sendmmsg``, so this calls the C library's through
-``ctypes``, on Linux only; anywhere else, or when the transport has queued datagrams of
-its own (the socket was full), every datagram goes through ``transport.sendto`` as before,
-in order.
+``ctypes``, on 64-bit Linux only. The C arrays are written with one ``struct.pack_into``
+a batch (the datagrams copied into one buffer, the headers packed in one call): setting
+ctypes fields one by one cost more than the system calls it saved. Anywhere else, for a
+datagram too large for a slot, or when the transport holds datagrams of its own (the
+socket was full), datagrams go through ``transport.sendto`` as before, in order.
 """
 
 from __future__ import annotations
@@ -26,32 +27,20 @@ from typing import Any
 log = logging.getLogger("idnode.udp")
 
 BATCH = 64  # datagrams a system call; a turn's answers are fewer (udp.FAIR_BATCH)
-_ADDRESSES = 4096  # encoded client addresses kept; beyond, the table starts again
+SLOT = 2048  # the largest datagram batched; UDP answers are at most 512 (udp.MAX_DATAGRAM)
+_ADDRESSES = 1024  # client addresses kept encoded; beyond, the table starts again
+_NAME = 28  # room for a sockaddr_in6
 
-
-class _IoVec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_char_p), ("length", ctypes.c_size_t)]
-
-
-class _MsgHdr(ctypes.Structure):
-    _fields_ = [
-        ("name", ctypes.c_char_p),
-        ("name_length", ctypes.c_uint32),
-        ("iov", ctypes.POINTER(_IoVec)),
-        ("iov_length", ctypes.c_size_t),
-        ("control", ctypes.c_void_p),
-        ("control_length", ctypes.c_size_t),
-        ("flags", ctypes.c_int),
-    ]
-
-
-class _MMsgHdr(ctypes.Structure):
-    _fields_ = [("header", _MsgHdr), ("sent", ctypes.c_uint)]
+# struct mmsghdr and struct iovec of LP64 Linux: the message header's fields are
+# msg_name, msg_namelen (+4 padding), msg_iov, msg_iovlen, msg_control, msg_controllen,
+# msg_flags (+4), then mmsghdr's msg_len (+4)
+_MMSGHDR = struct.Struct("=QI4xQQQQi4xI4x")
+_IOVEC = struct.Struct("=QQ")
 
 
 def _libc_sendmmsg() -> Any:
-    """The C library's ``sendmmsg``, or None where there is none."""
-    if not sys.platform.startswith("linux"):
+    """The C library's ``sendmmsg``, or None where there is none (or another ABI)."""
+    if not sys.platform.startswith("linux") or ctypes.sizeof(ctypes.c_void_p) != 8:
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
@@ -101,18 +90,20 @@ class DatagramBatcher:
         self.batched = usable if batched is None else batched and usable
         self._pending: list[tuple[bytes, Any]] = []
         self._scheduled = False
-        self._names: dict[Any, bytes] = {}
+        self._names: dict[Any, tuple[int, int]] = {}  # addr -> (address, length) in _name_area
         self.system_calls = 0
         self.sent_batched = 0
         if self.batched:
-            self._iovecs = (_IoVec * BATCH)()
-            self._messages = (_MMsgHdr * BATCH)()
-            for message, iovec in zip(self._messages, self._iovecs, strict=True):
-                message.header.iov = ctypes.pointer(iovec)
-                message.header.iov_length = 1
+            self._data = ctypes.create_string_buffer(BATCH * SLOT)
+            self._name_area = ctypes.create_string_buffer(_ADDRESSES * _NAME)
+            self._headers = ctypes.create_string_buffer(BATCH * _MMSGHDR.size)
+            self._iovecs = ctypes.create_string_buffer(BATCH * _IOVEC.size)
+            iovecs = ctypes.addressof(self._iovecs)
+            self._iovec_at = [iovecs + n * _IOVEC.size for n in range(BATCH)]
+            self._packers: dict[int, tuple[struct.Struct, struct.Struct]] = {}
 
     def send(self, datagram: bytes, addr: Any) -> None:
-        if not self.batched:
+        if not self.batched or len(datagram) > SLOT:
             self.transport.sendto(datagram, addr)
             return
         self._pending.append((datagram, addr))
@@ -134,39 +125,62 @@ class DatagramBatcher:
         if self.transport.is_closing():
             return
         if self.transport.get_write_buffer_size():
-            self._through_transport(pending, 0)  # behind what the transport queued
+            self._through_transport(pending)  # behind what the transport queued
             return
-        start = 0
-        while start < len(pending):
-            count = self._prepare(pending, start)
-            sent = _SENDMMSG(self._fd, self._messages, count, socket.MSG_DONTWAIT)
+        while pending:
+            batch, pending = pending[:BATCH], pending[BATCH:]
+            count = len(batch)
+            self._prepare(batch)
+            sent = _SENDMMSG(self._fd, self._headers, count, socket.MSG_DONTWAIT)
             self.system_calls += 1
             if sent <= 0:
                 # the socket is full (EAGAIN) or refused the first one: the transport takes
                 # the rest, queueing, dropping or reporting as it does for any datagram
-                self._through_transport(pending, start)
+                self._through_transport(batch + pending)
                 return
             self.sent_batched += sent
-            start += sent
+            if sent < count:
+                pending = batch[sent:] + pending
 
-    def _prepare(self, pending: list[tuple[bytes, Any]], start: int) -> int:
-        count = min(BATCH, len(pending) - start)
+    def _prepare(self, batch: list[tuple[bytes, Any]]) -> None:
+        """The datagrams into the buffer, and the iovec and mmsghdr arrays that point there."""
         names = self._names
-        for slot in range(count):
-            datagram, addr = pending[start + slot]
+        if len(names) + len(batch) > _ADDRESSES:
+            names.clear()  # (never during a batch: its names stay where they were written)
+        blob = b"".join([datagram for datagram, _ in batch])  # one after another
+        position = ctypes.addressof(self._data)
+        ctypes.memmove(position, blob, len(blob))
+        iovec_fields: list[int] = []
+        header_fields: list[int] = []
+        iovec_at = self._iovec_at
+        for slot, (datagram, addr) in enumerate(batch):
             name = names.get(addr)
             if name is None:
-                if len(names) >= _ADDRESSES:
-                    names.clear()
-                name = names[addr] = sockaddr(self._family, addr)
-            header = self._messages[slot].header
-            header.name = name
-            header.name_length = len(name)
-            iovec = self._iovecs[slot]
-            iovec.base = datagram
-            iovec.length = len(datagram)
-        return count
+                name = self._remember(addr)
+            size = len(datagram)
+            iovec_fields += (position, size)
+            position += size
+            header_fields += (name[0], name[1], iovec_at[slot], 1, 0, 0, 0, 0)
+        iovec_packer, header_packer = self._packer(len(batch))
+        iovec_packer.pack_into(self._iovecs, 0, *iovec_fields)
+        header_packer.pack_into(self._headers, 0, *header_fields)
 
-    def _through_transport(self, pending: list[tuple[bytes, Any]], start: int) -> None:
-        for datagram, addr in pending[start:]:
+    def _packer(self, count: int) -> tuple[struct.Struct, struct.Struct]:
+        packers = self._packers.get(count)
+        if packers is None:
+            packers = self._packers[count] = (
+                struct.Struct("=" + _IOVEC.format[1:] * count),
+                struct.Struct("=" + _MMSGHDR.format[1:] * count),
+            )
+        return packers
+
+    def _remember(self, addr: Any) -> tuple[int, int]:
+        encoded = sockaddr(self._family, addr)
+        offset = len(self._names) * _NAME
+        ctypes.memmove(ctypes.addressof(self._name_area) + offset, encoded, len(encoded))
+        name = self._names[addr] = (ctypes.addressof(self._name_area) + offset, len(encoded))
+        return name
+
+    def _through_transport(self, pending: list[tuple[bytes, Any]]) -> None:
+        for datagram, addr in pending:
             self.transport.sendto(datagram, addr)
