@@ -43,6 +43,7 @@ from idnode.service.resolve import Resolver
 from idnode.transport.limits import Limits
 from idnode.transport.proxy_negotiation import cache_key
 from idnode.transport.response_cache import ResponseCache
+from idnode.transport.turn_writes import Cork, turn_writer
 from idnode.wire.public_answer import rest_body
 
 # found, redirected (the proxy's GET /{handle}) and not found (negative caching): answers
@@ -282,17 +283,15 @@ def cached_answers_protocol(answers: CachedRestAnswers, base: type | None = None
 
     class CachedAnswersProtocol(base):  # type: ignore[misc, valid-type]
         _answered_here = False
-        # answers given while one read is parsed, written together: a client that pipelines
-        # N cached GETs costs one system call, not N
-        _corked: list[bytes] | None = None
+        # the answers given here, written at the end of the loop's turn with every other
+        # connection's (``turn_writes``): a client that pipelines N cached GETs costs one
+        # system call, not N, and a load generator is woken once a turn, not once an answer
+        _cork: Cork | None = None
 
-        def data_received(self, data: bytes) -> None:
-            self._corked = []
-            try:
-                super().data_received(data)
-            finally:
-                self._flush_corked()
-                self._corked = None
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._cork is not None:
+                self._cork.drop()
+            super().connection_lost(exc)
 
         def output_full(self) -> bool:
             """Whether the client has not taken enough of its answers to be sent more;
@@ -300,10 +299,10 @@ def cached_answers_protocol(answers: CachedRestAnswers, base: type | None = None
             return False
 
         def _flush_corked(self) -> None:
-            corked = self._corked
-            if corked:
-                self.transport.write(corked[0] if len(corked) == 1 else b"".join(corked))
-                corked.clear()
+            """Before anything else is written on this connection, or a request is handed
+            to uvicorn's full path: the answers given here go first."""
+            if self._cork is not None:
+                self._cork.flush()
 
         def send_400_response(self, msg: str) -> None:
             self._flush_corked()  # answers to earlier requests go first
@@ -316,6 +315,7 @@ def cached_answers_protocol(answers: CachedRestAnswers, base: type | None = None
         def on_headers_complete(self) -> None:
             if not self._cacheable_request() or self.output_full():
                 # (a client not taking its answers gets the full path, which waits for it)
+                self._flush_corked()
                 super().on_headers_complete()
                 return
             cycle = self.cycle
@@ -331,19 +331,19 @@ def cached_answers_protocol(answers: CachedRestAnswers, base: type | None = None
                 later = answers.answer_later(
                     self.url, self.headers, client[0] if client else "?", self.app
                 )
+                self._flush_corked()
                 if later is None:
                     super().on_headers_complete()
                 else:
                     self._queue_behind(later)  # started now, or after the answers before it
             elif idle:
                 self._answered_here = True
-                corked = self._corked
-                if corked is not None:
-                    corked.append(response)
-                    if len(corked) >= CORK_LIMIT:
-                        self._flush_corked()  # output is bounded: see output_full
-                else:
-                    self.transport.write(response)
+                cork = self._cork
+                if cork is None:
+                    cork = self._cork = Cork(self.transport, turn_writer(self.loop))
+                cork.write(response)
+                if len(cork) >= CORK_LIMIT:
+                    cork.flush()  # output is bounded: see output_full
                 self.after_cached_answer()
             else:
                 # answers to earlier requests on this connection are still being computed:

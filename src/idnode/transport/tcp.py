@@ -23,6 +23,7 @@ import ssl as ssl_module
 from idnode.errors import MalformedMessage
 from idnode.transport.connections import ConnectionBudget, Ticket, shut
 from idnode.transport.idis import StreamSession
+from idnode.transport.turn_writes import Cork, turn_writer
 from idnode.transport.wire_handler import WireHandler
 from idnode.wire.envelope import ENVELOPE_SIZE
 from idnode.wire.framing import TcpFramer
@@ -75,6 +76,9 @@ class HandleTCPProtocol(asyncio.Protocol):
         self.reading_paused = False
         self.pump_scheduled = False
         self.eof = False
+        # answers given inline (cached, or read from the store), written at the end of the
+        # loop's turn with every other connection's (``turn_writes``)
+        self.out: Cork | None = None
 
     # -- the budget's view of this connection ----------------------------------------------
     def busy(self) -> bool:
@@ -102,6 +106,7 @@ class HandleTCPProtocol(asyncio.Protocol):
                 return
         self.transport.set_write_buffer_limits(high=OUTPUT_HIGH_WATER)
         loop = asyncio.get_running_loop()
+        self.out = Cork(transport, turn_writer(loop))
         self.worker = loop.create_task(self._serve())
         self.last_request = loop.time()
         self.idle_handle = loop.call_at(self.last_request + self.idle_timeout, self._idle_check)
@@ -116,6 +121,8 @@ class HandleTCPProtocol(asyncio.Protocol):
             self.idle_handle = loop.call_at(due, self._idle_check)
 
     def _close(self) -> None:
+        if self.out is not None:
+            self.out.flush()  # the answers given before the reason to close
         shut(self.transport)
 
     # -- flow control ------------------------------------------------------------------------
@@ -178,9 +185,9 @@ class HandleTCPProtocol(asyncio.Protocol):
         answer = handler.answer_datagram_cached(data, self.host_ip, udp=False)
         if answer is None:
             answer = handler.answer_datagram_stored(data, self.host_ip, udp=False)
-        if answer is None:
+        if answer is None or self.out is None:
             return False
-        transport.write(answer)
+        self.out.write(answer)
         self.last_request = asyncio.get_running_loop().time()
         if self.budget is not None:
             self.budget.active(self.ticket)
@@ -223,8 +230,8 @@ class HandleTCPProtocol(asyncio.Protocol):
                 hit = handler.answer_frame_cached(frame[0], frame[1], self.host_ip)
                 if hit is None:
                     hit = handler.answer_frame_stored(frame[0], frame[1], self.host_ip)
-                if hit is not None:
-                    transport.write(hit)
+                if hit is not None and self.out is not None:
+                    self.out.write(hit)
                     continue
             self.queue.put_nowait(frame)
         if frames:
@@ -265,6 +272,8 @@ class HandleTCPProtocol(asyncio.Protocol):
         if self.worker is not None:
             self.worker.cancel()
         self.backlog = b""
+        if self.out is not None:
+            self.out.drop()
         self.drained.set()
         self.transport = None
 
@@ -288,6 +297,8 @@ class HandleTCPProtocol(asyncio.Protocol):
                 self.answering = self.queue.qsize() > 0
             if self.transport is None:
                 return
+            if self.out is not None:
+                self.out.flush()  # (the inline answers before it go first)
             for response in responses:
                 self.transport.write(response)
             if self.session.stream is not None:
