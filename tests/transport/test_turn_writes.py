@@ -78,6 +78,30 @@ async def test_tcp_answers_of_one_turn_leave_in_one_flush(wire_node, flushes) ->
         await server.wait_closed()
 
 
+async def test_tcp_computed_answers_are_written_at_the_turns_end_too(wire_node, flushes) -> None:
+    """Answers of the full path (a typed query: never inline) go through the same cork."""
+    server = await serve_tcp(WireHandler(wire_node.node), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    handle = f"{PREFIX}/demo-1"
+    try:
+        connections = await _connections(port)
+        await asyncio.sleep(0.05)
+        flushes.clear()
+        for n, (_, writer) in enumerate(connections):
+            typed = resolution_request(handle, request_id=n + 1, types=("URL",))
+            writer.write(encode_message(typed))
+        for n, (reader, _) in enumerate(connections):
+            answer = await _frame(reader)
+            assert struct.unpack_from(">I", answer, 8)[0] == n + 1
+            assert decode_header(answer[ENVELOPE_SIZE:]).response_code == ResponseCode.SUCCESS
+        assert sum(map(sum, flushes)) == CONNECTIONS  # every answer through a turn's flush
+        for _, writer in connections:
+            writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def _no_app(scope, receive, send) -> None:
     raise AssertionError("the cached-answer layer answers these")
 

@@ -76,8 +76,8 @@ class HandleTCPProtocol(asyncio.Protocol):
         self.reading_paused = False
         self.pump_scheduled = False
         self.eof = False
-        # answers given inline (cached, or read from the store), written at the end of the
-        # loop's turn with every other connection's (``turn_writes``)
+        # every answer (inline, or computed by ``_serve``), written at the end of the loop's
+        # turn with every other connection's (``turn_writes``)
         self.out: Cork | None = None
 
     # -- the budget's view of this connection ----------------------------------------------
@@ -297,11 +297,13 @@ class HandleTCPProtocol(asyncio.Protocol):
                 self.answering = self.queue.qsize() > 0
             if self.transport is None:
                 return
-            if self.out is not None:
-                self.out.flush()  # (the inline answers before it go first)
+            out = self.out
+            if out is None:
+                return
             for response in responses:
-                self.transport.write(response)
+                out.write(response)  # after the inline answers before it, at the turn's end
             if self.session.stream is not None:
+                out.flush()  # the answer, then the stream
                 await self._send_stream()
                 return
             if self.write_paused:
