@@ -28,6 +28,9 @@ from idnode.wire.envelope import ENVELOPE_SIZE
 from idnode.wire.header import decode_header
 from idnode.wire.message import encode_message
 from tests.transport.conftest import PREFIX
+from tests.transport.test_stored_answers import PREFIX as STORED_PREFIX
+from tests.transport.test_stored_answers import node as stored_node  # noqa: F401 (fixture)
+from tests.transport.test_stored_answers import url as stored_url
 
 CONNECTIONS = 8
 
@@ -171,3 +174,47 @@ async def test_a_cork_writes_at_the_turns_end_at_once_when_large_and_never_when_
     small.closing = True
     await asyncio.sleep(0)
     assert small.written == [b"ab"]  # a closing transport takes nothing more
+
+
+async def test_http_stored_answers_read_later_are_written_by_the_protocol(
+    stored_node,  # noqa: F811 (the fixture imported above: SQLite and PostgreSQL)
+    flushes,
+) -> None:
+    """PostgreSQL's read waits, so the REST store path answers in uvicorn's cycle
+    (``StoredLater``); its answer's bytes go to the protocol's cork, pipelined answers in
+    order, each the full path's JSON. On SQLite the same requests are answered inline."""
+    app = stored_node.app
+    op = stored_node.operator
+    names = [f"{STORED_PREFIX}/later-{n}" for n in range(3)]
+    for n, name in enumerate(names):
+        await app.admin.create_handle(op, name, [stored_url(1, f"https://later/{n}")])
+    answers = CachedRestAnswers(None, Limits.unlimited(), app.resolver)
+    config = Config(app=_no_app, lifespan="off", log_level="warning")
+    config.load()
+    protocol = cached_answers_protocol(answers)
+    state = ServerState()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: protocol(config=config, server_state=state, app_state={}), "127.0.0.1", 0
+    )
+    port = server.sockets[0].getsockname()[1]
+    gets = b"".join(f"GET /api/handles/{n} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for n in names)
+    expected = [await stored_node.full_rest(name) for name in names]
+    try:
+        connections = await _connections(port)
+        await asyncio.sleep(0.05)
+        flushes.clear()
+        for _, writer in connections:
+            writer.write(gets)
+        for reader, _ in connections:
+            for body in expected:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                assert head.startswith(b"HTTP/1.1 200 ")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                assert await reader.readexactly(length) == body
+        assert sum(map(sum, flushes)) == len(connections) * len(names)
+        for _, writer in connections:
+            writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
