@@ -5,14 +5,32 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from idnode.codes import OpCode, OpFlag, Permission, TTLType
 from idnode.model import HandleValue
-from idnode.wire import bodies
+from idnode.wire import bodies, peek
 from idnode.wire.credential import Credential
-from idnode.wire.envelope import Envelope
-from idnode.wire.header import Header
+from idnode.wire.envelope import (
+    ENVELOPE_SIZE,
+    FLAG_COMPRESSED,
+    FLAG_ENCRYPTED,
+    FLAG_TRUNCATED,
+    Envelope,
+)
+from idnode.wire.header import HEADER_SIZE, Header
 from idnode.wire.message import Message, encode_message
-from idnode.wire.public_answer import encode_public_answer, layout_encoder, plain_datagram
+from idnode.wire.public_answer import (
+    _reply_prefix,
+    datagram_answer,
+    datagram_query,
+    encode_public_answer,
+    layout_encoder,
+    plain_datagram,
+    plain_payload,
+    resolution_answer,
+)
 
 SECRET = Permission.ADMIN_READ | Permission.ADMIN_WRITE
 LAYOUT = (
@@ -93,3 +111,62 @@ def test_only_plain_anonymous_resolutions_qualify() -> None:
     truncated = request()
     assert plain_datagram(truncated[:-3]) is None
     assert plain_datagram(b"\x05" + truncated[1:]) is None  # an unknown major version
+
+
+def _frame_path(message: bytes) -> tuple[str, bool] | None:
+    """The decision as the TCP frame path makes it, from the per-field readers."""
+    not_plain = FLAG_COMPRESSED | FLAG_ENCRYPTED | FLAG_TRUNCATED
+    if len(message) < ENVELOPE_SIZE + HEADER_SIZE + 12 or peek.envelope_flags(message) & not_plain:
+        return None
+    if not peek.is_single_plain_request(message) or _reply_prefix(message[:4]) is None:
+        return None
+    return plain_payload(message[ENVELOPE_SIZE:])
+
+
+@st.composite
+def requests_and_mutations(draw) -> bytes:
+    flags = draw(st.sampled_from([0, OpFlag.PO, OpFlag.PO | OpFlag.CT, OpFlag.REC, OpFlag.AT]))
+    handle = draw(st.sampled_from(["20.500.1/x", "20.500.1/" + "é" * 40, "0.NA/20.500.1"]))
+    body = draw(st.sampled_from([{}, {"indexes": (1,)}, {"types": ("URL",)}]))
+    message = bytearray(
+        encode_message(
+            Message(
+                Header(opcode=OpCode.RESOLUTION, flags=OpFlag(flags)),
+                bodies.ResolutionRequest(handle, **body),
+                Envelope(
+                    request_id=draw(st.integers(0, 2**31)),
+                    major=draw(st.sampled_from([2, 3])),
+                    minor=draw(st.sampled_from([0, 1, 10])),
+                ),
+            )
+        )
+    )
+    for _ in range(draw(st.integers(0, 3))):  # bytes changed anywhere, or cut, or added
+        at = draw(st.integers(0, len(message) - 1))
+        message[at] = draw(st.integers(0, 255))
+    cut = draw(st.sampled_from([None, -3, -4]))
+    tail = draw(st.sampled_from([b"", bytes(4), b"\x00\x00\x00\x01"]))
+    return bytes(message[:cut]) + tail
+
+
+@settings(max_examples=400, deadline=None)
+@given(requests_and_mutations(), st.integers(0, 0xFFFF), st.integers(0, 2**33))
+def test_a_datagram_read_in_one_unpack_is_decided_and_answered_as_a_frame_is(
+    message: bytes, site_serial: int, expiration: int
+) -> None:
+    """``datagram_query`` (the UDP store path's one unpack) accepts exactly what the frame
+    path's readers accept, and ``datagram_answer`` gives ``resolution_answer``'s bytes."""
+    query = datagram_query(message)
+    assert (None if query is None else query[:2]) == _frame_path(message)
+    if query is not None:
+        answer = b"\x00\x00\x00\x01" + bytes(range(40))
+        assert datagram_answer(
+            message, query, answer, site_serial=site_serial, expiration=expiration
+        ) == resolution_answer(
+            message[:4],
+            message[8:12],
+            message[20:],
+            answer,
+            site_serial=site_serial,
+            expiration=expiration,
+        )

@@ -51,7 +51,7 @@ from idnode.transport.wire_auth import (
 )
 from idnode.transport.wire_sessions import KEYED_MODES, KeyedSessions, session_suites
 from idnode.wire import bodies, peek
-from idnode.wire.envelope import ENVELOPE_SIZE, Envelope, reply_version
+from idnode.wire.envelope import Envelope, reply_version
 from idnode.wire.header import HEADER_SIZE, MAX_RECURSION_COUNT, decode_header
 from idnode.wire.message import (
     Message,
@@ -62,7 +62,8 @@ from idnode.wire.message import (
     request_digest_of,
 )
 from idnode.wire.public_answer import (
-    plain_datagram,
+    datagram_answer,
+    datagram_query,
     plain_envelope,
     plain_payload,
     resolution_answer,
@@ -239,20 +240,27 @@ class WireHandler:
         message that came in one TCP read, answered by its bytes alike."""
         if not self.node.store.inline_answers:
             return None
-        query = plain_datagram(datagram)
+        query = datagram_query(datagram)
         if query is None:
             return None
-        request_id = peek.request_id_bytes(datagram)
-        payload = datagram[ENVELOPE_SIZE:]
-        return self._stored_now(
+        handle = query[0]
+        admit = self._admission(query[1], host, udp)
+        answer = self.node.resolver.stored_answer_now(handle, host, admit)
+        if answer is None:
+            return None
+        reply = datagram_answer(
+            datagram,
             query,
-            datagram[:4],
-            request_id,
-            payload,
-            host,
-            udp,
-            lambda cache: cache.datagram_key(datagram),  # plain_datagram accepted it
+            answer.wire,
+            site_serial=self.node.site_serial,
+            expiration=self._expiration(),
         )
+        cache = self.cache
+        if cache is not None:  # hot identifiers then come from the cache
+            key = cache.datagram_key(datagram)  # (datagram_query accepted it)
+            if key is not None:
+                self._keep(key, reply, cache.generation, handle)
+        return reply
 
     def answer_frame_stored(self, envelope: Envelope, payload: bytes, host: str) -> bytes | None:
         """``answer_datagram_stored`` for a request already framed (TCP): read inline, so a
@@ -286,14 +294,9 @@ class WireHandler:
     ) -> bytes | None:
         """The stored answer read now; ``cache_key`` is only worked out for an answer."""
         handle, public_only = query
-        limits = self.limits
-
-        def admit(answer: PublicAnswer) -> bool:
-            # the restricted-read rule's last case (restricted values wanted, nobody
-            # authenticated) is the full path's: it challenges; so is a client over its limit
-            return (public_only or not answer.restricted) and limits.allow_request(host, udp=udp)
-
-        answer = self.node.resolver.stored_answer_now(handle, host, admit)
+        answer = self.node.resolver.stored_answer_now(
+            handle, host, self._admission(public_only, host, udp)
+        )
         if answer is None:
             return None
         reply = self._stored_reply(version, request_id, payload, answer)
@@ -303,6 +306,16 @@ class WireHandler:
             if key is not None:
                 self._keep(key, reply, cache.generation, handle)
         return reply
+
+    def _admission(self, public_only: bool, host: str, udp: bool) -> Callable[[PublicAnswer], bool]:
+        limits = self.limits
+
+        def admit(answer: PublicAnswer) -> bool:
+            # the restricted-read rule's last case (restricted values wanted, nobody
+            # authenticated) is the full path's: it challenges; so is a client over its limit
+            return (public_only or not answer.restricted) and limits.allow_request(host, udp=udp)
+
+        return admit
 
     def _stored_reply(
         self, version: bytes, request_id: bytes, payload: bytes, answer: PublicAnswer
