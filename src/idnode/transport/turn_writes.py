@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any
+from typing import Any, Protocol
 
 FLUSH_AT = 64 * 1024  # bytes a connection may hold back; beyond, written at once, so the
 # transport's flow control (pause_writing) sees them as it did when each answer was written
@@ -27,14 +27,19 @@ _WRITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TurnWriter] = (
 )
 
 
+class Flushable(Protocol):
+    def flush(self) -> None: ...
+
+
 class TurnWriter:
-    """The corks of one loop with answers waiting, flushed in one callback."""
+    """What one loop has waiting to be written (``Cork``s, UDP's ``DatagramBatcher``),
+    flushed in one callback."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._due: list[Cork] = []
+        self._due: list[Flushable] = []
 
-    def due(self, cork: Cork) -> None:
+    def due(self, cork: Flushable) -> None:
         if not self._due:
             self._loop.call_soon(self._flush)
         self._due.append(cork)

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 import socket
 import struct
 import sys
 from typing import Any
 
-log = logging.getLogger("idnode.udp")
+from idnode.transport.turn_writes import turn_writer
 
 BATCH = 64  # datagrams a system call; a turn's answers are fewer (udp.FAIR_BATCH)
 SLOT = 2048  # the largest datagram batched; UDP answers are at most 512 (udp.MAX_DATAGRAM)
@@ -70,7 +69,7 @@ def sockaddr(family: int, addr: tuple) -> bytes:
 
 
 class DatagramBatcher:
-    """``send`` now, leave at the end of the turn (``flush``, or the loop's next callback).
+    """``send`` now, leave at the end of the turn (``flush``, or the turn's writer).
 
     ``batched``: whether ``sendmmsg`` is used at all; ``system_calls`` counts its calls
     (``sent_batched`` the datagrams they carried), so tests and operators can see the
@@ -79,7 +78,6 @@ class DatagramBatcher:
 
     def __init__(self, transport: Any, loop: Any, *, batched: bool | None = None) -> None:
         self.transport = transport
-        self._loop = loop
         sock = transport.get_extra_info("socket")
         family = getattr(sock, "family", None)
         self._family = family
@@ -89,7 +87,7 @@ class DatagramBatcher:
         )
         self.batched = usable if batched is None else batched and usable
         self._pending: list[tuple[bytes, Any]] = []
-        self._scheduled = False
+        self._turn = turn_writer(loop)  # flushes at the turn's end, with TCP's and HTTP's
         self._names: dict[Any, tuple[int, int]] = {}  # addr -> (address, length) in _name_area
         self.system_calls = 0
         self.sent_batched = 0
@@ -106,14 +104,9 @@ class DatagramBatcher:
         if not self.batched or len(datagram) > SLOT:
             self.transport.sendto(datagram, addr)
             return
+        if not self._pending:
+            self._turn.due(self)
         self._pending.append((datagram, addr))
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self._flush_soon)
-
-    def _flush_soon(self) -> None:
-        self._scheduled = False
-        self.flush()
 
     def flush(self) -> None:
         """Send what is pending: in ``sendmmsg`` calls while the socket takes them, through

@@ -292,21 +292,15 @@ def datagram_answer(
 ) -> bytes:
     """``resolution_answer`` for a datagram ``datagram_query`` accepted: the same bytes."""
     _, _, prefix, echoed, recursion, handle_end = query
-    handle = message[ENVELOPE_SIZE + HEADER_SIZE : handle_end]  # its length, then its bytes
-    body_length = len(handle) + len(answer)
-    header = _HEADER.pack(
-        _RESOLUTION,
-        _SUCCESS,
+    return _answer_bytes(
+        prefix,
+        message[8:12],
+        message[ENVELOPE_SIZE + HEADER_SIZE : handle_end],
         echoed,
-        site_serial,
         recursion,
-        0,
-        expiration & 0xFFFFFFFF,
-        body_length,
-    )
-    length = _U32.pack(HEADER_SIZE + body_length + 4)
-    return b"".join(
-        (prefix, message[8:12], _NO_CREDENTIAL, length, header, handle, answer, _NO_CREDENTIAL)
+        answer,
+        site_serial,
+        expiration,
     )
 
 
@@ -363,20 +357,44 @@ def resolution_answer(
     prefix = _reply_prefix(version)
     assert prefix is not None  # plain_datagram / plain_envelope checked it
     handle_end = HEADER_SIZE + 4 + int.from_bytes(payload[HEADER_SIZE : HEADER_SIZE + 4], "big")
-    handle = payload[HEADER_SIZE:handle_end]  # length and bytes, as the request spells it
+    return _answer_bytes(
+        prefix,
+        request_id,
+        payload[HEADER_SIZE:handle_end],
+        peek.op_flags(payload) & _ECHOED,
+        payload[14],
+        answer,
+        site_serial,
+        expiration,
+    )
+
+
+def _answer_bytes(
+    prefix: bytes,
+    request_id: bytes,
+    handle: bytes,
+    echoed: int,
+    recursion: int,
+    answer: bytes,
+    site_serial: int,
+    expiration: int,
+) -> bytes:
+    """Envelope, header, the request's handle field (its length, then its bytes, as the
+    request spells it), the value list and an empty credential."""
+    body_length = len(handle) + len(answer)
     header = _HEADER.pack(
         _RESOLUTION,
         _SUCCESS,
-        peek.op_flags(payload) & _ECHOED,
+        echoed,
         site_serial,
-        payload[14],
+        recursion,
         0,
         expiration & 0xFFFFFFFF,
-        len(handle) + len(answer),
+        body_length,
     )
-    length = HEADER_SIZE + len(handle) + len(answer) + 4
+    length = _U32.pack(HEADER_SIZE + body_length + 4)
     return b"".join(
-        (prefix, request_id, bytes(4), _U32.pack(length), header, handle, answer, _NO_CREDENTIAL)
+        (prefix, request_id, _NO_CREDENTIAL, length, header, handle, answer, _NO_CREDENTIAL)
     )
 
 
