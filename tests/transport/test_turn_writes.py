@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from uvicorn.config import Config
@@ -49,13 +51,47 @@ def flushes(monkeypatch) -> list[list[int]]:
     return seen
 
 
-async def _connections(port: int) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-    return [await asyncio.open_connection("127.0.0.1", port) for _ in range(CONNECTIONS)]
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _accepted(
+    port: int, ask: bytes, answer: Callable[..., Awaitable[Any]]
+) -> list[Connection]:
+    """``CONNECTIONS`` connections, each with one exchange behind it: the server has
+    accepted every one and made its protocol (no waiting for that by the clock)."""
+    connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(CONNECTIONS)]
+    for reader, writer in connections:
+        writer.write(ask)
+        await answer(reader)
+    return connections
 
 
 async def _frame(reader: asyncio.StreamReader) -> bytes:
     envelope = await asyncio.wait_for(reader.readexactly(ENVELOPE_SIZE), 10)
     return envelope + await reader.readexactly(struct.unpack_from(">I", envelope, 16)[0])
+
+
+async def _http_answer(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """(head, body) of the next HTTP answer."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    return head, await reader.readexactly(length)
+
+
+async def _no_app(scope, receive, send) -> None:
+    raise AssertionError("the cached-answer layer answers these")
+
+
+async def _http_server(answers: CachedRestAnswers) -> asyncio.Server:
+    """uvicorn's httptools protocol with the cached-answer layer, as ``idnode serve`` has it
+    (without the guard layers), on a free port."""
+    config = Config(app=_no_app, lifespan="off", log_level="warning")
+    config.load()
+    protocol = cached_answers_protocol(answers)
+    state = ServerState()
+    return await asyncio.get_running_loop().create_server(
+        lambda: protocol(config=config, server_state=state, app_state={}), "127.0.0.1", 0
+    )
 
 
 async def test_tcp_answers_of_one_turn_leave_in_one_flush(wire_node, flushes) -> None:
@@ -64,8 +100,8 @@ async def test_tcp_answers_of_one_turn_leave_in_one_flush(wire_node, flushes) ->
     port = server.sockets[0].getsockname()[1]
     handle = f"{PREFIX}/demo-1"
     try:
-        connections = await _connections(port)
-        await asyncio.sleep(0.05)  # (accepted: the server's protocols exist)
+        ask = encode_message(resolution_request(handle, request_id=99))
+        connections = await _accepted(port, ask, _frame)
         flushes.clear()
         for n, (_, writer) in enumerate(connections):
             writer.write(encode_message(resolution_request(handle, request_id=n + 1)))
@@ -87,8 +123,8 @@ async def test_tcp_computed_answers_are_written_at_the_turns_end_too(wire_node, 
     port = server.sockets[0].getsockname()[1]
     handle = f"{PREFIX}/demo-1"
     try:
-        connections = await _connections(port)
-        await asyncio.sleep(0.05)
+        ask = encode_message(resolution_request(handle, request_id=99))
+        connections = await _accepted(port, ask, _frame)
         flushes.clear()
         for n, (_, writer) in enumerate(connections):
             typed = resolution_request(handle, request_id=n + 1, types=("URL",))
@@ -105,35 +141,22 @@ async def test_tcp_computed_answers_are_written_at_the_turns_end_too(wire_node, 
         await server.wait_closed()
 
 
-async def _no_app(scope, receive, send) -> None:
-    raise AssertionError("the cached-answer layer answers these")
-
-
 async def test_http_answers_of_one_turn_leave_in_one_flush(wire_node, flushes) -> None:
     await wire_node.node.store.fill_public_answers()
     answers = CachedRestAnswers(ResponseCache(100), Limits.unlimited(), wire_node.node.resolver)
-    config = Config(app=_no_app, lifespan="off", log_level="warning")
-    config.load()
-    protocol = cached_answers_protocol(answers)
-    state = ServerState()
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: protocol(config=config, server_state=state, app_state={}), "127.0.0.1", 0
-    )
+    server = await _http_server(answers)
     port = server.sockets[0].getsockname()[1]
     get = f"GET /api/handles/{PREFIX}/demo-1 HTTP/1.1\r\nHost: x\r\n\r\n".encode()
     try:
-        connections = await _connections(port)
-        await asyncio.sleep(0.05)
+        connections = await _accepted(port, get, _http_answer)
         flushes.clear()
         for _, writer in connections:
             writer.write(get + get)  # two pipelined: one connection's two answers, in order
         for reader, _ in connections:
             for _ in range(2):
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                head, body = await _http_answer(reader)
                 assert head.startswith(b"HTTP/1.1 200 ")
-                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-                assert b'"responseCode":1' in await reader.readexactly(length)
+                assert b'"responseCode":1' in body
         assert flushes == [[2] * CONNECTIONS]
         for _, writer in connections:
             writer.close()
@@ -189,29 +212,20 @@ async def test_http_stored_answers_read_later_are_written_by_the_protocol(
     for n, name in enumerate(names):
         await app.admin.create_handle(op, name, [stored_url(1, f"https://later/{n}")])
     answers = CachedRestAnswers(None, Limits.unlimited(), app.resolver)
-    config = Config(app=_no_app, lifespan="off", log_level="warning")
-    config.load()
-    protocol = cached_answers_protocol(answers)
-    state = ServerState()
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: protocol(config=config, server_state=state, app_state={}), "127.0.0.1", 0
-    )
+    server = await _http_server(answers)
     port = server.sockets[0].getsockname()[1]
-    gets = b"".join(f"GET /api/handles/{n} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for n in names)
+    requests = [f"GET /api/handles/{n} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for n in names]
     expected = [await stored_node.full_rest(name) for name in names]
     try:
-        connections = await _connections(port)
-        await asyncio.sleep(0.05)
+        connections = await _accepted(port, requests[0], _http_answer)
         flushes.clear()
         for _, writer in connections:
-            writer.write(gets)
+            writer.write(b"".join(requests))
         for reader, _ in connections:
             for body in expected:
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                head, got = await _http_answer(reader)
                 assert head.startswith(b"HTTP/1.1 200 ")
-                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-                assert await reader.readexactly(length) == body
+                assert got == body
         assert sum(map(sum, flushes)) == len(connections) * len(names)
         for _, writer in connections:
             writer.close()
