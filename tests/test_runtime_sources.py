@@ -106,3 +106,14 @@ def test_manual_clock_and_seeded_random_are_deterministic():
     assert runtime.SeededRandom(1)(8) == runtime.SeededRandom(1)(8)
     assert runtime.randbits(runtime.SeededRandom(1), 31) < 1 << 31
     assert runtime.uuid4(runtime.SeededRandom(2)).version == 4
+
+
+def test_the_system_clock_is_read_without_a_frame_of_its_own() -> None:
+    """The clocks are read several times on every request: ``SystemClock``'s are the C
+    functions themselves, not Python methods calling them."""
+    import time
+
+    clock = runtime.SystemClock()
+    assert clock.monotonic is time.monotonic and clock.monotonic_ns is time.monotonic_ns
+    assert type(clock).__call__ is time.time
+    assert abs(clock() - time.time()) < 60  # (what it reads: the wall clock)

@@ -6,6 +6,7 @@ Everything else (wire codecs, stores, JSON) converts to and from these classes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from idnode.codes import Permission, TTLType
 
@@ -72,8 +73,7 @@ class HandleValue:
         return self.type == wanted
 
 
-@dataclass(frozen=True, slots=True)
-class PublicAnswer:
+class PublicAnswer(NamedTuple):
     """A record's answer to an anonymous, unfiltered resolution, encoded when it was written.
 
     Kept by the store beside the record, in the write's own transaction, so an uncached
@@ -86,6 +86,16 @@ class PublicAnswer:
 
     wire: bytes
     json: bytes
+    restricted: bool
+
+
+class StoredWire(NamedTuple):
+    """The wire half of a ``PublicAnswer``: what a resolution over UDP or TCP reads
+    (``Store.public_wire_now``), without the REST JSON beside it. A named tuple, as
+    ``PublicAnswer`` is: one is built for every uncached resolution, and a tuple is the
+    cheapest object Python builds."""
+
+    wire: bytes
     restricted: bool
 
 

@@ -165,8 +165,9 @@ class PrefixSet:
 
     def homes_prefix(self, prefix: str) -> bool:
         key = handle_key(prefix)
-        if key in self._keys:
-            return True
+        return key in self._keys or self._homes_parent_of(key)
+
+    def _homes_parent_of(self, key: str) -> bool:
         # walk up the dotted hierarchy: 20.500.123.7 -> 20.500.123 -> 20.500 -> 20
         while key := parent_prefix(key):
             if key in self._keys:
@@ -174,8 +175,10 @@ class PrefixSet:
         return False
 
     def responsible_for(self, handle: str) -> bool:
-        """A node homing ``0.NA`` (the root of the hierarchy) keeps every prefix handle."""
-        prefix, suffix = prefix_part(handle), suffix_part(handle)
-        if handle_key(prefix) == NA_PREFIX_KEY:
+        """A node homing ``0.NA`` (the root of the hierarchy) keeps every prefix handle.
+        (Asked on every uncached resolution: one split, one key, a set lookup.)"""
+        prefix, _, suffix = handle.partition("/")
+        key = handle_key(prefix)
+        if key == NA_PREFIX_KEY:
             return self.homes_prefix(suffix) or NA_PREFIX_KEY in self._keys
-        return self.homes_prefix(prefix)
+        return key in self._keys or self._homes_parent_of(key)

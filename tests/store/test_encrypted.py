@@ -208,3 +208,20 @@ async def test_rotation_finds_records_whose_log_rows_were_pruned(make_store, clo
         assert await enc.census() == {new.id.hex(): 10}
     finally:
         await enc.close()
+
+
+async def test_the_wire_read_is_the_engines_own_and_holds_public_values_only(tmp_path: Path):
+    """The store path's read over UDP and TCP goes straight to the engine (no call of the
+    wrapper's in between: public values are never sealed), and what it reads holds the
+    public values, never a sealed one's plaintext."""
+    from idnode.store.sqlite import SQLiteStore
+    from idnode.wire.public_answer import ENCODER
+
+    inner = SQLiteStore(str(tmp_path / "node.db"), clock=ManualClock(), answers=ENCODER)
+    async with EncryptedStore(inner, ring(), random=SeededRandom(2)) as enc:
+        await enc.create_handle("20.500/a", values())
+        assert enc.public_wire_now.__self__ is inner
+        stored = enc.public_wire_now("20.500/a")
+        assert stored is not None and stored.restricted  # (HS_SECKEY: admin-readable)
+        assert b"https://example.com/public" in stored.wire
+        assert SECRET not in stored.wire and b"hunter2" not in stored.wire

@@ -15,6 +15,7 @@ from idnode.runtime import ManualClock
 from idnode.store import open_store
 from idnode.store import sqlite as engine
 from idnode.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from idnode.wire.public_answer import ENCODER
 
 
 def v(index: int, data: bytes = b"x") -> HandleValue:
@@ -421,3 +422,36 @@ def test_an_inline_read_without_a_loop_reads_on_its_own(tmp_path: Path) -> None:
     assert store.public_answer_now("20.500.1/a") is None  # no encoder: no stored answer
     assert not store._rconn.in_transaction
     asyncio.run(store.close())
+
+
+async def test_the_wire_read_is_one_descent_of_a_covering_index(tmp_path: Path) -> None:
+    """The store path's read over UDP and TCP (``public_wire_now``) is answered from the
+    index that holds the wire half of each stored answer, not by the key's index and then
+    the row (two B-tree descents); and it reads what the whole answer holds."""
+    async with SQLiteStore(str(tmp_path / "node.db"), clock=ManualClock(), answers=ENCODER) as s:
+        await s.create_handle("20.500.1/a", [v(1, b"https://a"), v(2, b"https://b")])
+        plan = s._rconn.execute(f"EXPLAIN QUERY PLAN {engine._GET_WIRE}", ("K",)).fetchall()
+        assert "COVERING INDEX public_answers_wire" in plan[0][-1]
+        whole = s.public_answer_now("20.500.1/a")
+        assert whole is not None
+        assert s.public_wire_now("20.500.1/A") == (whole.wire, whole.restricted)
+        await s.delete_handle("20.500.1/a")
+        assert s.public_wire_now("20.500.1/a") is None
+
+
+async def test_a_store_from_before_the_wire_index_gains_it(tmp_path: Path) -> None:
+    """A file of schema 9 (stored answers, no wire index) is upgraded at open: the index is
+    built from the answers already stored, and the wire read finds them."""
+    path = str(tmp_path / "node.db")
+    async with SQLiteStore(path, clock=ManualClock(), answers=ENCODER) as s:
+        await s.create_handle("20.500.1/old", [v(1, b"https://old")])
+        expected = s.public_answer_now("20.500.1/old")
+    conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX public_answers_wire")
+    conn.execute("PRAGMA user_version = 9")
+    conn.commit()
+    conn.close()
+    async with SQLiteStore(path, clock=ManualClock(), answers=ENCODER) as s:
+        assert s._wconn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert expected is not None
+        assert s.public_wire_now("20.500.1/old") == (expected.wire, expected.restricted)

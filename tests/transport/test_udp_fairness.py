@@ -15,10 +15,15 @@ machine is, and a test must not.
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import sys
 from collections.abc import Iterator
 
 import pytest
+import uvloop
 
+from idnode.transport.udp import HandleUDPProtocol
 from idnode.transport.udp_fair import MIN_SHARE, FairQueue
 from tests.conftest import RunningNode
 from tests.transport.flood import HSJ_UDP_WAITS, Flood, light_client
@@ -69,3 +74,47 @@ def test_sources_are_served_in_turn() -> None:
     assert [source for source, _ in first] == ["heavy", "light"]
     assert queue.take(1000)[0] == ("heavy", 1) and len(queue) == 0
     assert MIN_SHARE >= 1
+
+
+def _protocol_with_unread(datagrams: int, receive_buffer: int | None = None) -> bool:
+    """A UDP server protocol on a real socket (fair queueing on, as ``idnode serve`` runs it)
+    whose kernel holds ``datagrams`` unread ones: what ``_backlogged`` says of it. The loop
+    never turns between the sends and the question, so nothing has been read."""
+
+    class Handler:  # what the protocol's constructor reads of a WireHandler
+        clock = type("Clock", (), {"monotonic": staticmethod(lambda: 0.0)})()
+        limits = type("Limits", (), {"udp_fair_share": True})()
+
+    async def main() -> bool:
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: HandleUDPProtocol(Handler()),  # type: ignore[arg-type]
+            local_addr=("127.0.0.1", 0),
+        )
+        sock = transport.get_extra_info("socket")
+        if receive_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            for _ in range(datagrams):
+                client.sendto(b"x" * 100, transport.get_extra_info("sockname"))
+            return protocol._backlogged()
+        finally:
+            client.close()
+            transport.close()
+
+    return uvloop.run(main())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="SO_MEMINFO is Linux's")
+def test_a_few_dozen_unread_datagrams_are_not_a_backlog() -> None:
+    """64 requests in flight from a busy client fill a sliver of the receive buffer: they
+    are answered 32 a turn, not four (before, any unread datagram made the node answer four
+    a turn: a system call and a turn of the loop for every four answers)."""
+    assert _protocol_with_unread(64) is False
+
+
+def test_a_receive_buffer_half_full_is_a_backlog() -> None:
+    """A flood that fills the kernel's buffer is: the node then reads first, and the fair
+    queue, not the kernel, chooses what is dropped."""
+    assert _protocol_with_unread(400, receive_buffer=32 * 1024) is True

@@ -184,7 +184,7 @@ class ResolutionGate:
 
     def __call__(self, handle: str, client: str = "") -> None:
         if not client or self.clock is None or self._first(client, handle):
-            prefix = prefix_part(handle)
+            prefix = handle.partition("/")[0]  # (prefix_part, on every resolution)
             self.pending[prefix] = self.pending.get(prefix, 0) + 1
         self.states.gate(handle)
 

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from idnode.codes import Permission
 from idnode.errors import HandleNotFound, IdnodeError, NotAuthorized, NotResponsible, ValueNotFound
-from idnode.model import HandleValue, PublicAnswer
+from idnode.model import HandleValue, PublicAnswer, StoredWire
 from idnode.names import PrefixSet, check_handle
 from idnode.store.base import Store
 
@@ -152,7 +152,8 @@ def select_values(
 ReadCheck = Callable[[Any, Sequence[HandleValue]], Awaitable[bool]]
 # a transport's last word on a stored answer (``Resolver.stored_answer``): its rate limit, and
 # whether the query asked for public values only
-Admit = Callable[[PublicAnswer], bool]
+Admit = Callable[[PublicAnswer | StoredWire], bool]  # sees ``restricted`` only
+Stored = TypeVar("Stored", PublicAnswer, StoredWire)
 
 
 async def readable_values(
@@ -281,6 +282,18 @@ class Resolver:
             return None
         return self._admitted(handle, client, self.store.public_answer_now(handle), admit)
 
+    def stored_wire_now(
+        self, name: str, client: str = "", admit: Admit | None = None
+    ) -> StoredWire | None:
+        """``stored_answer_now`` for the wire (UDP and TCP): the stored answer's wire half
+        (``Store.public_wire_now``), by the same stages in the same order."""
+        if not self.store.inline_answers:
+            return None
+        handle = self._local_name(name)
+        if handle is None:
+            return None
+        return self._admitted(handle, client, self.store.public_wire_now(handle), admit)
+
     async def stored_answer(
         self, name: str, client: str = "", admit: Admit | None = None
     ) -> PublicAnswer | None:
@@ -306,8 +319,8 @@ class Resolver:
         return handle
 
     def _admitted(
-        self, handle: str, client: str, answer: PublicAnswer | None, admit: Admit | None
-    ) -> PublicAnswer | None:
+        self, handle: str, client: str, answer: Stored | None, admit: Admit | None
+    ) -> Stored | None:
         if answer is None or (admit is not None and not admit(answer)):
             return None  # (resolve then runs the gate, once)
         if self.gate is not None:

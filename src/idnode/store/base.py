@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from idnode.codes import Permission, TTLType
 from idnode.errors import InvalidHandle, InvalidValue
-from idnode.model import HandleValue, PublicAnswer, ValueReference, handle_key
+from idnode.model import HandleValue, PublicAnswer, StoredWire, ValueReference, handle_key
 from idnode.store.effects import NO_EFFECTS, Effects
 from idnode.store.governance import SELECT_VERSIONS
 from idnode.store.rows import decode_record
@@ -153,6 +153,13 @@ class Store(abc.ABC):
         """``public_answer`` without an await, for engines whose ``inline_answers`` is True
         (the caller checks it first; the others answer None)."""
         return None
+
+    def public_wire_now(self, handle: str) -> StoredWire | None:
+        """The wire half of ``public_answer_now``: what a resolution over UDP or TCP needs.
+        Engines that can read it alone (SQLite: a covering index, one B-tree descent instead
+        of the key's and then the row's) override it."""
+        answer = self.public_answer_now(handle)
+        return None if answer is None else StoredWire(answer.wire, answer.restricted)
 
     async def fill_public_answers(self, after: str = "", batch: int = 1000) -> str | None:
         """Encode the public answers of up to ``batch`` records after key ``after`` (in key

@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from idnode.codes import Permission
 from idnode.crypto.keyring import Keyring, KeyringError
-from idnode.model import HandleValue, PublicAnswer, handle_key
+from idnode.model import HandleValue, PublicAnswer, StoredWire, handle_key
 from idnode.runtime import Random, Runtime
 from idnode.store.base import (
     AnswerEncoder,
@@ -178,6 +178,10 @@ class EncryptedStore(Store):
         random: Random,
     ) -> None:
         self.inner, self.keyring, self._random = inner, keyring, random
+        # the store path's read, every uncached resolution over UDP and TCP: public values
+        # are never sealed, so it is the engine's own bound method, with no call in between
+        self.public_wire_now = inner.public_wire_now  # type: ignore[method-assign]
+        self.inline_answers = inner.inline_answers  # (fixed when the engine is made)
         self._rotating = False
         self._inflight = 0
         self._write_lock = asyncio.Lock()
@@ -229,15 +233,15 @@ class EncryptedStore(Store):
         await self.inner.close()
 
     # public answers hold public values only, which are never sealed: the engine's as they are
-    @property
-    def inline_answers(self) -> bool:  # type: ignore[override]
-        return self.inner.inline_answers
-
+    # (``inline_answers`` and ``public_wire_now`` are the engine's own, set in __init__)
     async def public_answer(self, handle: str) -> PublicAnswer | None:
         return await self.inner.public_answer(handle)
 
     def public_answer_now(self, handle: str) -> PublicAnswer | None:
         return self.inner.public_answer_now(handle)
+
+    def public_wire_now(self, handle: str) -> StoredWire | None:  # (replaced in __init__)
+        return self.inner.public_wire_now(handle)
 
     async def fill_public_answers(self, after: str = "", batch: int = 1000) -> str | None:
         return await self.inner.fill_public_answers(after, batch)

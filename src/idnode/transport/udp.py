@@ -7,8 +7,10 @@ import fcntl
 import logging
 import socket
 import struct
+import sys
 import termios
 from dataclasses import replace
+from typing import Any
 
 from idnode.errors import IdnodeError, MalformedMessage
 from idnode.transport.udp_batch import DatagramBatcher
@@ -23,17 +25,25 @@ log = logging.getLogger("idnode.udp")
 
 MAX_INFLIGHT = 4096  # requests being answered at once; beyond this, datagrams are dropped
 MAX_DATAGRAM = 512  # Handle.Net's UDP packet size: larger messages are split
-# datagrams answered per turn of the event loop, from the fair queue (``udp_fair``); uvloop
-# reads up to 32 per turn, so while overloaded the node reads faster than it answers and
-# sheds the heaviest sources' excess unread-cheaply instead of letting the kernel drop blindly
-FAIR_BATCH = 16
+# datagrams answered per turn of the event loop, from the fair queue (``udp_fair``): as many
+# as uvloop reads in a turn (32), so that a turn's answers leave in one ``sendmmsg`` and wake
+# a waiting client once (16 cost 10 % of the cached and the store path's throughput,
+# docs/performance.md). While the kernel's buffer fills, FAIR_BATCH_BACKLOGGED below: the
+# node then reads faster than it answers and sheds the heaviest sources' excess
+# unread-cheaply instead of letting the kernel drop blindly
+FAIR_BATCH = 32
 # requests (not answered from the cache) being answered at once while fair queueing: beyond
 # this the datagrams wait in the fair queue, where the heaviest sources are shed first
 FAIR_INFLIGHT = 256
-# while the kernel still holds unread datagrams, answer only this many per turn: reading
-# first is what lets the fair queue, not the kernel's full buffer, choose what is dropped
+# while the kernel's buffer is filling with unread datagrams (``_backlogged``), answer only
+# this many per turn: reading first is what lets the fair queue, not the kernel's full
+# buffer, choose what is dropped
 FAIR_BATCH_BACKLOGGED = 4
 RECEIVE_BUFFER = 4 * 1024 * 1024  # asked of the kernel (it caps it at net.core.rmem_max)
+# Linux's SO_MEMINFO: the socket's memory counters, the first two the bytes its unread
+# datagrams take and the size of its receive buffer (linux/sock_diag.h)
+SO_MEMINFO = 55
+_MEMINFO = struct.Struct("=II")
 
 
 class HandleUDPProtocol(asyncio.DatagramProtocol):
@@ -46,6 +56,7 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
         self.fair = FairQueue() if handler.limits.udp_fair_share else None
         self._draining = False
         self._fd = -1  # the socket, for FIONREAD (fair queueing only)
+        self._sock: Any = None  # the socket, for SO_MEMINFO (fair queueing, Linux)
         self.out: DatagramBatcher | None = None  # answers leave together at a turn's end
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -58,6 +69,8 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
             except OSError:
                 pass  # the default buffer still works
             self._fd = sock.fileno()
+            if sys.platform == "linux":
+                self._sock = sock
 
     def datagram_received(self, data: bytes, addr) -> None:
         if self.fair is None:
@@ -85,13 +98,23 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
             self._draining = False  # empty, or full: a finishing request drains again
 
     def _backlogged(self) -> bool:
-        """Whether the kernel holds a datagram we have not read yet (FIONREAD: the size of
-        the next one, 0 when there is none)."""
-        if self._fd < 0:
-            return False
+        """Whether the kernel's receive buffer is filling faster than the node answers: more
+        than half of it holds datagrams not read yet (Linux, SO_MEMINFO), so that it would
+        soon drop the next ones blindly. A few dozen unread datagrams (clients with requests
+        in flight, a busy node) are not a flood: answering them four a turn cost a system
+        call and a loop turn for every four answers (a tenth of the store path's
+        throughput, docs/performance.md). Elsewhere: whether any datagram is unread
+        (FIONREAD: the size of the next one, 0 when there is none)."""
         try:
+            if self._sock is not None:
+                unread, size = _MEMINFO.unpack(
+                    self._sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, _MEMINFO.size)
+                )
+                return 2 * unread > size
+            if self._fd < 0:
+                return False
             return struct.unpack("i", fcntl.ioctl(self._fd, termios.FIONREAD, b"\0" * 4))[0] > 0
-        except OSError:
+        except (OSError, struct.error):
             return False
 
     def _done(self, task: asyncio.Task) -> None:

@@ -34,10 +34,10 @@ from idnode.errors import (
     SessionFailed,
     UnableToAuthenticate,
 )
-from idnode.model import NA_PREFIX, PublicAnswer, handle_key
+from idnode.model import NA_PREFIX, PublicAnswer, StoredWire, handle_key
 from idnode.service.node import Node
 from idnode.service.replication import ReplicationSource, share_of
-from idnode.service.resolve import NeedsAuth, Referral, ResolutionQuery, Values
+from idnode.service.resolve import Admit, NeedsAuth, Referral, ResolutionQuery, Values
 from idnode.transport.idis import AUTO, IdisDialect, StreamSession
 from idnode.transport.limits import Limits
 from idnode.transport.response_cache import ResponseCache, requested_handle
@@ -245,7 +245,7 @@ class WireHandler:
             return None
         handle = query[0]
         admit = self._admission(query[1], host, udp)
-        answer = self.node.resolver.stored_answer_now(handle, host, admit)
+        answer = self.node.resolver.stored_wire_now(handle, host, admit)
         if answer is None:
             return None
         reply = datagram_answer(
@@ -294,7 +294,7 @@ class WireHandler:
     ) -> bytes | None:
         """The stored answer read now; ``cache_key`` is only worked out for an answer."""
         handle, public_only = query
-        answer = self.node.resolver.stored_answer_now(
+        answer = self.node.resolver.stored_wire_now(
             handle, host, self._admission(public_only, host, udp)
         )
         if answer is None:
@@ -307,10 +307,10 @@ class WireHandler:
                 self._keep(key, reply, cache.generation, handle)
         return reply
 
-    def _admission(self, public_only: bool, host: str, udp: bool) -> Callable[[PublicAnswer], bool]:
+    def _admission(self, public_only: bool, host: str, udp: bool) -> Admit:
         limits = self.limits
 
-        def admit(answer: PublicAnswer) -> bool:
+        def admit(answer: PublicAnswer | StoredWire) -> bool:
             # the restricted-read rule's last case (restricted values wanted, nobody
             # authenticated) is the full path's: it challenges; so is a client over its limit
             return (public_only or not answer.restricted) and limits.allow_request(host, udp=udp)
@@ -318,7 +318,7 @@ class WireHandler:
         return admit
 
     def _stored_reply(
-        self, version: bytes, request_id: bytes, payload: bytes, answer: PublicAnswer
+        self, version: bytes, request_id: bytes, payload: bytes, answer: PublicAnswer | StoredWire
     ) -> bytes:
         return resolution_answer(
             version,
