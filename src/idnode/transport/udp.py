@@ -40,10 +40,14 @@ FAIR_INFLIGHT = 256
 # buffer, choose what is dropped
 FAIR_BATCH_BACKLOGGED = 4
 RECEIVE_BUFFER = 4 * 1024 * 1024  # asked of the kernel (it caps it at net.core.rmem_max)
-# Linux's SO_MEMINFO: the socket's memory counters, the first two the bytes its unread
-# datagrams take and the size of its receive buffer (linux/sock_diag.h)
+# Linux's SO_MEMINFO: the socket's memory counters, the first the bytes its unread datagrams
+# take (linux/sock_diag.h), about 830 for a small request
 SO_MEMINFO = 55
-_MEMINFO = struct.Struct("=II")
+_MEMINFO = struct.Struct("=I")
+# unread bytes beyond which the node reads before it answers (``_backlogged``): about 150
+# small requests, three turns' reading. A datagram arriving then waits behind these in the
+# kernel's queue (first come, first served) before the fair queue can put it first.
+BACKLOG_BYTES = 128 * 1024
 
 
 class HandleUDPProtocol(asyncio.DatagramProtocol):
@@ -98,19 +102,22 @@ class HandleUDPProtocol(asyncio.DatagramProtocol):
             self._draining = False  # empty, or full: a finishing request drains again
 
     def _backlogged(self) -> bool:
-        """Whether the kernel's receive buffer is filling faster than the node answers: more
-        than half of it holds datagrams not read yet (Linux, SO_MEMINFO), so that it would
-        soon drop the next ones blindly. A few dozen unread datagrams (clients with requests
-        in flight, a busy node) are not a flood: answering them four a turn cost a system
-        call and a loop turn for every four answers (a tenth of the store path's
-        throughput, docs/performance.md). Elsewhere: whether any datagram is unread
+        """Whether datagrams arrive faster than the node answers: the kernel holds more than
+        ``BACKLOG_BYTES`` of them unread (Linux, SO_MEMINFO). A few dozen unread datagrams
+        (clients with requests in flight at a busy node) are not a flood: answering them
+        four a turn cost a system call and a loop turn for every four answers (a tenth of
+        the store path's throughput, docs/performance.md). A flood's thousands are: the node
+        then reads first, so that a light client's datagram soon reaches the fair queue,
+        where it goes first, and what is dropped is the flood's (half of the buffer as the
+        bound was tried and is too late: the light client waited behind thousands in the
+        kernel's queue, three times as long). Elsewhere: whether any datagram is unread
         (FIONREAD: the size of the next one, 0 when there is none)."""
         try:
             if self._sock is not None:
-                unread, size = _MEMINFO.unpack(
+                (unread,) = _MEMINFO.unpack(
                     self._sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, _MEMINFO.size)
                 )
-                return 2 * unread > size
+                return unread > BACKLOG_BYTES
             if self._fd < 0:
                 return False
             return struct.unpack("i", fcntl.ioctl(self._fd, termios.FIONREAD, b"\0" * 4))[0] > 0
