@@ -15,16 +15,21 @@ machine is, and a test must not.
 
 from __future__ import annotations
 
-import asyncio
+import shutil
 import socket
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import uvloop
 
-from idnode.transport.udp import HandleUDPProtocol
+from idnode.app import open_node
+from idnode.config import load_config
+from idnode.runtime import system
+from idnode.transport.udp import serve_udp
 from idnode.transport.udp_fair import MIN_SHARE, FairQueue
+from idnode.transport.wire_handler import WireHandler
 from tests.conftest import RunningNode
 from tests.transport.flood import HSJ_UDP_WAITS, Flood, light_client
 from tests.transport.served import SMALL, seeded_node_dir, serve, stop
@@ -76,45 +81,46 @@ def test_sources_are_served_in_turn() -> None:
     assert MIN_SHARE >= 1
 
 
-def _protocol_with_unread(datagrams: int) -> bool:
-    """A UDP server protocol on a real socket (fair queueing on, as ``idnode serve`` runs it)
-    whose kernel holds ``datagrams`` unread ones: what ``_backlogged`` says of it. The loop
+def _backlogged_with_unread(node_template: Path, tmp_path: Path, datagrams: int) -> bool:
+    """A served node's UDP protocol (fair queueing on, as ``idnode serve`` runs it) whose
+    kernel holds ``datagrams`` unread requests: what ``_backlogged`` says of it. The loop
     never turns between the sends and the question, so nothing has been read."""
-
-    class Handler:  # what the protocol's constructor reads of a WireHandler
-        clock = type("Clock", (), {"monotonic": staticmethod(lambda: 0.0)})()
-        limits = type("Limits", (), {"udp_fair_share": True})()
+    directory = tmp_path / "node"
+    shutil.copytree(node_template, directory)
 
     async def main() -> bool:
-        loop = asyncio.get_running_loop()
-        transport, protocol = await loop.create_datagram_endpoint(
-            lambda: HandleUDPProtocol(Handler()),  # type: ignore[arg-type]
-            local_addr=("127.0.0.1", 0),
-        )
+        node = await open_node(load_config(directory, env={}), runtime=system())
+        transport, protocol = await serve_udp(WireHandler(node), "127.0.0.1", 0)
         client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
+            assert protocol.fair is not None
             for _ in range(datagrams):
                 client.sendto(b"x" * 100, transport.get_extra_info("sockname"))
             return protocol._backlogged()
         finally:
             client.close()
             transport.close()
+            await node.close()
 
     return uvloop.run(main())
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="SO_MEMINFO is Linux's")
-def test_a_few_dozen_unread_datagrams_are_not_a_backlog() -> None:
+def test_a_few_dozen_unread_datagrams_are_not_a_backlog(
+    node_template: Path, tmp_path: Path
+) -> None:
     """64 requests in flight from a busy client are no flood (about 53 KB unread): they
     are answered 32 a turn, not four (before, any unread datagram made the node answer four
     a turn: a system call and a turn of the loop for every four answers)."""
-    assert _protocol_with_unread(64) is False
+    assert _backlogged_with_unread(node_template, tmp_path, 64) is False
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="SO_MEMINFO is Linux's")
-def test_a_flood_is_a_backlog_long_before_the_buffer_fills() -> None:
+def test_a_flood_is_a_backlog_long_before_the_buffer_fills(
+    node_template: Path, tmp_path: Path
+) -> None:
     """Hundreds of unread datagrams are a flood, though they fill a sliver of the 4 MiB
     buffer: the node then reads first, so that a light client's datagram soon reaches the
     fair queue and goes first there. (Judged by half the buffer, the light client waited
     behind thousands in the kernel's queue: three times as long, bench/udp_fairness.py.)"""
-    assert _protocol_with_unread(400) is True
+    assert _backlogged_with_unread(node_template, tmp_path, 400) is True

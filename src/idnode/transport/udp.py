@@ -27,16 +27,16 @@ MAX_INFLIGHT = 4096  # requests being answered at once; beyond this, datagrams a
 MAX_DATAGRAM = 512  # Handle.Net's UDP packet size: larger messages are split
 # datagrams answered per turn of the event loop, from the fair queue (``udp_fair``): as many
 # as uvloop reads in a turn (32), so that a turn's answers leave in one ``sendmmsg`` and wake
-# a waiting client once (16 cost 10 % of the cached and the store path's throughput,
-# docs/performance.md). While the kernel's buffer fills, FAIR_BATCH_BACKLOGGED below: the
-# node then reads faster than it answers and sheds the heaviest sources' excess
-# unread-cheaply instead of letting the kernel drop blindly
+# a waiting client once (16 cost 10-15 % of the cached and the store path's throughput,
+# docs/performance.md). Under a flood, FAIR_BATCH_BACKLOGGED below: the node then reads
+# faster than it answers and sheds the heaviest sources' excess unread-cheaply instead of
+# letting the kernel drop blindly
 FAIR_BATCH = 32
 # requests (not answered from the cache) being answered at once while fair queueing: beyond
 # this the datagrams wait in the fair queue, where the heaviest sources are shed first
 FAIR_INFLIGHT = 256
-# while the kernel's buffer is filling with unread datagrams (``_backlogged``), answer only
-# this many per turn: reading first is what lets the fair queue, not the kernel's full
+# while datagrams arrive faster than the node answers (``_backlogged``), answer only this
+# many per turn: reading first is what lets the fair queue, not the kernel's full
 # buffer, choose what is dropped
 FAIR_BATCH_BACKLOGGED = 4
 RECEIVE_BUFFER = 4 * 1024 * 1024  # asked of the kernel (it caps it at net.core.rmem_max)
