@@ -10,8 +10,9 @@ eight answers leave in one flush. Before, each answer was written as it was comp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -94,51 +95,50 @@ async def _http_server(answers: CachedRestAnswers) -> asyncio.Server:
     )
 
 
-async def test_tcp_answers_of_one_turn_leave_in_one_flush(wire_node, flushes) -> None:
-    await wire_node.node.store.fill_public_answers()  # (the node's start fills them)
-    server = await serve_tcp(WireHandler(wire_node.node), "127.0.0.1", 0)
+@contextlib.asynccontextmanager
+async def _tcp_connections(node) -> AsyncIterator[list[Connection]]:
+    """``node`` served over TCP, with ``CONNECTIONS`` connections accepted (``_accepted``)."""
+    server = await serve_tcp(WireHandler(node), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    handle = f"{PREFIX}/demo-1"
     try:
-        ask = encode_message(resolution_request(handle, request_id=99))
+        ask = encode_message(resolution_request(f"{PREFIX}/demo-1", request_id=99))
         connections = await _accepted(port, ask, _frame)
-        flushes.clear()
-        for n, (_, writer) in enumerate(connections):
-            writer.write(encode_message(resolution_request(handle, request_id=n + 1)))
-        answers = [await _frame(reader) for reader, _ in connections]
-        for n, answer in enumerate(answers):
-            assert struct.unpack_from(">I", answer, 8)[0] == n + 1
-            assert decode_header(answer[ENVELOPE_SIZE:]).response_code == ResponseCode.SUCCESS
-        assert flushes == [[1] * CONNECTIONS]  # one flush, one answer from each connection
+        yield connections
         for _, writer in connections:
             writer.close()
     finally:
         server.close()
         await server.wait_closed()
+
+
+def _check_answered(answers: list[bytes]) -> None:
+    """Each connection's answer is a success, to its own request (ids 1, 2, ...)."""
+    for n, answer in enumerate(answers):
+        assert struct.unpack_from(">I", answer, 8)[0] == n + 1
+        assert decode_header(answer[ENVELOPE_SIZE:]).response_code == ResponseCode.SUCCESS
+
+
+async def test_tcp_answers_of_one_turn_leave_in_one_flush(wire_node, flushes) -> None:
+    await wire_node.node.store.fill_public_answers()  # (the node's start fills them)
+    async with _tcp_connections(wire_node.node) as connections:
+        flushes.clear()
+        for n, (_, writer) in enumerate(connections):
+            writer.write(encode_message(resolution_request(f"{PREFIX}/demo-1", request_id=n + 1)))
+        answers = [await _frame(reader) for reader, _ in connections]
+        _check_answered(answers)
+        assert flushes == [[1] * CONNECTIONS]  # one flush, one answer from each connection
 
 
 async def test_tcp_computed_answers_are_written_at_the_turns_end_too(wire_node, flushes) -> None:
     """Answers of the full path (a typed query: never inline) go through the same cork."""
-    server = await serve_tcp(WireHandler(wire_node.node), "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    handle = f"{PREFIX}/demo-1"
-    try:
-        ask = encode_message(resolution_request(handle, request_id=99))
-        connections = await _accepted(port, ask, _frame)
+    async with _tcp_connections(wire_node.node) as connections:
         flushes.clear()
         for n, (_, writer) in enumerate(connections):
-            typed = resolution_request(handle, request_id=n + 1, types=("URL",))
+            typed = resolution_request(f"{PREFIX}/demo-1", request_id=n + 1, types=("URL",))
             writer.write(encode_message(typed))
-        for n, (reader, _) in enumerate(connections):
-            answer = await _frame(reader)
-            assert struct.unpack_from(">I", answer, 8)[0] == n + 1
-            assert decode_header(answer[ENVELOPE_SIZE:]).response_code == ResponseCode.SUCCESS
+        answers = [await _frame(reader) for reader, _ in connections]
+        _check_answered(answers)
         assert sum(map(sum, flushes)) == CONNECTIONS  # every answer through a turn's flush
-        for _, writer in connections:
-            writer.close()
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_http_answers_of_one_turn_leave_in_one_flush(wire_node, flushes) -> None:

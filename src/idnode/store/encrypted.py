@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from idnode.codes import Permission
 from idnode.crypto.keyring import Keyring, KeyringError
-from idnode.model import HandleValue, PublicAnswer, StoredWire, handle_key
+from idnode.model import HandleValue, PublicAnswer, handle_key
 from idnode.runtime import Random, Runtime
 from idnode.store.base import (
     AnswerEncoder,
@@ -239,9 +239,6 @@ class EncryptedStore(Store):
 
     def public_answer_now(self, handle: str) -> PublicAnswer | None:
         return self.inner.public_answer_now(handle)
-
-    def public_wire_now(self, handle: str) -> StoredWire | None:  # (replaced in __init__)
-        return self.inner.public_wire_now(handle)
 
     async def fill_public_answers(self, after: str = "", batch: int = 1000) -> str | None:
         return await self.inner.fill_public_answers(after, batch)
