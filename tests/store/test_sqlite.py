@@ -14,6 +14,7 @@ from idnode.model import HandleValue
 from idnode.runtime import ManualClock
 from idnode.store import open_store
 from idnode.store import sqlite as engine
+from idnode.store.base import RowGroup
 from idnode.store.sqlite import SCHEMA_VERSION, SQLiteStore
 from idnode.wire.public_answer import ENCODER
 
@@ -380,6 +381,32 @@ async def test_checkpoints_run_between_writes_off_the_loop(tmp_path: Path) -> No
                 await asyncio.gather(*(s.create_handle(x, [v(1, b"y" * 500)]) for x in names))
             sizes.append(wal.stat().st_size)
         assert sizes[2] < 1.5 * sizes[0], sizes
+
+
+async def test_a_bulk_load_is_copied_into_the_file_before_the_next_write(tmp_path: Path) -> None:
+    """Each batch of a bulk import is checkpointed on the writer thread before the next write
+    begins, so the next batch starts the WAL over: a checkpoint beside the next batch never
+    completed, the WAL grew by every batch (3.5 GB a million records), and growing it
+    (pages zeroed, then copied) cost a third of the import's CPU (docs/performance.md)."""
+    path = tmp_path / "node.db"
+    layout = (HandleValue(1, "URL", b""), HandleValue(2, "EMAIL", b""))
+    wal, sizes = Path(f"{path}-wal"), []
+    async with SQLiteStore(str(path), clock=ManualClock(), answers=ENCODER) as s:
+        for batch in range(4):  # alike batches of ~3 MB of frames each
+            rows = [
+                (f"20.500.1/b{batch}-{n}", (b"u" * 600, f"{n}@example.org".encode()))
+                for n in range(2000)
+            ]
+            await s.load_rows([RowGroup(layout, rows)])
+            await s.create_handle(f"20.500.1/next-{batch}", [v(1)])  # the next write
+            main_only = sqlite3.connect(f"file:{path}?immutable=1", uri=True)  # no WAL
+            try:
+                count = main_only.execute("SELECT count(*) FROM handles").fetchone()[0]
+            finally:
+                main_only.close()
+            assert count >= 2000 * (batch + 1)
+            sizes.append(wal.stat().st_size)
+    assert sizes[3] < 1.5 * sizes[0], sizes
 
 
 async def test_inline_reads_of_one_turn_share_one_snapshot(tmp_path: Path) -> None:

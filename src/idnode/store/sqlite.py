@@ -20,8 +20,8 @@ Threads, and why:
   run in a COMMIT (the writing connection's autocheckpoint is off), so never on the loop:
   after every ``_CHECKPOINT_EVERY`` commits the writer thread runs one between two
   transactions, so it completes and the next write starts the WAL over instead of growing
-  it. After a bulk load (``load_rows``) a third thread, started by the first such load,
-  runs them beside the next batch.
+  it. A bulk load's batch (megabytes of frames) is checkpointed there right after its
+  COMMIT, before the next write begins, while the next batch is prepared (``load_rows``).
 
 Each statement in autocommit mode is its own read transaction, so every read sees a committed
 snapshot; a write's effect is visible to reads as soon as its ``await`` returns.
@@ -41,7 +41,6 @@ import asyncio
 import functools
 import logging
 import sqlite3
-import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -251,8 +250,8 @@ class SQLiteStore(Store):
         self._announced = 0  # highest serial told to subscribers
         self._poller: asyncio.Task | None = None
         self.poll_interval = 0.05  # seconds between checks for other processes' writes
-        self._checkpointer: _Checkpointer | None = None  # bulk loads only (see load_rows)
         self._commits = 0  # since the last checkpoint
+        self._load_checkpoint: asyncio.Task | None = None  # after a bulk load (load_rows)
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -298,6 +297,9 @@ class SQLiteStore(Store):
         so nothing is closed under a running statement. The last close checkpoints the WAL.
         """
         loop = asyncio.get_running_loop()
+        if self._load_checkpoint is not None:
+            await self._load_checkpoint
+            self._load_checkpoint = None
         if self._poller is not None:
             self._poller.cancel()
             self._poller = None
@@ -305,9 +307,6 @@ class SQLiteStore(Store):
             self._rcursor = None
             self._rconn.close()  # (a snapshot still open ends with it)
             self._snapshot_open = False
-        if self._checkpointer is not None:
-            await loop.run_in_executor(None, self._checkpointer.close)
-            self._checkpointer = None
         pairs = ((self._writer, self._wconn), (self._scanner, self._sconn))
         self._rconn = self._sconn = self._wconn = None
         self._writer = self._scanner = None
@@ -988,40 +987,73 @@ class SQLiteStore(Store):
         (~1.6 us each in the sqlite3 module, more than SQLite's own work). Here a layout's
         index, type, permissions, TTL, timestamp and references are checked once and written
         into the statement as literals, so each record binds only its key and its data, and
-        one statement execution inserts all of its values. ``groups`` is consumed on the
-        writer thread, like ``load``'s records.
+        one statement execution inserts all of its values.
+
+        The groups are checked, keyed and encoded on a worker thread before the transaction,
+        while the writer thread may still be copying the previous batch into the file (see
+        ``_checkpoint_load``); the transaction then only runs the prepared statements. So a
+        load holds its groups' rows in memory (bulk import passes one batch at a time).
         """
+        now = int(self._clock())
+        prepared = await asyncio.to_thread(self._prepare_load, groups, overwrite, now)
 
         def tx(conn: sqlite3.Connection) -> int:
-            seen: set[str] = set()
-            prefixes: dict[str, str] = {}
-            now = int(self._clock())
-            for group in groups:
-                self._load_group(conn, check_row_group(group), overwrite, seen, prefixes, now)
+            for group in prepared:
+                _write_load_group(conn, group, overwrite)
             return _last_serial(conn)
 
         # Foreign-key checks cost ~12% of a load and cannot fail here: every value row's key
         # is a handle row inserted just before it, in the same transaction. An overwrite
         # needs them (its DELETE cascades to the old values), so it keeps them.
-        # Checkpoints (copying the WAL into the database, fsyncs included) cost ~35% of a
-        # load's time when its COMMIT ran them; the checkpoint thread runs them beside the
-        # next batch instead, with SQLite's own passive checkpoint (no writer is blocked).
         serial = await self._write(tx, alone=True, foreign_keys=overwrite, effects=effects)
-        if self._checkpointer is None:
-            self._checkpointer = _Checkpointer(self.path, self._busy_ms)
-        self._checkpointer.request()
+        if self._load_checkpoint is None or self._load_checkpoint.done():
+            self._load_checkpoint = asyncio.get_running_loop().create_task(self._checkpoint_load())
         return serial
 
-    def _load_group(
+    async def _checkpoint_load(self) -> None:
+        """Copy a bulk load's batch into the file before the next write begins.
+
+        Why: the next batch then writes the WAL over from its start. Run beside the next
+        batch (on a thread of its own), a checkpoint never completed before that batch
+        began, so the WAL grew by every batch (3.5 GB for a million records) and growing it
+        (new pages zeroed, frames straddling them) cost a third of the import's CPU. Run
+        right after the COMMIT, before ``load_rows`` returned, it made the import wait for
+        the copy and its fsyncs (~100 ms a batch). As a task holding the write lock, the
+        next write waits for it while the next batch is read and prepared.
+        """
+        try:
+            async with self._lock():
+                await self._checkpoint()
+        except Exception as exc:  # the store closing under it; the next checkpoint copies
+            log.debug("sqlite checkpoint after a load: %s", exc)
+
+    def _prepare_load(
+        self, groups: Iterable[RowGroup], overwrite: bool, now: int
+    ) -> list[_LoadGroup]:
+        """Every group's rows, checked and keyed, with their stored answers encoded.
+
+        Raises what ``load`` raises for the expanded records (a handle that exists twice in
+        the load among them), before anything is written.
+        """
+        seen: set[str] = set()
+        prefixes: dict[str, str] = {}
+        out = []
+        for group in groups:
+            group = check_row_group(group)
+            prepared = self._prepare_load_group(group, overwrite, seen, prefixes, now)
+            if prepared is not None:
+                out.append(prepared)
+        return out
+
+    def _prepare_load_group(
         self,
-        conn: sqlite3.Connection,
         group: RowGroup,
         overwrite: bool,
         seen: set[str],
         prefixes: dict[str, str],
         now: int,
-    ) -> None:
-        """Write one group; ``seen`` holds the keys of earlier groups of the same load."""
+    ) -> _LoadGroup | None:
+        """One group's rows; ``seen`` holds the keys of earlier groups of the same load."""
         layout = group.layout
         final: dict[str, tuple[str, tuple[bytes, ...]]] = {}  # key -> last record of the key
         log_rows = []
@@ -1033,7 +1065,7 @@ class SQLiteStore(Store):
             final[key] = (handle, datas)
             log_rows.append((handle,))
         if not final:
-            return
+            return None
         seen.update(final)
         handle_rows = []
         for key, (handle, _) in final.items():
@@ -1044,32 +1076,52 @@ class SQLiteStore(Store):
                 if prefix is None:
                     prefix = prefixes[name] = handle_key(name)
             handle_rows.append((key, handle, prefix))
-        if overwrite:
-            keys = [(k,) for k in final]
-            conn.executemany(_DROP_ANSWER, keys)
-            conn.executemany("DELETE FROM handles WHERE key = ?", keys)
-        _insert_handles(conn, handle_rows, overwrite)
+        answer_rows = None
         if self._answers is not None:
             encode = layout_answers(self._answers, layout)
-            answers = ((key, encode(datas) or NOT_SERVED) for key, (_, datas) in final.items())
-            conn.executemany(_PUT_ANSWER, [_answer_row(k, a) for k, a in answers])
-        else:
-            conn.execute(_UNFILLED)
+            answer_rows = [_answer_row(k, encode(d) or NOT_SERVED) for k, (_, d) in final.items()]
+        values_sql, value_rows = None, []
         if layout:
-            sql = _values_sql(layout)
-            if sql is not None:
-                conn.executemany(sql, [(key, *datas) for key, (_, datas) in final.items()])
+            values_sql = _values_sql(layout)
+            if values_sql is not None:
+                value_rows = [(key, *datas) for key, (_, datas) in final.items()]
             else:  # a type or reference the statement cannot spell: one row per value
-                rows = [
+                values_sql = _INSERT_VALUE
+                value_rows = [
                     _value_row(key, replace(v, data=d))
                     for key, (_, datas) in final.items()
                     for v, d in zip(layout, datas, strict=True)
                 ]
-                conn.executemany(_INSERT_VALUE, rows)
-        conn.executemany(
-            f"INSERT INTO txlog (timestamp, action, handle) VALUES ({now:d}, 'load', ?)",
-            log_rows,
-        )
+        log_sql = f"INSERT INTO txlog (timestamp, action, handle) VALUES ({now:d}, 'load', ?)"
+        return _LoadGroup(handle_rows, answer_rows, values_sql, value_rows, log_sql, log_rows)
+
+
+@dataclass(slots=True)
+class _LoadGroup:
+    """One group of a bulk load, ready for its statements (``SQLiteStore.load_rows``)."""
+
+    handle_rows: list[tuple[str, str, str | None]]
+    answer_rows: list[tuple[Any, ...]] | None  # None: written without the encoder
+    values_sql: str | None  # None: a layout without values
+    value_rows: list[tuple[Any, ...]]
+    log_sql: str  # the load's timestamp written in
+    log_rows: list[tuple[str]]
+
+
+def _write_load_group(conn: sqlite3.Connection, group: _LoadGroup, overwrite: bool) -> None:
+    """Run one prepared group's statements, in the load's transaction."""
+    if overwrite:
+        keys = [(row[0],) for row in group.handle_rows]
+        conn.executemany(_DROP_ANSWER, keys)
+        conn.executemany("DELETE FROM handles WHERE key = ?", keys)
+    _insert_handles(conn, group.handle_rows, overwrite)
+    if group.answer_rows is not None:
+        conn.executemany(_PUT_ANSWER, group.answer_rows)
+    else:
+        conn.execute(_UNFILLED)
+    if group.values_sql is not None:
+        conn.executemany(group.values_sql, group.value_rows)
+    conn.executemany(group.log_sql, group.log_rows)
 
 
 @dataclass(slots=True)
@@ -1080,56 +1132,6 @@ class _Pending:
     args: tuple[Any, ...]
     effects: Effects
     done: asyncio.Future[int]
-
-
-class _Checkpointer:
-    """Runs ``PRAGMA wal_checkpoint(PASSIVE)`` on a thread and connection of its own.
-
-    Requests coalesce: one asked for while a pass runs makes one more pass after it, so the
-    frames of the last commit are always copied. A passive checkpoint never blocks writers
-    or readers; a busy file (another process checkpointing) is left to the next pass or
-    to the checkpoints between ordinary writes (``SQLiteStore._checkpoint``).
-    """
-
-    def __init__(self, path: str, busy_ms: int) -> None:
-        self._path, self._busy_ms = path, busy_ms
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="idnode-sqlite-checkpoint")
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-        self._wanted = self._running = False
-
-    def request(self) -> None:
-        with self._lock:
-            self._wanted = True
-            if self._running:
-                return
-            self._running = True
-        self._executor.submit(self._run)
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                if not self._wanted:
-                    self._running = False
-                    return
-                self._wanted = False
-            try:
-                if self._conn is None:
-                    self._conn = _connect(self._path, self._busy_ms, readonly=False)
-            except sqlite3.Error as exc:
-                log.debug("sqlite checkpoint: %s", exc)
-                continue
-            _passive_checkpoint(self._conn)
-
-    def close(self) -> None:
-        """Wait for the pass under way, then close (blocking: call it off the loop)."""
-        self._executor.submit(self._close_conn).result()
-        self._executor.shutdown(wait=True)
-
-    def _close_conn(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
 
 # -- helpers (run on whichever thread owns ``conn``) --------------------------------------------
