@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
@@ -21,9 +22,11 @@ from idnode.errors import (
     ValueAlreadyExists,
     ValueNotFound,
 )
-from idnode.model import HandleValue
+from idnode.model import HandleValue, handle_key
 from idnode.runtime import ManualClock
 from idnode.store import postgres_schema
+from idnode.store.base import RowGroup
+from idnode.store.effects import Effects, Statement
 from idnode.store.governance import (
     QUOTA_TABLES,
     RECURSIVE_CACHE_TABLES,
@@ -33,6 +36,7 @@ from idnode.store.governance import (
 from idnode.store.governance import TABLES as GOVERNANCE_TABLES
 from idnode.store.postgres import PostgresStore, _translate
 from idnode.store.postgres_schema import SCHEMA_VERSION
+from idnode.wire.public_answer import ENCODER
 from tests.store.conftest import PG_DSN, drop_pg_schema, pg_connect, pg_schema_for
 
 P = "20.500.1"
@@ -360,6 +364,64 @@ async def test_load_overwrite_across_batches_and_repeats(db, conn, schema) -> No
     assert await db.count_handles(P) == 6_000
     txs = await db.transactions(last - 1)
     assert [(t.action, t.handle) for t in txs] == [("load", f"{P}/BIG1")]
+
+
+LAYOUT = (HandleValue(1, "URL", b"", timestamp=1_700_000_000),
+          HandleValue(2, "EMAIL", b"", timestamp=1_700_000_000))  # fmt: skip
+
+
+async def _load_both_ways(store: PostgresStore) -> None:
+    """Forty records by ``load_rows`` (bulk import's path, with a captured governance row in
+    its transaction) and twenty by ``load``."""
+    rows = [(f"{P}/r{i}", (f"u{i}".encode(), f"e{i}".encode())) for i in range(40)]
+    meta = Statement("INSERT INTO {s}.meta (key, value) VALUES (?, ?)", ("bulk-test", "1"))
+    await store.load_rows([RowGroup(LAYOUT, rows)], effects=Effects(statements=(meta,)))
+    await store.load([(f"{P}/l{i}", [v(1), v(2, b"y")]) for i in range(20)])
+
+
+async def _key_share_locked(conn: asyncpg.Connection, schema: str) -> int:
+    """Handle rows that a foreign-key check has key-share locked (their xmax set)."""
+    return await conn.fetchval(f"SELECT count(*) FROM {schema}.handles WHERE xmax <> 0")
+
+
+async def test_a_bulk_load_checks_no_reference_row_by_row(schema, conn) -> None:
+    """A load's value and answer rows reference handles it inserted one statement before:
+    the per-row foreign-key triggers (a parent lookup and a key-share lock each, half of the
+    load's server time) are skipped when the role may turn row triggers off. Deletes still
+    cascade, and the mirrors' capture trigger still fires in the load's transaction."""
+    async with PostgresStore(PG_DSN, schema=schema, clock=ManualClock(), answers=ENCODER) as db:
+        await _load_both_ways(db)
+        assert await _key_share_locked(conn, schema) == 0
+        assert await db.get_handle(f"{P}/r7") == [replace(LAYOUT[0], data=b"u7"),
+                                                  replace(LAYOUT[1], data=b"e7")]  # fmt: skip
+        assert (await db.public_answer(f"{P}/l3")) is not None
+        captured = f"SELECT count(*) FROM {schema}.repl_changes WHERE tbl = 'meta'"
+        assert await conn.fetchval(captured) >= 1
+        await db.delete_handle(f"{P}/r7")
+        for table in ("handle_values", "public_answers"):
+            left = f"SELECT count(*) FROM {schema}.{table} WHERE key = $1"
+            assert await conn.fetchval(left, handle_key(f"{P}/r7")) == 0
+        setting = "SELECT current_setting('session_replication_role')"
+        async with db._pool.acquire() as pooled:  # no connection keeps the triggers off
+            assert await pooled.fetchval(setting) == "origin"
+
+
+async def test_a_role_that_may_not_turn_triggers_off_loads_with_the_checks(schema, conn) -> None:
+    async with PostgresStore(PG_DSN, schema=schema, clock=ManualClock()):
+        pass  # the schema, made by its owner
+    role = "idnode_test_plain"
+    await conn.execute(
+        f"DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+    )
+    await conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+    await conn.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA {schema} TO {role}")
+    await conn.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
+    dsn = PG_DSN.replace("postgres@", f"{role}@", 1)
+    async with PostgresStore(dsn, schema=schema, clock=ManualClock(), answers=ENCODER) as plain:
+        await _load_both_ways(plain)
+        assert await _key_share_locked(conn, schema) == 60  # checked, row by row
+        assert await plain.count_handles(P) == 60
+        assert await plain.get_handle(f"{P}/l3") == [v(1), v(2, b"y")]
 
 
 async def test_serials_gap_free_with_failures_mixed_in(db) -> None:

@@ -130,6 +130,7 @@ class PostgresStore(Store):
         self._sql = Statements(self.schema)
         self._answers = answers
         self._pool: asyncpg.Pool | None = None
+        self._may_skip_triggers = True  # until the server says the role may not
         self._listener: SerialListener | None = None
         # the store path's keyed reads, sent together when they arrive together
         self._answer_reads: BatchedReads[str, PublicAnswer] = BatchedReads(
@@ -598,6 +599,7 @@ class PostgresStore(Store):
                 prefixes[name] = prefix_key(handle)
             handle_rows.append((key, handle, prefixes[name]))
         await conn.copy_records_to_table("handles", schema_name=s, records=handle_rows)
+        value_rows, answer_rows = [], []
         if layout:
             slots = [_fields(v) for v in layout]  # data (the third field) comes from each row
             value_rows = [
@@ -605,17 +607,59 @@ class PostgresStore(Store):
                 for k, (_, datas) in final.items()
                 for f, d in zip(slots, datas, strict=True)
             ]
-            await conn.copy_records_to_table("handle_values", schema_name=s, records=value_rows)
         if self._answers is not None:
             encode = layout_answers(self._answers, layout)
             answer_rows = [
                 (k, *_answer_fields(encode(datas) or NOT_SERVED)) for k, (_, datas) in final.items()
             ]
-            await conn.copy_records_to_table("public_answers", schema_name=s, records=answer_rows)
         else:
             await conn.execute(self._sql.answers_unfilled)
+        await self._copy_children(conn, value_rows, answer_rows)
         await conn.copy_records_to_table("idnode_load_log", records=log_rows)
         return done
+
+    async def _copy_children(
+        self,
+        conn: asyncpg.Connection,
+        value_rows: list[tuple[Any, ...]],
+        answer_rows: list[tuple[Any, ...]],
+    ) -> None:
+        """COPY a load's value and answer rows, whose handles it has just inserted.
+
+        Their foreign keys cannot fail (each parent row is this transaction's own, one
+        statement earlier), yet PostgreSQL checks each child row with a trigger that looks
+        the parent up and key-share locks it: 32 of a record's ~60 us of server time for
+        eight values (docs/performance.md). When the role may (a superuser, or ``GRANT SET
+        ON PARAMETER session_replication_role``), the load turns row triggers off for these
+        two COPYs only, as ``pg_restore --disable-triggers`` does, and on again before
+        anything else: deletes still cascade, and the mirrors' capture triggers on the
+        governance tables still fire in the same transaction.
+        """
+        if not value_rows and not answer_rows:
+            return
+        unchecked = await self._skip_row_triggers(conn)
+        s = self.schema
+        if value_rows:
+            await conn.copy_records_to_table("handle_values", schema_name=s, records=value_rows)
+        if answer_rows:
+            await conn.copy_records_to_table("public_answers", schema_name=s, records=answer_rows)
+        if unchecked:
+            await conn.execute("SET LOCAL session_replication_role = origin")
+
+    async def _skip_row_triggers(self, conn: asyncpg.Connection) -> bool:
+        """Turn row triggers off until told otherwise in this transaction, if the role
+        may; whether they were (see ``_copy_children``)."""
+        if not self._may_skip_triggers:
+            return False
+        if await conn.fetchval("SELECT current_setting('session_replication_role')") != "origin":
+            return False  # (a server set up otherwise: leave it as it is)
+        try:
+            async with conn.transaction():  # a savepoint: a refused SET must not end the load
+                await conn.execute("SET LOCAL session_replication_role = replica")
+        except asyncpg.exceptions.InsufficientPrivilegeError:
+            self._may_skip_triggers = False
+            return False
+        return True
 
     async def _clear_for_load(
         self, conn: asyncpg.Connection, keys: list[str], final: dict[str, Any], overwrite: bool
@@ -657,25 +701,20 @@ class PostgresStore(Store):
             if existing:
                 first = next(h for k, (h, _) in final.items() if k in existing)
                 raise HandleAlreadyExists(f"handle {first} already exists")
-        s = self.schema
         await conn.copy_records_to_table(
             "handles",
-            schema_name=s,
+            schema_name=self.schema,
             records=[(k, h, prefix_key(h)) for k, (h, _) in final.items()],
         )
         value_rows = [(k, *_fields(v)) for k, (_, vs) in final.items() for v in vs]
-        if value_rows:
-            await conn.copy_records_to_table("handle_values", schema_name=s, records=value_rows)
+        answer_rows = []
         if self._answers is not None:  # (an overwrite's DELETE above cascaded to the old ones)
             encode = self._answers
             answers = ((k, encode(vs) or NOT_SERVED) for k, (_, vs) in final.items())
             answer_rows = [(k, *_answer_fields(a)) for k, a in answers]
-            if answer_rows:
-                await conn.copy_records_to_table(
-                    "public_answers", schema_name=s, records=answer_rows
-                )
         else:
             await conn.execute(self._sql.answers_unfilled)
+        await self._copy_children(conn, value_rows, answer_rows)
         await conn.copy_records_to_table("idnode_load_log", records=log_rows)
         return done
 
