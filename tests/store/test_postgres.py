@@ -424,6 +424,49 @@ async def test_a_role_that_may_not_turn_triggers_off_loads_with_the_checks(schem
         assert await plain.get_handle(f"{P}/l3") == [v(1), v(2, b"y")]
 
 
+async def test_the_mirrors_capture_runs_once_a_statement(db, conn, schema) -> None:
+    """Each changed row of a captured table is recorded once with its key, ``replication.*``
+    meta keys left out, as the row triggers recorded them; but by one trigger a statement
+    over its transition table (a row trigger cost 4.5 us a row of bulk import's multi-row
+    INSERTs)."""
+    row_triggers = await conn.fetchval(
+        "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = $1 AND NOT t.tgisinternal AND t.tgtype & 1 = 1",
+        schema,
+    )
+    assert row_triggers == 0
+    start = await conn.fetchval(f"SELECT coalesce(max(id), 0) FROM {schema}.repl_changes")
+    day = "2026-12-07"
+    statements = (
+        Statement("INSERT INTO {s}.meta (key, value) VALUES (?, ?), (?, ?), (?, ?)",
+                  ("a", "1", "replication.pos", "2", "b", "3")),
+        Statement("UPDATE {s}.meta SET value = ? WHERE key IN (?, ?)",
+                  ("9", "a", "replication.pos")),
+        Statement("INSERT INTO {s}.meta (key, value) VALUES (?, ?), (?, ?)"
+                  " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                  ("b", "4", "c", "5")),
+        Statement("INSERT INTO {s}.stats_daily (day, prefix, registrations, resolutions)"
+                  " VALUES (?, ?, 1, 0), (?, ?, 2, 0)", (day, "20.500.1", day, "20.500.2")),
+        Statement("DELETE FROM {s}.meta WHERE key IN (?, ?)", ("b", "replication.pos")),
+        Statement("UPDATE {s}.meta SET value = ? WHERE key = ?", ("x", "none")),
+    )  # fmt: skip
+    await db.apply(Effects(statements=statements))
+    changes = await conn.fetch(
+        f"SELECT tbl, pk FROM {schema}.repl_changes WHERE id > $1 ORDER BY id", start
+    )
+    assert [tuple(r) for r in changes] == [
+        ("meta", '["a"]'),
+        ("meta", '["b"]'),
+        ("meta", '["a"]'),
+        ("meta", '["b"]'),  # the upsert: b updated, c inserted (as the row triggers had it)
+        ("meta", '["c"]'),
+        ("stats_daily", f'["{day}", "20.500.1"]'),
+        ("stats_daily", f'["{day}", "20.500.2"]'),
+        ("meta", '["b"]'),
+    ]
+
+
 async def test_serials_gap_free_with_failures_mixed_in(db) -> None:
     ops = []
     for i in range(40):

@@ -16,7 +16,7 @@ import re
 import asyncpg
 
 from idnode.errors import IdnodeError
-from idnode.store.capture import postgres_ddl
+from idnode.store.capture import postgres_ddl, postgres_statement_ddl
 from idnode.store.governance import (
     QUOTA_TABLES,
     RECURSIVE_CACHE_TABLES,
@@ -91,6 +91,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ("CREATE TABLE {s}.public_answers_fill (complete boolean NOT NULL)",),
     # 9: the REST API's sessions, shared by every worker (auth/rest_sessions.py)
     tuple(render_ddl(t, postgres_types("{s}")) for t in SESSION_TABLES),
+    # 10: the mirrors' capture once per statement, not per row (store/capture.py)
+    postgres_statement_ddl(),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
