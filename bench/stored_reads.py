@@ -33,11 +33,11 @@ TURN = 64  # reads between two turns of the loop
 
 
 async def main(node: Path, count: int, lookups: int, passes: int, cache_kib: int) -> None:
-    if cache_kib:
-        engine._PRAGMAS = (*engine._PRAGMAS, f"PRAGMA cache_size = -{cache_kib:d}")
     store = engine.SQLiteStore(str(node / "node.db"), clock=ManualClock(), answers=ENCODER)
     await store.open()
     try:
+        if cache_kib:  # the reading connection's only
+            store._rconn.execute(f"PRAGMA cache_size = -{cache_kib:d}")
         rng = random.Random(16)
         names = [f"{PREFIX}/item-{rng.randrange(count)}" for _ in range(lookups)]
         cache = f"{cache_kib:,} KiB" if cache_kib else "SQLite's default"

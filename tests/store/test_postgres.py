@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -416,7 +417,8 @@ async def test_a_role_that_may_not_turn_triggers_off_loads_with_the_checks(schem
     await conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
     await conn.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA {schema} TO {role}")
     await conn.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
-    dsn = PG_DSN.replace("postgres@", f"{role}@", 1)
+    parts = urlsplit(PG_DSN)
+    dsn = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
     async with PostgresStore(dsn, schema=schema, clock=ManualClock(), answers=ENCODER) as plain:
         await _load_both_ways(plain)
         assert await _key_share_locked(conn, schema) == 60  # checked, row by row
