@@ -18,8 +18,10 @@ SQLite) and, one after the other, each for ``--seconds``:
    registrations made and the resolutions asked (one client, each identifier once: the
    gate counts a client's repeats of one identifier once a minute).
 
-Prints creates/s, the server's CPU per create (all its processes, from ``/proc``), and the
-statistics against the requests made. Asserts nothing.
+Prints creates/s, the server's CPU per create (all its processes, from ``/proc``) and, for
+the Python clients (binary, REST), theirs: on two cores a closed loop cannot go faster than
+two cores divided by the two together. Then the statistics against the requests made.
+Asserts nothing. (``bench/write_layers.py`` splits the server's share by layer.)
 
     .venv/bin/python bench/writes.py [--workers 1,2] [--connections 8] [--seconds 5]
         [--paths binary,rest,rest-new,wrk] [--probe]
@@ -266,14 +268,16 @@ def run(workers: int, connections: int, seconds: float, paths: set[str], probe: 
                     continue
                 prober = start_probe(port) if probe else None
                 cpu0, t0 = tree_cpu(node.process.pid), time.monotonic()
+                own0 = time.process_time()
                 done = asyncio.run(creates(where, key, connections, seconds))
                 took, cpu = time.monotonic() - t0, tree_cpu(node.process.pid) - cpu0
+                own = time.process_time() - own0
                 latencies = prober.stop() if prober else None
                 made += done
-                per = cpu / max(1, len(done)) * 1e6
+                per, client = (t / max(1, len(done)) * 1e6 for t in (cpu, own))
                 print(f"  {name}: {len(done):,} creates in {took:.1f} s = "
                       f"{len(done) / took:,.0f}/s; server CPU {per:,.0f} us "
-                      "per create")  # fmt: skip
+                      f"per create (the Python clients': {client:,.0f} us)")  # fmt: skip
                 if path in REFUSED:
                     print(f"    refused with 401: {REFUSED[path]:,} of "
                           f"{REFUSED[path] + len(done):,} PUTs")  # fmt: skip

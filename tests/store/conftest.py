@@ -1,6 +1,6 @@
 """Fixtures that run the engine-neutral suite against every store engine.
 
-To add an engine, write a factory ``(tmp_path, clock) -> Store`` and add one line to
+To add an engine, write a factory ``(tmp_path, clock, **options) -> Store`` and add one line to
 ``ENGINES``; every test in ``test_store.py`` then runs against it too. An engine whose storage
 lives outside ``tmp_path`` also adds a line to ``CLEANUPS`` (run after each test).
 
@@ -15,6 +15,7 @@ import hashlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -22,6 +23,7 @@ import pytest
 from idnode.store.base import Store
 from idnode.store.postgres import PostgresStore
 from idnode.store.sqlite import SQLiteStore
+from idnode.wire.public_answer import ENCODER
 
 PG_DSN = os.environ.get("IDNODE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
@@ -37,8 +39,8 @@ class FakeClock:
         return self.now
 
 
-def _sqlite(tmp_path: Path, clock: FakeClock) -> Store:
-    return SQLiteStore(str(tmp_path / "node.db"), clock=clock)
+def _sqlite(tmp_path: Path, clock: FakeClock, **options: Any) -> Store:
+    return SQLiteStore(str(tmp_path / "node.db"), clock=clock, **options)
 
 
 def pg_schema_for(tmp_path: Path) -> str:
@@ -46,8 +48,9 @@ def pg_schema_for(tmp_path: Path) -> str:
     return "t_" + hashlib.blake2b(str(tmp_path).encode(), digest_size=8).hexdigest()
 
 
-def _postgres(tmp_path: Path, clock: FakeClock) -> Store:
-    return PostgresStore(PG_DSN, clock=clock, schema=pg_schema_for(tmp_path), max_size=4)
+def _postgres(tmp_path: Path, clock: FakeClock, **options: Any) -> Store:
+    schema = pg_schema_for(tmp_path)
+    return PostgresStore(PG_DSN, clock=clock, schema=schema, max_size=4, **options)
 
 
 async def pg_connect() -> asyncpg.Connection:
@@ -70,8 +73,9 @@ async def drop_pg_schema(tmp_path: Path) -> None:
         await conn.close()
 
 
-# engine name -> factory making a new, unopened store on the same storage each call
-ENGINES: dict[str, Callable[[Path, FakeClock], Store]] = {
+# engine name -> factory making a new, unopened store on the same storage each call (keyword
+# options go to the engine's constructor)
+ENGINES: dict[str, Callable[..., Store]] = {
     "sqlite": _sqlite,
     "postgres": _postgres,
 }
@@ -94,10 +98,21 @@ async def make_store(
     if engine in SETUPS:
         await SETUPS[engine](tmp_path)
     try:
-        yield lambda: ENGINES[engine](tmp_path, clock)
+        yield lambda **options: ENGINES[engine](tmp_path, clock, **options)
     finally:
         if engine in CLEANUPS:
             await CLEANUPS[engine](tmp_path)
+
+
+@pytest.fixture
+async def answering_store(make_store: Callable[..., Store]) -> AsyncIterator[Store]:
+    """The engine's store keeping each record's public answer (as ``idnode serve`` opens it)."""
+    s = make_store(answers=ENCODER)
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
 
 
 @pytest.fixture

@@ -97,6 +97,44 @@ async def test_every_value_field_round_trips(store: Store) -> None:
     assert isinstance(got[2].data, bytes) and isinstance(got[2].references, tuple)
 
 
+async def test_a_created_records_stored_answer_is_the_one_read_back_gives(
+    answering_store: Store,
+) -> None:
+    """A create encodes its stored answer from the values it was given (not read back):
+    whatever the order, types and fields given, it must be the answer the record as read
+    back encodes to, as a later fill or edit would write it."""
+    from idnode.wire.public_answer import ENCODER
+
+    admin = HandleValue(100, "HS_ADMIN", b"\x0f\xff\x00\x00\x00\x0c0.NA/20.500.1\x00\x00\x01\x2c")
+    records = {
+        "shuffled": [v(7, "seven", "EMAIL"), admin, v(1, "one"), v(3, bytearray(b"ba"))],
+        "fields": [
+            HandleValue(
+                2,
+                "DESC",
+                "标识 é".encode(),
+                permissions=Permission.PUBLIC_READ | Permission.ADMIN_WRITE,
+                ttl_type=TTLType.ABSOLUTE,
+                ttl=-5,
+                timestamp=2**32 - 1,
+                references=(ValueReference(f"{P1}/ref", 3), ValueReference("0.NA/Zé", -1)),
+            ),
+            HandleValue(-(2**31), "", b""),
+        ],
+        "restricted": [v(2, "secret", permissions=Permission.ADMIN_READ), v(1, "open")],
+        "all-restricted": [v(1, "secret", permissions=Permission.ADMIN_READ)],
+        "empty": [],
+    }
+    for name, values in records.items():
+        await answering_store.create_handle(f"{P1}/{name}", values)
+    await answering_store.create_handle(f"{P1}/fields", [v(9, "nine"), v(4)], overwrite=True)
+    for name in records:
+        read_back = await answering_store.get_handle(f"{P1}/{name}")
+        assert read_back is not None
+        assert await answering_store.public_answer(f"{P1}/{name}") == ENCODER(read_back), name
+    assert await answering_store.public_answer(f"{P1}/shuffled") is not None  # (served)
+
+
 async def test_bytearray_data_comes_back_as_bytes(store: Store) -> None:
     await store.create_handle(f"{P1}/ba", [HandleValue(1, "URL", bytearray(b"abc"))])
     got = await store.get_handle(f"{P1}/ba")

@@ -38,7 +38,9 @@ NOT_SERVED = PublicAnswer(b"", b"", True)
 class AnswerEncoder(Protocol):
     """Encodes a record's public answer (``wire.public_answer``, given to the engine by the
     composition root: the store does not speak the wire). ``layout`` does the same for the
-    records of one bulk-load row group, encoding what they share once."""
+    records of one bulk-load row group, encoding what they share once. Values may come in
+    any order (a create passes them as given, not read back): the answer lists them in
+    index order."""
 
     def __call__(self, values: Sequence[HandleValue]) -> PublicAnswer | None: ...
 

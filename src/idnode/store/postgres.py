@@ -352,12 +352,18 @@ class PostgresStore(Store):
         await self._write(tx)
         return last[0] if last else None
 
-    async def _refresh_answer(self, conn: asyncpg.Connection, key: str) -> None:
+    async def _refresh_answer(
+        self, conn: asyncpg.Connection, key: str, record: list[HandleValue] | None = None
+    ) -> None:
         """Replace the stored public answer of ``key`` by one of its record as it now is (in
-        the write's transaction), or drop it without an encoder or a record."""
+        the write's transaction), or drop it without an encoder or a record. ``record``: the
+        values just written as the whole record (a create), so it need not be read back."""
         answer = None
         if self._answers is not None:
-            values = record_from_rows(await conn.fetch(self._sql.get, key))
+            if record is None:
+                values = record_from_rows(await conn.fetch(self._sql.get, key))
+            else:
+                values = record
             if values is not None:
                 answer = self._answers(values) or NOT_SERVED
         if answer is None:
@@ -415,7 +421,7 @@ class PostgresStore(Store):
                 raise HandleAlreadyExists(f"handle {handle} already exists")
             if checked:
                 await conn.execute(self._sql.add_values, key, *_columns(checked))
-            await self._refresh_answer(conn, key)
+            await self._refresh_answer(conn, key, checked)
             return await self._log(conn, "create", handle)
 
         return await self._write(tx, effects=effects)

@@ -760,12 +760,15 @@ class SQLiteStore(Store):
         await self._write(tx, alone=True)
         return last[0] if last else None
 
-    def _refresh_answer(self, conn: sqlite3.Connection, key: str) -> None:
+    def _refresh_answer(
+        self, conn: sqlite3.Connection, key: str, record: list[HandleValue] | None = None
+    ) -> None:
         """Replace the stored public answer of ``key`` by one of its record as it now is (in
-        the write's transaction), or drop it without an encoder or a record."""
+        the write's transaction), or drop it without an encoder or a record. ``record``: the
+        values just written as the whole record (a create), so it need not be read back."""
         answer = None
         if self._answers is not None:
-            values = _read_record(conn, key)
+            values = _read_record(conn, key) if record is None else record
             if values is not None:
                 answer = self._answers(values) or NOT_SERVED
         if answer is None:
@@ -832,7 +835,7 @@ class SQLiteStore(Store):
         prefix = prefix_key(handle)
         conn.execute("INSERT INTO handles VALUES (?, ?, ?)", (key, handle, prefix))
         conn.executemany(_INSERT_VALUE, [_value_row(key, v) for v in values])
-        self._refresh_answer(conn, key)
+        self._refresh_answer(conn, key, values)
         return self._log(conn, action, handle)
 
     async def delete_handle(self, handle: str, *, effects: Effects = NO_EFFECTS) -> int:
