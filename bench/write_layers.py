@@ -12,8 +12,12 @@ COMMITs as it does for concurrent clients), each for ``--seconds``:
    each identifier beforehand: the store's transaction alone;
 3. **store, the record alone**: ``store.create_handle`` without effects: the handle, its
    values, its stored answer and the log entry;
-4. **SQLite alone**: the statements of layer 3 with their arguments prepared beforehand,
-   in the same group commits (``executemany`` per group): what SQLite itself costs.
+4. **SQLite alone**: the statements of layer 3 (arguments built in the loop, ``executemany``
+   per table) with 1, 8 and 32 creates a transaction: what SQLite itself costs, and how
+   much of it each COMMIT costs.
+
+Between 3 and 4 it prints which B-trees one create alone writes (the WAL's frames: a page
+each, and two ``pwrite`` calls a frame): the cost every transaction pays, however small.
 
 Each line prints creates/s and the process's CPU per create (every thread: the store's
 checkpoints included). The difference between two layers is the cost of the one above;
@@ -33,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -50,7 +55,7 @@ from idnode.store.effects import NO_EFFECTS  # noqa: E402
 
 PREFIX = "20.500.162"
 OPERATOR = Identity(f"0.NA/{PREFIX}", 300)
-BATCH = 32  # layer 4: rows a group commit holds at most, as the store's _GROUP_MAX
+BATCHES = (1, 8, 32)  # layer 4: creates a transaction (32: the store's most a group commit)
 
 
 def url_value(n: int) -> list[HandleValue]:
@@ -105,12 +110,31 @@ async def layers(root: Path, seconds: float, tasks: int) -> None:
             tasks,
             lambda n: store.create_handle(f"{PREFIX}/rec-{n}", url_value(n)),
         )
+        await pages_of_one_create(root / "node.db", store, admin)
     finally:
         await node.close()
 
 
-def sqlite_alone(db: Path, seconds: float) -> None:
-    """Layer 4: the record's statements, arguments ready, BATCH creates a transaction."""
+async def pages_of_one_create(db: Path, store, admin) -> None:
+    """Which B-trees one create alone in its transaction writes: the WAL's frames (one page
+    each, written with two ``pwrite`` calls) named by SQLite's ``dbstat``."""
+    conn = store.inner._wconn  # (EncryptedStore over SQLiteStore; the writer's connection)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    await admin.create_handle(OPERATOR, f"{PREFIX}/one", url_value(0))
+    wal = Path(f"{db}-wal").read_bytes()
+    page_size = int.from_bytes(wal[8:12], "big")
+    pages = [
+        int.from_bytes(wal[at : at + 4], "big")
+        for at in range(32, len(wal) - page_size - 23, 24 + page_size)
+    ]
+    names = dict(conn.execute("SELECT pageno, name FROM dbstat"))
+    trees = Counter(names.get(p, f"page {p}") for p in pages)
+    print(f"  one create alone writes {len(pages)} pages: " + ", ".join(
+        name if n == 1 else f"{name} x{n}" for name, n in sorted(trees.items())))  # fmt: skip
+
+
+def sqlite_alone(db: Path, seconds: float, batch: int) -> None:
+    """Layer 4: the record's statements, arguments ready, ``batch`` creates a transaction."""
     from idnode.store.sqlite import _INSERT_VALUE, _PUT_ANSWER, _answer_row, _value_row
     from idnode.wire.public_answer import ENCODER
 
@@ -121,8 +145,8 @@ def sqlite_alone(db: Path, seconds: float) -> None:
     stop_at = time.monotonic() + seconds
     while time.monotonic() < stop_at:
         handles, values, answers, logs = [], [], [], []
-        for n in range(made, made + BATCH):
-            handle, record = f"{PREFIX}/sql-{n}", url_value(n)
+        for n in range(made, made + batch):
+            handle, record = f"{PREFIX}/sql-{batch}-{n}", url_value(n)
             key = handle_key(handle)
             handles.append((key, handle, handle_key(PREFIX)))
             values.extend(_value_row(key, v) for v in record)
@@ -134,10 +158,10 @@ def sqlite_alone(db: Path, seconds: float) -> None:
         conn.executemany(_PUT_ANSWER, answers)
         conn.executemany("INSERT INTO txlog (timestamp, action, handle) VALUES (?, ?, ?)", logs)
         conn.execute("COMMIT")
-        made += BATCH
+        made += batch
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     conn.close()
-    label = "4. SQLite alone (+ argument prep)"
+    label = f"4. SQLite alone, {batch} a transaction"
     print(f"  {label:34} {made / wall:8,.0f} creates/s  {cpu / made * 1e6:6.1f} us CPU a create")
 
 
@@ -153,7 +177,8 @@ def main() -> None:
                        capture_output=True)  # fmt: skip
         print(f"one process, {args.tasks} tasks, {args.seconds:g} s a layer")
         asyncio.run(layers(root, args.seconds, args.tasks))
-        sqlite_alone(root / "node.db", args.seconds)
+        for batch in BATCHES:
+            sqlite_alone(root / "node.db", args.seconds, batch)
     print("reproduce: .venv/bin/python bench/write_layers.py " + " ".join(sys.argv[1:]))
 
 
