@@ -48,11 +48,25 @@ chromium:
 # pipelining, the default mix (hits, unique misses, typed queries) and latency at a fixed rate.
 # First (issue 16): the store path with the cache off over BENCH_STORE_COUNT identifiers, and
 # cached resolution, as ratios to the Python floor measured in the same run (var-bench-store/
-# is seeded once, about two minutes for a million identifiers, and reused).
+# is seeded once, about two minutes for a million identifiers, and reused); authenticated
+# creates over sessions (binary and REST) with the statistics checked; a bulk import of
+# BENCH_IMPORT_ROWS template-checked records with the node serving and its resolution p99.
+# With BENCH_PG set to a PostgreSQL DSN (no schema: e.g. postgresql://postgres@127.0.0.1/test)
+# the store path and the import run on PostgreSQL too (schemas bench_store, bench_import).
 BENCH_STORE_COUNT ?= 1000000
+BENCH_IMPORT_ROWS ?= 1000000
+BENCH_PG ?=
 BENCH_RUN = $(BIN)/idnode bench run --seed-node var-bench --count 10000 --duration 10 --warmup 5
 bench: $(STAMP)
 	$(BIN)/python bench/store_path.py --count $(BENCH_STORE_COUNT) --seconds 5 --node var-bench-store
+	$(BIN)/python bench/writes.py --workers 1 --seconds 5 --paths binary,wrk
+	$(BIN)/python bench/import_bulk.py --rows $(BENCH_IMPORT_ROWS) --serve
+	@if [ -n "$(BENCH_PG)" ]; then set -ex; \
+		$(BIN)/python bench/store_path.py --count $(BENCH_STORE_COUNT) --seconds 5 \
+			--node var-bench-store-pg --store '$(BENCH_PG)?schema=bench_store'; \
+		$(BIN)/python bench/import_bulk.py --rows $(BENCH_IMPORT_ROWS) --serve \
+			--store '$(BENCH_PG)?schema=bench_import'; \
+	fi
 	$(BIN)/python bench/udp_floor.py --seconds 5
 	$(BENCH_RUN) --protocol udp,tcp,http --mix hit=100 \
 		--json-out bench/results/cached.json --html-out bench/results/cached.html
