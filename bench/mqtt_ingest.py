@@ -92,8 +92,10 @@ async def main(count: int, workdir: Path) -> None:
     forget_session(client_id)
     registered = sum(r["status"] == "registered" for r in replies)
     cpu = cpu1.user + cpu1.system - cpu0.user - cpu0.system
-    print(f"{registered} of {count} registrations from MQTT in {took:.1f} s: "
-          f"{registered / took:,.0f} registrations/s (QoS 1, ack after commit, SQLite)")
+    print(
+        f"{registered} of {count} registrations from MQTT in {took:.1f} s: "
+        f"{registered / took:,.0f} registrations/s (QoS 1, ack after commit, SQLite)"
+    )
     print(f"CPU of this process (node + the test's MQTT clients) {cpu:.1f} s; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
     await node.close()

@@ -41,10 +41,18 @@ def main() -> None:
     seconds = parser.parse_args().seconds
     random = SeededRandom(1)
     rate("10320/LOC weighted choice", lambda: redirect_target(VALUES, (), random), seconds)
-    rate("10320/LOC locatt=country:cn", lambda: redirect_target(VALUES, (("country", "cn"),), random), seconds)  # noqa: E501
+    rate(
+        "10320/LOC locatt=country:cn",
+        lambda: redirect_target(VALUES, (("country", "cn"),), random),
+        seconds,
+    )  # noqa: E501
     rate("HTML page of 12 values", lambda: values_page("88.123/x", VALUES, "zh", "n"), seconds)
     rate("QR label, SVG, level M", lambda: qr_code(URL_TEXT, LabelOptions("svg")), seconds)
-    rate("QR label, PNG scale 8, level H", lambda: qr_code(URL_TEXT, LabelOptions("png", 8, 4, "H")), seconds)  # noqa: E501
+    rate(
+        "QR label, PNG scale 8, level H",
+        lambda: qr_code(URL_TEXT, LabelOptions("png", 8, 4, "H")),
+        seconds,
+    )  # noqa: E501
 
 
 if __name__ == "__main__":

@@ -56,8 +56,10 @@ async def main(rows: int, links: int, workdir: Path) -> None:
         took = time.perf_counter() - t0
         kept = await reg.store.query_value("SELECT count(*) FROM {s}.record_templates")
         what = "template version kept per record" if kept else "no refs"
-        print(f"bulk import ({what}): {job['imported']} identifiers"
-              f" in {took:.1f} s = {job['imported'] / took:,.0f}/s ({kept} refs kept)")
+        print(
+            f"bulk import ({what}): {job['imported']} identifiers"
+            f" in {took:.1f} s = {job['imported'] / took:,.0f}/s ({kept} refs kept)"
+        )
 
         templates = CustomTemplates(reg)
         doc = copy.deepcopy(reg.catalog.get("auto-parts@1").describe())
@@ -67,8 +69,10 @@ async def main(rows: int, links: int, workdir: Path) -> None:
         t0 = time.perf_counter()
         report = await templates.validate("auto-parts@2", PREFIX, min(rows, 10_000))
         took = time.perf_counter() - t0
-        print(f"re-validate against auto-parts@2: {report['checked']} records in {took:.2f} s"
-              f" = {report['checked'] / took:,.0f}/s ({len(report['failed'])} would fail)")
+        print(
+            f"re-validate against auto-parts@2: {report['checked']} records in {took:.2f} s"
+            f" = {report['checked'] / took:,.0f}/s ({len(report['failed'])} would fail)"
+        )
     finally:
         await node.close()
 
@@ -80,16 +84,21 @@ async def main(rows: int, links: int, workdir: Path) -> None:
     t0 = time.perf_counter()
     verdict, _, _ = judge((0, GENESIS), {"seq": links, "digest": prev, "since": 0, "links": chain})
     took = time.perf_counter() - t0
-    print(f"parent's check of {links} audit links: {verdict} in {took:.2f} s"
-          f" = {links / took:,.0f} links/s")
+    print(
+        f"parent's check of {links} audit links: {verdict} in {took:.2f} s"
+        f" = {links / took:,.0f} links/s"
+    )
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--links", type=int, default=10_000)
-    ap.add_argument("--no-refs", action="store_true",
-                    help="keep no template refs (the cost of keeping them, by difference)")
+    ap.add_argument(
+        "--no-refs",
+        action="store_true",
+        help="keep no template refs (the cost of keeping them, by difference)",
+    )
     args = ap.parse_args()
     if args.no_refs:
         from idnode.registry import record_templates

@@ -59,7 +59,12 @@ def main() -> int:
     parser.add_argument("--wait", type=float, default=0.5, help="seconds an answer is awaited")
     args = parser.parse_args()
     result = run(
-        args.count, args.sources, args.fair, args.processes, args.burst, not args.cached,
+        args.count,
+        args.sources,
+        args.fair,
+        args.processes,
+        args.burst,
+        not args.cached,
         args.wait,
     )
     ratio = result["answered"] / result["asked"]

@@ -39,9 +39,7 @@ def test_a_client_hanging_up_mid_body_logs_one_line(tmp_path) -> None:
                 _hang_up_mid_body(node.host, node.http_port, method, path, kind)
         # the node is still well and answers everyone else
         with httpx.Client(timeout=10) as client:
-            eventually(
-                lambda: client.get(f"{node.http_url}/healthz").status_code == 200, "healthz"
-            )
+            eventually(lambda: client.get(f"{node.http_url}/healthz").status_code == 200, "healthz")
     finally:
         out = stop(node)
     assert "Traceback" not in out, out[-4000:]

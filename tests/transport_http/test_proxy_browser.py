@@ -92,4 +92,3 @@ def test_an_svg_label_decodes_to_the_proxy_url(node, page):
     shot = page.locator("svg").screenshot()
     found = zxingcpp.read_barcodes(Image.open(io.BytesIO(shot)))
     assert [f.text for f in found] == [f"{node.http_url}/{LOC}"]
-

@@ -60,9 +60,7 @@ TOUCH_SHARE = 60  # the idle timer is written when it moved by timeout / TOUCH_S
 TRIM_EVERY = 64  # sessions opened by one worker between two trims
 ACTION = "sessions"
 
-SELECT = (
-    "SELECT identity, nonce, created, last_used, ended FROM {s}.rest_sessions WHERE digest = ?"
-)
+SELECT = "SELECT identity, nonce, created, last_used, ended FROM {s}.rest_sessions WHERE digest = ?"
 INSERT = (
     "INSERT INTO {s}.rest_sessions (digest, identity, nonce, created, last_used)"
     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING"

@@ -110,9 +110,7 @@ class SessionTable:
         now = self._clock()
         self._make_room(now)
         own = None if timeout is None or timeout <= 0 else min(float(timeout), self.timeout)
-        session = Session(
-            self._new_id(), self._new_token(), now, now, identity, nonce, keys, own
-        )
+        session = Session(self._new_id(), self._new_token(), now, now, identity, nonce, keys, own)
         self._by_id[session.id] = session
         self._by_token[session.token] = session
         return session.id

@@ -230,8 +230,14 @@ class Console:
                 passphrase=str(form.get("passphrase") or ""),
             )  # fmt: skip
         except SignInRefused:
-            return self.page(request, "login.html", None, status=401, next="",
-                             handle_error=_("The identity or its key did not check out."))
+            return self.page(
+                request,
+                "login.html",
+                None,
+                status=401,
+                next="",
+                handle_error=_("The identity or its key did not check out."),
+            )
         response = RedirectResponse(BASE + "/", 303)
         self._set_session(request, response, self.cookies.new(subject))
         return response
@@ -390,11 +396,19 @@ class Console:
             message = _("The identifier was registered.")
         elif request.query_params.get("edited"):
             message = _("The fields were saved; the previous version is in the history.")
-        return self.page(request, "handle.html", who, handle=handle, values=values,
-                         history=history, message=message, error=error,
-                         state=history.get("state", "active"),
-                         resolves=await self.resolves(handle),
-                         editable=self.reg.states.template_of(prefix_part(handle)) is not None)
+        return self.page(
+            request,
+            "handle.html",
+            who,
+            handle=handle,
+            values=values,
+            history=history,
+            message=message,
+            error=error,
+            state=history.get("state", "active"),
+            resolves=await self.resolves(handle),
+            editable=self.reg.states.template_of(prefix_part(handle)) is not None,
+        )
 
     async def resolves(self, handle: str) -> bool:
         """Whether the public resolves ``handle`` (the test ``/qr`` applies to draw a label)."""

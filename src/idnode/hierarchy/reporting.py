@@ -178,7 +178,8 @@ class ReportBook:
             raise DelegationError(str(exc)) from None
         await self.store.apply(
             Effects(
-                statements=(*(() if head is None else (head,)),
+                statements=(
+                    *(() if head is None else (head,)),
                     Statement(
                         "INSERT INTO {s}.reports (key, time, body) VALUES (?, ?, ?)",
                         (key, now, orjson.dumps(report).decode()),

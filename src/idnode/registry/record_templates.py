@@ -47,4 +47,3 @@ def prefix_range(prefix: str) -> tuple[str, str]:
     """Keys ``>= low`` and ``< high`` are exactly the identifiers under ``prefix``."""
     key = handle_key(prefix)
     return key + "/", key + "0"  # "0" is the character after "/"
-

@@ -28,9 +28,7 @@ if TYPE_CHECKING:
     from idnode.registry.service import Registry
 
 
-async def register_fields(
-    reg: Registry, who: Account, handle: str, fields: dict[str, str]
-) -> str:
+async def register_fields(reg: Registry, who: Account, handle: str, fields: dict[str, str]) -> str:
     """Create ``handle`` from ``fields`` (empty ones left out); its name as created. The
     caller has checked that ``who`` may act for the handle's prefix."""
     row = await reg.prefixes.get(prefix_part(handle))

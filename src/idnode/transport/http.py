@@ -218,9 +218,7 @@ class RestApi:
         try:
             caller = await self.auth.caller(request)
         except HttpAuthFailed as exc:
-            return await self._unauthorized(
-                request, handle, f"authentication failed: {exc}", exc
-            )
+            return await self._unauthorized(request, handle, f"authentication failed: {exc}", exc)
         try:
             status, body = await work(caller.identity)
         except IdnodeError as exc:

@@ -258,9 +258,7 @@ class Limits:
             return True
         by_address = self.auth_udp if udp else self.auth
         by_identity = self.auth_identity_udp if udp else self.auth_identity
-        return by_address.has_tokens(host) and (
-            not identity or by_identity.has_tokens(identity)
-        )
+        return by_address.has_tokens(host) and (not identity or by_identity.has_tokens(identity))
 
     def auth_failed(self, host: str, identity: str | None = None, *, udp: bool = False) -> None:
         """A proof failed (or named no challenge): charge the address and the identity."""

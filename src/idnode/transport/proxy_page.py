@@ -116,9 +116,7 @@ def values_page(handle: str, values: Sequence[HandleValue], lang: str, node: str
         for v in sorted(values, key=lambda v: v.index)
     )
     if rows:
-        head = "".join(
-            f"<th>{_esc(text[k])}</th>" for k in ("index", "type", "data", "timestamp")
-        )
+        head = "".join(f"<th>{_esc(text[k])}</th>" for k in ("index", "type", "data", "timestamp"))
         table = f'<table id="values"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
     else:
         table = f'<p id="none">{_esc(text["none"])}</p>'
