@@ -34,18 +34,8 @@ ALLOWED: dict[str, set[str]] = {
     # factory-floor registration over MQTT: a feature's client, writing through the registry
     "ingest": {CORE, "crypto", "wire", "store", "auth", "service", "client", "registry"},
     # the web console: pages over the registry's and the node's services, served over HTTP
-    "console": {
-        CORE,
-        "crypto",
-        "wire",
-        "store",
-        "auth",
-        "service",
-        "client",
-        "transport",
-        "registry",
-        "schemes",
-    },  # fmt: skip
+    "console": {CORE, "crypto", "wire", "store", "auth", "service", "client", "transport",
+                "registry", "schemes"},  # fmt: skip
     "app": {
         CORE,
         "crypto",
